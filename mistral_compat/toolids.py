@@ -1,0 +1,69 @@
+"""Tool-call ids: Mistral takes exactly 9 characters of [a-zA-Z0-9] (mistral-common's validator).
+
+OpenAI-style ids (`call_` + 24 characters, `toolu_...`, UUIDs) are mapped to such an id
+deterministically: the same id maps to the same 9 characters in every request, because clients
+resend the whole history each turn. Valid ids are kept, and no two distinct ids share one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from .changes import TOOL_ID
+
+VALID = re.compile(r"[a-zA-Z0-9]{9}")
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def is_valid(tool_id: object) -> bool:
+    return isinstance(tool_id, str) and VALID.fullmatch(tool_id) is not None
+
+
+def derive(tool_id: str, attempt: int = 0) -> str:
+    """The 9-character id for tool_id (attempt > 0 only on a collision)."""
+    seed = tool_id if attempt == 0 else f"{tool_id}\x00{attempt}"
+    n = int.from_bytes(hashlib.sha256(seed.encode("utf-8", "surrogatepass")).digest()[:8], "big")
+    out = []
+    for _ in range(9):
+        n, r = divmod(n, 62)
+        out.append(_ALPHABET[r])
+    return "".join(out)
+
+
+def _references(messages: list):
+    """Yield (container, key, path) for every tool-call id in a message list."""
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            continue
+        if msg.get("role") == "tool" and isinstance(msg.get("tool_call_id"), str):
+            yield msg, "tool_call_id", (i, "tool_call_id")
+        calls = msg.get("tool_calls")
+        if msg.get("role") == "assistant" and isinstance(calls, list):
+            for j, call in enumerate(calls):
+                if isinstance(call, dict) and isinstance(call.get("id"), str):
+                    yield call, "id", (i, "tool_calls", j, "id")
+
+
+def repair(messages: list, fx, path: tuple) -> None:
+    """Map every invalid tool-call id in messages, the same way in calls and tool results."""
+    refs = list(_references(messages))
+    if all(is_valid(c[k]) for c, k, _ in refs):
+        return
+    taken = {c[k] for c, k, _ in refs if is_valid(c[k])}
+    mapping: dict[str, str] = {}
+    for container, key, sub in refs:
+        old = container[key]
+        if is_valid(old):
+            continue
+        new = mapping.get(old)
+        if new is None:
+            attempt = 0
+            new = derive(old)
+            while new in taken:
+                attempt += 1
+                new = derive(old, attempt)
+            mapping[old] = new
+            taken.add(new)
+        container[key] = new
+        fx.add(TOOL_ID, path + sub, f"{old} -> {new}")
