@@ -23,6 +23,7 @@ import json
 import re
 import shutil
 import socket
+import socketserver
 import ssl
 import struct
 import sys
@@ -35,7 +36,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import brotli
 import jsonschema
+import trustme
+import zstandard
 from jsonschema import Draft202012Validator, ValidationError
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "fixtures" / "mistral_request_schemas.json"
@@ -407,3 +411,480 @@ def validate(path: str, body: bytes):
         except Rejected as exc:
             return 400, exc.body
     return None
+
+
+# ---------------------------------------------------------------------------
+# Successful answers
+
+AGENT_MODEL = "mistral-medium-latest"
+COMPLETION_PATHS = CHAT_PATHS + ("/v1/fim/completions",)
+MODERATION_CATEGORIES = (
+    "sexual", "hate_and_discrimination", "violence_and_threats", "dangerous_and_criminal_content",
+    "selfharm", "health", "financial", "law", "pii",
+)
+MODELS = ("mistral-large-latest", "mistral-medium-latest", "mistral-small-latest", "codestral-latest",
+          "mistral-embed", "mistral-moderation-latest", "mistral-ocr-latest")
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _model(data: dict) -> str:
+    return data.get("model") or AGENT_MODEL
+
+
+def _usage(data: dict, completion_tokens: int) -> dict:
+    prompt_tokens = max(1, len(json.dumps(data)) // 4)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def chat_completion(data: dict) -> dict:
+    choices = [
+        {"index": i, "message": {"role": "assistant", "content": "ok", "tool_calls": None}, "finish_reason": "stop"}
+        for i in range(data.get("n") or 1)
+    ]
+    return {"id": _new_id(), "object": "chat.completion", "created": int(time.time()), "model": _model(data),
+            "choices": choices, "usage": _usage(data, 1)}
+
+
+def chat_chunks(data: dict, events: int):
+    """The chunk objects of a streamed completion, the last one with usage."""
+    head = {"id": _new_id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": _model(data)}
+    for i in range(events):
+        delta = {"role": "assistant", "content": f"tok{i} "}
+        yield dict(head, choices=[{"index": 0, "delta": delta, "finish_reason": None}])
+    final = [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]
+    yield dict(head, choices=final, usage=_usage(data, events))
+
+
+def _vector(text: str, size: int) -> list:
+    digest = b""
+    while len(digest) < size:
+        digest += hashlib.sha256(f"{len(digest)}:{text}".encode()).digest()
+    return [round((b - 128) / 256, 4) for b in digest[:size]]
+
+
+def embeddings(data: dict) -> dict:
+    inputs = [data["input"]] if isinstance(data["input"], str) else data["input"]
+    size = data.get("output_dimension") or 8
+    items = []
+    for index, text in enumerate(inputs):
+        vector = _vector(text, size)
+        if data.get("encoding_format") == "base64":
+            vector = base64.b64encode(struct.pack(f"<{size}f", *vector)).decode()
+        items.append({"object": "embedding", "index": index, "embedding": vector})
+    return {"id": _new_id(), "object": "list", "data": items, "model": data["model"], "usage": _usage(data, 0)}
+
+
+def _moderation_result() -> dict:
+    return {"categories": {c: False for c in MODERATION_CATEGORIES},
+            "category_scores": {c: 0.001 for c in MODERATION_CATEGORIES}}
+
+
+def _classification_result() -> dict:
+    return {"intent": {"scores": {"ok": 0.9, "other": 0.1}}}
+
+
+def _count(inputs, single) -> int:
+    """How many items an `input` holds: one when it is a single item."""
+    return 1 if single(inputs) else len(inputs)
+
+
+def moderations(data: dict, result, single) -> dict:
+    results = [result() for _ in range(_count(data["input"], single))]
+    return {"id": _new_id(), "model": data["model"], "results": results}
+
+
+def ocr(data: dict) -> dict:
+    page = {"index": 0, "markdown": "ok", "images": [], "dimensions": {"dpi": 200, "height": 2200, "width": 1700}}
+    return {"pages": [page], "model": data.get("model") or "mistral-ocr-latest", "document_annotation": None,
+            "usage_info": {"pages_processed": 1, "doc_size_bytes": None}}
+
+
+def models_list() -> dict:
+    created = int(time.time())
+    data = [{"id": m, "object": "model", "created": created, "owned_by": "mistralai"} for m in MODELS]
+    return {"object": "list", "data": data}
+
+
+_ANSWERS = {
+    "/v1/embeddings": embeddings,
+    "/v1/moderations": lambda d: moderations(d, _moderation_result, lambda x: isinstance(x, str)),
+    "/v1/classifications": lambda d: moderations(d, _classification_result, lambda x: isinstance(x, str)),
+    "/v1/chat/moderations": lambda d: moderations(
+        d, _moderation_result, lambda x: not x or isinstance(x[0], dict)),
+    "/v1/chat/classifications": lambda d: moderations(
+        d, _classification_result, lambda x: isinstance(x, dict)),
+    "/v1/ocr": ocr,
+}
+
+
+def answer(route: str, data: dict) -> dict:
+    """The JSON answer to a valid, non-streamed request."""
+    if route in COMPLETION_PATHS:
+        return chat_completion(data)
+    return _ANSWERS[route](data)
+
+
+_STATUS_ERRORS = {429: ("Rate limit exceeded", "rate_limited", "1300")}
+
+
+def status_error(status: int) -> dict:
+    """A Mistral-style error body for a status forced with `x-fake-status`."""
+    default_type = "invalid_request_error" if status < 500 else "internal_server_error"
+    message, type_, code = _STATUS_ERRORS.get(status, (http.client.responses.get(status, "Error"), default_type, None))
+    return error_body(message, type_, code)
+
+
+# ---------------------------------------------------------------------------
+# Request bodies: chunked framing and Content-Encoding
+
+
+def _inflate(data: bytes) -> bytes:
+    try:
+        return zlib.decompress(data)
+    except zlib.error:
+        return zlib.decompress(data, -zlib.MAX_WBITS)  # raw deflate, as some clients send
+
+
+def _unzstd(data: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+
+
+DECODERS = {
+    "identity": lambda data: data,
+    "gzip": gzip.decompress,
+    "x-gzip": gzip.decompress,
+    "deflate": _inflate,
+    "br": brotli.decompress,
+    "zstd": _unzstd,
+}
+
+
+def decode_content(data: bytes, header_values: list) -> bytes:
+    """Undo the Content-Encoding(s), last applied first; ValueError when impossible."""
+    codings = [c.strip().lower() for value in header_values for c in value.split(",") if c.strip()]
+    for coding in reversed(codings):
+        if coding not in DECODERS:
+            raise ValueError(f"Unsupported Content-Encoding: {coding}")
+        try:
+            data = DECODERS[coding](data)
+        except Exception as exc:  # each library raises its own error type
+            raise ValueError(f"Could not decode request body with Content-Encoding {coding}: {exc}") from None
+    return data
+
+
+def read_chunked(rfile) -> bytes:
+    """Read a chunked body (RFC 9112 7.1); ValueError on broken framing."""
+    parts = []
+    while True:
+        line = rfile.readline(65537)
+        if not line.endswith(b"\n"):
+            raise ValueError("truncated chunk size line")
+        size = int(line.split(b";", 1)[0].strip(), 16)
+        if size == 0:
+            break
+        data = rfile.read(size)
+        if len(data) != size or rfile.readline(3).strip():
+            raise ValueError("truncated or malformed chunk")
+        parts.append(data)
+    while rfile.readline(65537).strip():  # trailer fields
+        pass
+    return b"".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# HTTP server
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as the fake saw it."""
+
+    method: str
+    path: str  # with the query string
+    headers: list  # [(name, value), ...] in the order and case received
+    raw_body: bytes  # as on the wire, after de-chunking
+    body: bytes  # after Content-Encoding decoding
+    status: int  # the status the fake answered
+
+    def header(self, name: str):
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeMistral/1.0"
+    timeout = 60
+
+    def setup(self):
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_POST(self):
+        try:
+            raw = self._read_body()
+        except ValueError as exc:
+            self.close_connection = True
+            return self._reply(b"", b"", 400, error_body(f"Invalid request body framing: {exc}"))
+        try:
+            body = decode_content(raw, self.headers.get_all("Content-Encoding") or [])
+        except ValueError as exc:
+            return self._reply(raw, raw, 400, error_body(str(exc)))
+        self._dispatch(raw, body)
+
+    do_GET = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_POST
+
+    def _read_body(self) -> bytes:
+        coding = self.headers.get("Transfer-Encoding")
+        if coding:
+            if coding.split(",")[-1].strip().lower() != "chunked":
+                raise ValueError(f"unsupported Transfer-Encoding {coding}")
+            return read_chunked(self.rfile)
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length)
+        if len(data) != length:
+            raise ValueError("body shorter than Content-Length")
+        return data
+
+    def _dispatch(self, raw: bytes, body: bytes):
+        route = self.path.split("?", 1)[0]
+        forced = self._forced_status()
+        if forced:
+            return self._reply(raw, body, forced, status_error(forced))
+        if self.command == "OPTIONS":
+            return self._reply(raw, body, 204, None)
+        if route == "/v1/models":
+            if self.command == "GET":
+                return self._reply(raw, body, 200, models_list())
+            return self._reply(raw, body, 405, error_body("Method Not Allowed"))
+        if route not in endpoint_paths():
+            return self._reply(raw, body, 404, error_body("Not Found"))
+        if self.command != "POST":
+            return self._reply(raw, body, 405, error_body("Method Not Allowed"))
+        outcome = validate(route, body)
+        if outcome:
+            return self._reply(raw, body, *outcome)
+        data = json.loads(body)
+        if data.get("stream") and route in COMPLETION_PATHS:
+            return self._stream(raw, body, data)
+        return self._reply(raw, body, 200, answer(route, data))
+
+    def _forced_status(self):
+        value = self.headers.get("x-fake-status", "").strip()
+        return int(value) if value.isdigit() and 100 <= int(value) <= 599 else None
+
+    def _record(self, raw: bytes, body: bytes, status: int):
+        headers = list(self.headers.items())
+        self.server.fake._record(Received(self.command, self.path, headers, raw, body, status))
+
+    def _common_headers(self):
+        request_id = _new_id()
+        for name, value in (
+            ("x-request-id", request_id),
+            ("mistral-correlation-id", request_id),
+            ("x-ratelimit-limit-tokens-minute", "500000"),
+            ("x-ratelimit-remaining-tokens-minute", "499000"),
+            ("x-ratelimit-limit-tokens-month", "1000000000"),
+            ("x-ratelimit-remaining-tokens-month", "999000000"),
+            ("ratelimitbysize-limit", "500000"),
+            ("ratelimitbysize-remaining", "499000"),
+            ("ratelimitbysize-reset", "60"),
+            ("access-control-allow-origin", "*"),
+        ):
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+
+    def _reply(self, raw: bytes, body: bytes, status: int, payload):
+        self._record(raw, body, status)
+        data = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+        self.send_response(status)
+        self._common_headers()
+        if status == 204:
+            self.send_header("access-control-allow-methods", "GET, POST, OPTIONS")
+            self.send_header("access-control-allow-headers", "authorization, content-type")
+        else:
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _stream(self, raw: bytes, body: bytes, data: dict):
+        self._record(raw, body, 200)
+        fake = self.server.fake
+        self.send_response(200)
+        self._common_headers()
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for chunk in chat_chunks(data, fake.stream_events):
+                self._write_chunk(b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n")
+                if chunk["choices"][0]["finish_reason"] is None:
+                    time.sleep(fake.stream_interval)
+            self._write_chunk(b"data: [DONE]\n\n")
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away
+            self.close_connection = True
+
+    def _write_chunk(self, data: bytes):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake, port: int, ssl_context):
+        self.fake = fake
+        self.ssl_context = ssl_context
+        self._connections = set()
+        self._connections_lock = threading.Lock()
+        super().__init__((HOST, port), _Handler)
+
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)  # skips HTTPServer's reverse DNS lookup
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def get_request(self):
+        sock, address = super().get_request()
+        if self.ssl_context is not None:  # the handshake runs in the handler thread
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._connections_lock:
+            self._connections.add(sock)
+        return sock, address
+
+    def shutdown_request(self, request):
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self):
+        with self._connections_lock:
+            connections = list(self._connections)
+        for sock in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], OSError):  # resets and TLS failures are expected
+            super().handle_error(request, client_address)
+
+
+class FakeMistral:
+    """A strict fake Mistral API on 127.0.0.1, in a background thread."""
+
+    def __init__(self, tls: bool = False, stream_events: int = 5, stream_interval: float = 0.05,
+                 port: int = 0, log: bool = False):
+        self.tls = tls
+        self.stream_events = stream_events
+        self.stream_interval = stream_interval
+        self.ca_pem = None
+        self._requested_port = port
+        self._log = log
+        self._server = None
+        self._thread = None
+        self._tmpdir = None
+        self._records = []
+        self._lock = threading.Lock()
+
+    def start(self) -> "FakeMistral":
+        context = self._tls_context() if self.tls else None
+        self._server = _Server(self, self._requested_port, context)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"fake-mistral-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.close_connections()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._server = None
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self) -> "FakeMistral":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1] if self._server else self._requested_port
+
+    @property
+    def url(self) -> str:
+        if self.tls:
+            return f"https://localhost:{self.port}"
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def received(self) -> list:
+        """A snapshot of the requests received so far, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def _record(self, record: Received) -> None:
+        with self._lock:
+            self._records.append(record)
+        if self._log:
+            print(f"{record.method} {record.path} -> {record.status}", file=sys.stderr, flush=True)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        ca = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+        context.set_alpn_protocols(["http/1.1"])
+        self._tmpdir = tempfile.mkdtemp(prefix="fake-mistral-")
+        self.ca_pem = str(Path(self._tmpdir) / "ca.pem")
+        ca.cert_pem.write_to_path(self.ca_pem)
+        return context
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Serve a strict fake Mistral API on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway trustme CA")
+    parser.add_argument("--stream-events", type=int, default=5)
+    parser.add_argument("--stream-interval", type=float, default=0.05)
+    args = parser.parse_args(argv)
+    fake = FakeMistral(tls=args.tls, stream_events=args.stream_events, stream_interval=args.stream_interval,
+                       port=args.port, log=True).start()
+    print(fake.url, flush=True)
+    if fake.ca_pem:
+        print(f"CA certificate: {fake.ca_pem}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
