@@ -22,6 +22,7 @@ import http.client
 import json
 import re
 import shutil
+import signal
 import socket
 import socketserver
 import ssl
@@ -39,7 +40,6 @@ from pathlib import Path
 import brotli
 import jsonschema
 import trustme
-import zstandard
 from jsonschema import Draft202012Validator, ValidationError
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "fixtures" / "mistral_request_schemas.json"
@@ -549,18 +549,42 @@ def _inflate(data: bytes) -> bytes:
         return zlib.decompress(data, -zlib.MAX_WBITS)  # raw deflate, as some clients send
 
 
-def _unzstd(data: bytes) -> bytes:
-    return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+def _zstd_codec():
+    """(compress, decompress) from zstandard (mitmproxy 11) or the PEP 784 zstd (mitmproxy 12)."""
+    try:
+        import zstandard
+    except ImportError:
+        try:
+            from compression import zstd  # Python 3.14+
+        except ImportError:
+            from backports import zstd
+        return zstd.compress, zstd.decompress
+    return (lambda data: zstandard.ZstdCompressor().compress(data),
+            lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data))
 
 
+_zstd_compress, _zstd_decompress = _zstd_codec()
+
+ENCODERS = {
+    "identity": lambda data: data,
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+    "zstd": _zstd_compress,
+}
 DECODERS = {
     "identity": lambda data: data,
     "gzip": gzip.decompress,
     "x-gzip": gzip.decompress,
     "deflate": _inflate,
     "br": brotli.decompress,
-    "zstd": _unzstd,
+    "zstd": _zstd_decompress,
 }
+
+
+def encode_content(data: bytes, coding: str) -> bytes:
+    """Apply one Content-Encoding (handy for tests that send compressed bodies)."""
+    return ENCODERS[coding](data)
 
 
 def decode_content(data: bytes, header_values: list) -> bytes:
@@ -871,6 +895,7 @@ def main(argv=None) -> int:
     parser.add_argument("--stream-events", type=int, default=5)
     parser.add_argument("--stream-interval", type=float, default=0.05)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on SIGTERM too
     fake = FakeMistral(tls=args.tls, stream_events=args.stream_events, stream_interval=args.stream_interval,
                        port=args.port, log=True).start()
     print(fake.url, flush=True)
