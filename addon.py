@@ -13,17 +13,20 @@ import json
 import logging
 from collections.abc import Sequence
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import contentviews, ctx, exceptions, http
 from mitmproxy.proxy import mode_specs
 
-from mistral_compat import changes as changes_mod
+from mistral_compat import report
+from mistral_compat.changes import Change
 from mistral_compat.hosts import HostSet
+from mistral_compat.redact import redact_text
 from mistral_compat.rewrite import rewrite
 from mistral_compat.rules import builtin
 
 logger = logging.getLogger(__name__)
 
-META = "mistral_compat"  # flow.metadata key: what the addon did to this flow
+META = "mistral_compat"  # flow.metadata key: what the addon saw and did (read by Report, the content view)
+MARKER = ":wrench:"      # flow.marked on changed flows: stands out in mitmweb's and the console's flow list
 
 
 def error_response(status: int, message: str) -> http.Response:
@@ -33,26 +36,29 @@ def error_response(status: int, message: str) -> http.Response:
     return http.Response.make(status, json.dumps(body), {"content-type": "application/json"})
 
 
-def is_matched(flow: http.HTTPFlow, hosts: HostSet) -> bool:
-    """Bound for Mistral: a Mistral host, a configured host, or anything on a reverse-proxy listener."""
-    return flow.request.host in hosts or isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode)
+def client_name(req: http.Request) -> str:
+    ua = req.headers.get("user-agent", "")
+    return ua[:80] if ua else "(no user-agent)"
 
 
-class MistralCompat:
+class Rewriter:
     """Rewrites request bodies on matched hosts to what each Mistral endpoint accepts."""
 
     def __init__(self) -> None:
         self.hosts = HostSet()
         self.rules = builtin()
+        self.dry_run = False
 
     def load(self, loader) -> None:
         loader.add_option(
-            name="mistral_hosts",
-            typespec=Sequence[str],
-            default=[],
+            name="mistral_hosts", typespec=Sequence[str], default=[],
             help="Extra hosts to treat as Mistral, besides api.mistral.ai and codestral.mistral.ai "
                  "(repeat the option for several; '*.example.com' matches every subdomain). "
                  "In reverse mode every request is treated as bound for Mistral.",
+        )
+        loader.add_option(
+            name="mistral_dry_run", typespec=bool, default=False,
+            help="Log what would be changed, but forward every body unchanged.",
         )
 
     def configure(self, updated) -> None:
@@ -61,45 +67,61 @@ class MistralCompat:
                 self.hosts = HostSet.parse(ctx.options.mistral_hosts)
             except ValueError as e:
                 raise exceptions.OptionsError(f"mistral_hosts: {e}") from e
+        if "mistral_dry_run" in updated:
+            self.dry_run = ctx.options.mistral_dry_run
 
     def running(self) -> None:
-        unknown = sorted(k for k in getattr(ctx.options, "deferred", {}) if k.startswith("mistral_"))
-        for name in unknown:
+        for name in sorted(k for k in getattr(ctx.options, "deferred", {}) if k.startswith("mistral_")):
             logger.warning(f"Unknown option {name!r} ignored: mistral-compat has no such option "
                            f"(its options are listed in the README).")
+
+    def matches(self, flow: http.HTTPFlow) -> bool:
+        """Bound for Mistral: a Mistral host, a configured host, or anything on a reverse-proxy listener."""
+        return flow.request.host in self.hosts or isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode)
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        if not is_matched(flow, self.hosts):
+        if not self.matches(flow):
             return
-        flow.metadata[META] = info = {"matched": True}
         req = flow.request
+        flow.metadata[META] = info = {"client": client_name(req)}
         if req.method != "POST":
             return
         endpoint = self.rules.endpoint(req.path)
         if endpoint is None:
             return
         info["endpoint"] = endpoint
+        info["dry_run"] = self.dry_run
         if req.raw_content is None:
-            logger.warning(f"{endpoint}: the request body was streamed (stream_large_bodies?) "
-                           f"and could not be rewritten")
+            logger.warning(f"mistral-compat {endpoint}: the request body was streamed "
+                           f"(stream_large_bodies?), so it could not be rewritten")
             return
         try:
-            body = req.get_content(strict=True)
+            body = req.get_content(strict=True) or b""
         except ValueError:
-            encoding = req.headers.get("content-encoding", "")
-            self._reject(flow, endpoint, f"the body cannot be decoded as Content-Encoding {encoding!r}")
+            self._reject(flow, "the body cannot be decoded as Content-Encoding "
+                               f"{req.headers.get('content-encoding', '')!r}")
             return
-        result = rewrite(self.rules, endpoint, body or b"")
+        result = rewrite(self.rules, endpoint, body)
+        if result.changes:
+            info["changes"] = result.changes
         if result.error:
-            self._reject(flow, endpoint, result.error)
-            return
-        if result.body is None:
-            return
-        info["changes"] = result.changes
-        req.content = result.body
-        logger.info(f"mistral-compat {endpoint} [{_client(req)}]: {changes_mod.summarize(result.changes)}")
+            self._reject(flow, result.error)
+        elif result.body is not None:
+            info["original"] = body
+            if not self.dry_run:
+                flow.backup()
+                req.content = result.body
+
+    def _reject(self, flow: http.HTTPFlow, message: str) -> None:
+        flow.metadata[META]["rejected"] = message
+        if not self.dry_run:
+            flow.response = error_response(400, message)
+
+
+class StreamEvents:
+    """Passes streamed answers (text/event-stream) through as they arrive instead of buffering them."""
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.error or not flow.live or META not in flow.metadata or not flow.response:
@@ -107,15 +129,130 @@ class MistralCompat:
         if flow.response.headers.get("content-type", "").startswith("text/event-stream"):
             flow.response.stream = True
 
-    def _reject(self, flow: http.HTTPFlow, endpoint: str, message: str) -> None:
-        flow.response = error_response(400, message)
-        flow.metadata[META]["rejected"] = message
-        logger.warning(f"mistral-compat {endpoint} [{_client(flow.request)}]: answered 400: {message}")
+
+class Report:
+    """Tells people what was changed: a log line, a flow comment and marker, a before/after content
+    view, and a per-client summary when mitmdump stops."""
+
+    def __init__(self) -> None:
+        self.summary = report.Summary()
+        self.view = BeforeAfterView()
+        self.debug = False
+
+    def configure(self, updated) -> None:
+        if "termlog_verbosity" in updated:
+            self.debug = getattr(ctx.options, "termlog_verbosity", "info") == "debug"
+
+    def running(self) -> None:
+        contentviews.add(self.view)
+
+    def done(self) -> None:
+        try:
+            contentviews.remove(self.view)
+        except (KeyError, ValueError):  # pragma: no cover - not registered
+            pass
+        table = self.summary.table()
+        if table:
+            logger.info(table)
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        info = flow.metadata.get(META)
+        if info is None or not flow.live:
+            return
+        client = info["client"]
+        self.summary.matched(client)
+        endpoint = info.get("endpoint")
+        if endpoint is None:
+            return
+        dry = info.get("dry_run", False)
+        changes = info.get("changes")
+        rejected = info.get("rejected")
+        if rejected:
+            self.summary.rejected(client)
+            verb = "would answer" if dry else "answered"
+            logger.warning(f"mistral-compat {endpoint} [{client}]: {verb} 400: {rejected}")
+        elif changes:
+            self.summary.changed(client, changes)
+            logger.info(report.log_line(endpoint, client, changes, dry))
+            flow.comment = report.comment(changes, dry)
+            flow.marked = MARKER
+            if self.debug:
+                logger.debug(report.before_after(info["original"], None if dry else flow.request.content, changes))
 
 
-def _client(req: http.Request) -> str:
-    ua = req.headers.get("user-agent", "")
-    return ua[:80] if ua else "no user-agent"
+def _view_text(data: bytes, flow, http_message) -> str | None:
+    info = getattr(flow, "metadata", {}).get(META) if flow is not None else None
+    if not info or "original" not in info or http_message is not getattr(flow, "request", None):
+        return None
+    changes = [Change(*c) for c in info.get("changes", [])]
+    return report.before_after(info["original"], None if info.get("dry_run") else data, changes)
 
 
-addons = [MistralCompat()]
+if hasattr(contentviews, "Contentview"):  # mitmproxy 12
+    class BeforeAfterView(contentviews.Contentview):
+        name = "mistral-compat"
+
+        def prettify(self, data: bytes, metadata) -> str:
+            text = _view_text(data, metadata.flow, metadata.http_message)
+            if text is None:
+                raise ValueError("not a request changed by mistral-compat")
+            return text
+
+        def render_priority(self, data: bytes, metadata) -> float:
+            return 2.0 if _view_text(b"", metadata.flow, metadata.http_message) is not None else -1
+else:  # mitmproxy 11
+    class BeforeAfterView(contentviews.View):
+        name = "mistral-compat"
+
+        def __call__(self, data, *, flow=None, http_message=None, **_):
+            text = _view_text(data, flow, http_message)
+            if text is None:
+                return "mistral-compat", contentviews.format_text(b"not a request changed by mistral-compat")
+            return "mistral-compat: before / after", contentviews.format_text(text)
+
+        def render_priority(self, data, *, flow=None, http_message=None, **_) -> float:
+            return 2.0 if _view_text(b"", flow, http_message) is not None else -1
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = redact_text(msg)
+        if clean is not msg and clean != msg:
+            record.msg, record.args = clean, ()
+        return True
+
+
+class _RedactingWriter:
+    """Wraps the dumper's output stream (the flow lines mitmdump prints) with the same redaction."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        return self._inner.write(redact_text(text))
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+class Redaction:
+    """Keeps API keys out of every log line mitmproxy prints, at any verbosity and flow_detail."""
+
+    def __init__(self) -> None:
+        self.filter = _RedactingFilter()
+
+    def running(self) -> None:
+        for handler in logging.getLogger().handlers:
+            if self.filter not in handler.filters:
+                handler.addFilter(self.filter)
+        dumper = ctx.master.addons.get("dumper")
+        if dumper is not None and hasattr(dumper, "outfp") and not isinstance(dumper.outfp, _RedactingWriter):
+            dumper.outfp = _RedactingWriter(dumper.outfp)
+
+    def done(self) -> None:
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(self.filter)
+
+
+addons = [Redaction(), Rewriter(), StreamEvents(), Report()]

@@ -31,9 +31,9 @@ class Mitmdump:
 
     def __init__(self, confdir: Path, *args: str) -> None:
         self.confdir = confdir
+        quiet = [] if any(a.startswith("flow_detail=") for a in args) else ["--set", "flow_detail=0"]
         self.cmd = [MITMDUMP, "--listen-host", "127.0.0.1", "--listen-port", "0",
-                    "--set", f"confdir={confdir}", "--set", "flow_detail=0",
-                    "-s", str(ROOT / "addon.py"), *args]
+                    "--set", f"confdir={confdir}", *quiet, "-s", str(ROOT / "addon.py"), *args]
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import ssl
 import time
-import zlib
 
-import brotli
 import httpx
 import pytest
-import zstandard
 
 import clients
 from conftest import Mitmdump
+from fake_mistral import encode_content
 from mistral_compat.rules import builtin
 
 RULES = builtin()
@@ -137,17 +134,14 @@ def test_every_endpoint(endpoint, body, expected, reverse, module_fake):
     assert last_body(module_fake) == expected
 
 
-@pytest.mark.parametrize("encoding,compress", [
-    ("gzip", gzip.compress), ("deflate", zlib.compress), ("br", brotli.compress),
-    ("zstd", zstandard.ZstdCompressor().compress),
-])
-def test_compressed_request_bodies(encoding, compress, reverse, module_fake):
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
+def test_compressed_request_bodies(encoding, reverse, module_fake):
     module_fake.clear()
-    r = post(reverse.url, "/v1/chat/completions", compress(json.dumps(DIRTY).encode()),
+    r = post(reverse.url, "/v1/chat/completions", encode_content(json.dumps(DIRTY).encode(), encoding),
              {"content-encoding": encoding})
     assert r.status_code == 200, r.text
     rec = module_fake.received[-1]
-    assert dict((k.lower(), v) for k, v in rec.headers)["content-encoding"] == encoding
+    assert rec.header("content-encoding") == encoding
     assert "stream_options" not in json.loads(rec.body)
 
 

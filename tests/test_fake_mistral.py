@@ -18,7 +18,11 @@ from fake_mistral import FakeMistral, encode_content, validate
 
 CHAT = "/v1/chat/completions"
 USER = {"role": "user", "content": "What is the weather in Paris?"}
-TOOL_CALL = {"id": "D681PevKs", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+TOOL_CALL = {
+    "id": "D681PevKs",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+}
 WEATHER_TOOL = {
     "type": "function",
     "function": {
