@@ -85,7 +85,7 @@ class Summary:
             else:
                 s.fields[f"{c.kind} {field_name(c)}"] += 1
 
-    def table(self, top: int = 12) -> str:
+    def table(self, top: int = 40) -> str:
         """A compact table for a bug report; empty when nothing was matched."""
         if not self.clients:
             return ""
