@@ -18,6 +18,7 @@ from mitmproxy.proxy import mode_specs
 
 from mistral_compat import report
 from mistral_compat.changes import Change
+from mistral_compat.cors import CorsPolicy
 from mistral_compat.hosts import HostSet
 from mistral_compat.redact import redact_text
 from mistral_compat.rewrite import rewrite
@@ -41,13 +42,11 @@ def client_name(req: http.Request) -> str:
     return ua[:80] if ua else "(no user-agent)"
 
 
-class Rewriter:
-    """Rewrites request bodies on matched hosts to what each Mistral endpoint accepts."""
+class Matcher:
+    """Decides which flows are bound for Mistral and marks them (flow.metadata[META]) for the others."""
 
     def __init__(self) -> None:
         self.hosts = HostSet()
-        self.rules = builtin()
-        self.dry_run = False
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -56,10 +55,6 @@ class Rewriter:
                  "(repeat the option for several; '*.example.com' matches every subdomain). "
                  "In reverse mode every request is treated as bound for Mistral.",
         )
-        loader.add_option(
-            name="mistral_dry_run", typespec=bool, default=False,
-            help="Log what would be changed, but forward every body unchanged.",
-        )
 
     def configure(self, updated) -> None:
         if "mistral_hosts" in updated:
@@ -67,25 +62,91 @@ class Rewriter:
                 self.hosts = HostSet.parse(ctx.options.mistral_hosts)
             except ValueError as e:
                 raise exceptions.OptionsError(f"mistral_hosts: {e}") from e
-        if "mistral_dry_run" in updated:
-            self.dry_run = ctx.options.mistral_dry_run
 
     def running(self) -> None:
         for name in sorted(k for k in getattr(ctx.options, "deferred", {}) if k.startswith("mistral_")):
             logger.warning(f"Unknown option {name!r} ignored: mistral-compat has no such option "
                            f"(its options are listed in the README).")
 
-    def matches(self, flow: http.HTTPFlow) -> bool:
-        """Bound for Mistral: a Mistral host, a configured host, or anything on a reverse-proxy listener."""
-        return flow.request.host in self.hosts or isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode)
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        if flow.request.host in self.hosts or isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode):
+            flow.metadata[META] = {"client": client_name(flow.request)}
+
+
+class Cors:
+    """Answers preflights itself and puts CORS headers on every answer to a matched request."""
+
+    def __init__(self) -> None:
+        self.policy = CorsPolicy()
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            name="mistral_cors_origins", typespec=Sequence[str], default=[],
+            help="Browser origins allowed to call the API through the proxy, e.g. https://chat.example.com "
+                 "(repeat the option for several). Empty: any origin ('*').",
+        )
+
+    def configure(self, updated) -> None:
+        if "mistral_cors_origins" in updated:
+            try:
+                self.policy = CorsPolicy(ctx.options.mistral_cors_origins)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"mistral_cors_origins: {e}") from e
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or META not in flow.metadata:
+            return
+        if flow.request.method == "OPTIONS":
+            flow.metadata[META]["preflight"] = True
+            flow.response = http.Response.make(204, b"", {"server": "mistral-compat"})
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        info = flow.metadata.get(META)
+        if info is None or flow.error or not flow.live or not flow.response:
+            return
+        req, headers = flow.request, flow.response.headers
+        preflight = None
+        if info.get("preflight"):
+            del headers["content-length"]  # a 204 has no body and no length
+            preflight = (req.headers.get("access-control-request-method", ""),
+                         req.headers.get("access-control-request-headers", ""))
+        for name in [n for n in headers if n.lower().startswith("access-control-")]:
+            del headers[name]  # the upstream's own CORS headers are replaced, never duplicated
+        headers.update(self.policy.headers(req.headers.get("origin"), list(headers), preflight))
+        vary = self.policy.vary(preflight is not None)
+        if vary:
+            present = {v.strip().lower() for v in headers.get("vary", "").split(",") if v.strip()}
+            missing = [v for v in vary if v.lower() not in present]
+            if missing:
+                headers["vary"] = ", ".join(([headers["vary"]] if headers.get("vary") else []) + missing)
+
+
+class Rewriter:
+    """Rewrites request bodies of matched flows to what each Mistral endpoint accepts."""
+
+    def __init__(self) -> None:
+        self.rules = builtin()
+        self.dry_run = False
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            name="mistral_dry_run", typespec=bool, default=False,
+            help="Log what would be changed, but forward every body unchanged.",
+        )
+
+    def configure(self, updated) -> None:
+        if "mistral_dry_run" in updated:
+            self.dry_run = ctx.options.mistral_dry_run
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        if not self.matches(flow):
+        info = flow.metadata.get(META)
+        if info is None:
             return
         req = flow.request
-        flow.metadata[META] = info = {"client": client_name(req)}
         if req.method != "POST":
             return
         endpoint = self.rules.endpoint(req.path)
@@ -255,4 +316,4 @@ class Redaction:
             handler.removeFilter(self.filter)
 
 
-addons = [Redaction(), Rewriter(), StreamEvents(), Report()]
+addons = [Redaction(), Matcher(), Cors(), Rewriter(), StreamEvents(), Report()]

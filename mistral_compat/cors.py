@@ -1,0 +1,85 @@
+"""CORS for browser apps: which headers a request's answer gets under a policy. Pure."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+MAX_AGE = "86400"
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Response headers a browser can read without being told (CORS-safelisted), and ones not to expose.
+_SAFELISTED = frozenset({"cache-control", "content-language", "content-length", "content-type", "expires",
+                         "last-modified", "pragma"})
+_NOT_EXPOSED = frozenset({"set-cookie", "set-cookie2", "connection", "keep-alive", "transfer-encoding",
+                          "proxy-authenticate", "upgrade", "trailer", "te"})
+# Always exposed, so an app can rely on them even when a given answer lacks some.
+_ALWAYS_EXPOSED = ("content-type", "x-request-id", "mistral-correlation-id", "retry-after")
+
+
+def parse_origin(spec: str) -> str:
+    """Validate one allowed origin ('https://chat.example.com', 'http://localhost:3000'); ValueError says why."""
+    s = spec.strip()
+    parts = urlsplit(s)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{spec!r} is not an origin; use scheme://host[:port], e.g. https://chat.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"{spec!r} has more than scheme://host[:port]; an origin has no path")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{spec!r} has an invalid port") from None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def _tokens(value: str) -> list[str]:
+    return [t for t in (p.strip() for p in value.split(",")) if _TOKEN.fullmatch(t)]
+
+
+class CorsPolicy:
+    """Empty origins: any origin, answered with '*'. Otherwise only the listed origins, echoed."""
+
+    def __init__(self, origins=()) -> None:
+        self.origins = frozenset(parse_origin(o) for o in origins)
+
+    def allow_origin(self, origin: str | None) -> str | None:
+        """The Access-Control-Allow-Origin value for a request from origin, or None for no grant."""
+        if not self.origins:
+            return "*"
+        if origin and origin.rstrip("/") in self.origins:
+            return origin.rstrip("/")
+        return None
+
+    def headers(self, origin: str | None, present: list[str], preflight: tuple[str, str] | None = None
+                ) -> dict[str, str]:
+        """CORS headers for an answer. present: the answer's header names (to expose them);
+        preflight: (Access-Control-Request-Method, Access-Control-Request-Headers) for a preflight."""
+        allowed = self.allow_origin(origin)
+        if allowed is None:
+            return {}
+        out = {"access-control-allow-origin": allowed}
+        if preflight is not None:
+            method, req_headers = preflight
+            methods = _tokens(method)
+            out["access-control-allow-methods"] = methods[0].upper() if methods else "GET, POST, OPTIONS"
+            names = _tokens(req_headers)
+            if names:
+                out["access-control-allow-headers"] = ", ".join(names)
+            out["access-control-max-age"] = MAX_AGE
+        else:
+            exposed = list(_ALWAYS_EXPOSED)
+            for name in present:
+                n = name.lower()
+                if n not in _SAFELISTED and n not in _NOT_EXPOSED and not n.startswith("access-control-") \
+                        and n not in exposed:
+                    exposed.append(n)
+            out["access-control-expose-headers"] = ", ".join(exposed)
+        return out
+
+    def vary(self, preflight: bool) -> list[str]:
+        """Request headers the answer depends on (for Vary)."""
+        names = ["Origin"] if self.origins else []
+        if preflight:
+            names += ["Access-Control-Request-Method", "Access-Control-Request-Headers"]
+        return names
