@@ -22,7 +22,8 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/mitmdump -s addon.py --listen-host 127.0.0.1 --listen-port $(PORT) $(ARGS)
+	$(BIN)/mitmdump -s addon.py --listen-host 127.0.0.1 --listen-port $(PORT) \
+		--set connection_strategy=lazy $(ARGS)
 
 reverse: $(VENV)/.installed
 	$(BIN)/mitmdump -s addon.py --listen-host 127.0.0.1 --listen-port $(PORT) \

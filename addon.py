@@ -19,7 +19,7 @@ from mitmproxy.proxy import mode_specs
 from mistral_compat import report
 from mistral_compat.changes import Change
 from mistral_compat.cors import CorsPolicy
-from mistral_compat.hosts import HostSet
+from mistral_compat.hosts import HostSet, allow_patterns
 from mistral_compat.redact import redact_text
 from mistral_compat.rewrite import rewrite
 from mistral_compat.rules import builtin
@@ -73,6 +73,54 @@ class Matcher:
             return
         if flow.request.host in self.hosts or isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode):
             flow.metadata[META] = {"client": client_name(flow.request)}
+
+
+class InterceptScope:
+    """As a forward proxy, TLS-intercept only the matched hosts; tunnel every other host untouched.
+
+    Built on mitmproxy's own allow_hosts, derived from the matched hosts. A user's own allow_hosts or
+    ignore_hosts wins; mistral_intercept_all turns the scoping off.
+    """
+
+    def __init__(self) -> None:
+        self.owned: list[str] | None = None  # the allow_hosts value this addon set, while it is in force
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            name="mistral_intercept_all", typespec=bool, default=False,
+            help="In forward-proxy mode, TLS-intercept every host (to look at all traffic in mitmweb), "
+                 "not only the Mistral hosts. Other hosts' requests are still never rewritten.",
+        )
+
+    def running(self) -> None:
+        self.apply()
+
+    def configure(self, updated) -> None:
+        if self.owned is not None and "allow_hosts" in updated and ctx.options.allow_hosts != self.owned:
+            self.owned = None  # the user set their own
+        if self.owned is not None and updated & {"mistral_hosts", "mistral_intercept_all"}:
+            self.apply()
+
+    def apply(self) -> None:
+        opts = ctx.options
+        modes = list(getattr(opts, "mode", ["regular"]))
+        if not all(m == "regular" or m.startswith("regular@") for m in modes):
+            return  # reverse (and other) modes: the listener's target is Mistral; nothing to scope
+        if self.owned is None and (opts.allow_hosts or opts.ignore_hosts):
+            logger.info("mistral-compat: your allow_hosts/ignore_hosts decide which hosts are intercepted")
+            return
+        if opts.mistral_intercept_all:
+            if self.owned is not None:
+                self.owned = None
+                opts.update(allow_hosts=[])
+            logger.info("mistral-compat: intercepting TLS for every host (mistral_intercept_all); "
+                        "only Mistral hosts are rewritten")
+            return
+        hosts = HostSet.parse(opts.mistral_hosts)
+        self.owned = allow_patterns(hosts)
+        opts.update(allow_hosts=self.owned)
+        logger.info(f"mistral-compat: intercepting TLS only for {', '.join(hosts.patterns)}; "
+                    f"every other host is tunnelled untouched (mistral_intercept_all=true intercepts all)")
 
 
 class Cors:
@@ -316,4 +364,4 @@ class Redaction:
             handler.removeFilter(self.filter)
 
 
-addons = [Redaction(), Matcher(), Cors(), Rewriter(), StreamEvents(), Report()]
+addons = [Redaction(), Matcher(), InterceptScope(), Cors(), Rewriter(), StreamEvents(), Report()]

@@ -53,3 +53,16 @@ class HostSet:
             return True
         host = host.lower().rstrip(".")
         return host in self.exact or (bool(self.suffixes) and host.endswith(self.suffixes))
+
+
+def allow_patterns(hosts: HostSet) -> list[str]:
+    """mitmproxy allow_hosts regexes (matched against 'host:port') for exactly these hosts."""
+    out = []
+    for p in hosts.patterns:
+        if p.startswith("*."):
+            out.append(rf"^(?:[^.:/\[\]]+\.)+{re.escape(p[2:])}\.?:\d+$")
+        elif ":" in p:  # IPv6
+            out.append(rf"^\[?{re.escape(p)}\]?:\d+$")
+        else:
+            out.append(rf"^{re.escape(p)}\.?:\d+$")
+    return out

@@ -1,0 +1,951 @@
+"""Hypothesis strategies for the pure core, generated from the compiled rules (mistral_compat/rules.json).
+
+* valid(node)            values Mistral accepts for a rules node, with mistral-common's extra conversation
+                         constraints (tools/messages/ids) so that fake_mistral.validate() accepts whole bodies;
+* dirty_case(endpoint)   a valid body, the same body "dirtied" the way OpenAI clients do it (at any depth),
+                         and what the rewriter must turn the dirty body back into;
+* fuzz_body()            bodies built from the spec's field names, OpenAI-only names and arbitrary JSON;
+* emit(value, style)     JSON text in many styles (indent, ASCII escapes, key order, float spellings),
+                         with Lit number literals written verbatim.
+
+The generators only know the rules language documented in mistral_compat/spec.py; the handful of
+OpenAI->Mistral translations the dirtier produces are the documented ones in mistral_compat/translate.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import string
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from hypothesis import strategies as st
+
+from mistral_compat import toolids, translate
+from mistral_compat.rules import BUILTIN
+
+RULES_DOC = json.loads(BUILTIN.read_text(encoding="utf-8"))
+SCHEMAS: dict = RULES_DOC["schemas"]
+ENDPOINTS: dict = RULES_DOC["endpoints"]
+CHAT_ENDPOINTS = ("chat/completions", "agents/completions")
+
+ABSENT = object()
+
+# Core bugs the strategies steer around (each has a strict xfail test in test_properties.py); remove a name
+# once the core is fixed, so the generated bodies cover that case again.
+KNOWN_BUGS: set[str] = {"rename-drop-crash", "anyof-unknown-keys"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Number literals kept verbatim
+
+
+class Lit:
+    """A JSON number literal written as is, e.g. 1.0000000000000001 or 1e400 (a double can't hold it)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @property
+    def value(self) -> float:
+        return float(self.text)
+
+    def __repr__(self) -> str:
+        return f"Lit({self.text!r})"
+
+
+_TRICKY = ["1.0000000000000001", "0.70", "1E2", "2.5e-8", "1e-400", "-0.0", "0.1e1", "0.30000000000000004",
+           "123456789012345678901234567890.5", "9007199254740993.0", "1e400", "-1e400", "1.7976931348623159e308",
+           "4.9e-325", "100e-2"]
+
+
+@st.composite
+def _decimal_literal(draw):
+    sign = draw(st.sampled_from(["", "", "-"]))
+    whole = draw(st.sampled_from(["0", "1", "2"]) | st.integers(0, 10**30).map(str))
+    frac = draw(st.text(string.digits, min_size=1, max_size=24))
+    exp = draw(st.none() | st.integers(-30, 30))
+    e = "" if exp is None else draw(st.sampled_from(["e", "E"])) + str(exp)
+    return f"{sign}{whole}.{frac}{e}"
+
+
+def lits(finite: bool = True) -> st.SearchStrategy:
+    s = st.one_of(st.sampled_from(_TRICKY), _decimal_literal()).map(Lit)
+    return s.filter(lambda v: math.isfinite(v.value)) if finite else s
+
+
+# ---------------------------------------------------------------------------------------------------------
+# JSON text in several styles
+
+
+class Style(NamedTuple):
+    indent: int | None = None
+    ascii: bool = False
+    spaces: bool = False
+    order: str = "as-is"      # as-is | sorted | reversed | shuffled
+    floats: str = "repr"      # repr | zeros | upper | short-exp : all spell the same decimal value
+    seed: int = 0
+    pad: str = ""             # whitespace around the document
+
+
+COMPACT = Style()
+
+styles = st.builds(
+    Style,
+    indent=st.sampled_from([None, None, 0, 1, 2, 4]),
+    ascii=st.booleans(),
+    spaces=st.booleans(),
+    order=st.sampled_from(["as-is", "sorted", "reversed", "shuffled"]),
+    floats=st.sampled_from(["repr", "zeros", "upper", "short-exp"]),
+    seed=st.integers(0, 2**32 - 1),
+    pad=st.sampled_from(["", " ", "\n", "\r\n\t "]),
+)
+
+
+def _float_text(f: float, how: str) -> str:
+    r = repr(f)
+    if how == "zeros" and "e" not in r:
+        return r + "000"
+    if how == "upper":
+        return r.upper()
+    if how == "short-exp" and "e" in r:
+        mant, exp = r.split("e")
+        return f"{mant}e{int(exp)}"
+    return r
+
+
+def emit(value: Any, style: Style = COMPACT) -> bytes:
+    """value -> JSON bytes in the given style (UTF-8)."""
+    rng = random.Random(style.seed)
+    item_sep = ", " if style.spaces and style.indent is None else ","
+    key_sep = ": " if style.spaces or style.indent is not None else ":"
+
+    def out(x: Any, level: int) -> str:
+        if isinstance(x, Lit):
+            return x.text
+        if x is None:
+            return "null"
+        if x is True:
+            return "true"
+        if x is False:
+            return "false"
+        if isinstance(x, int):
+            return str(x)
+        if isinstance(x, float):
+            return _float_text(x, style.floats)
+        if isinstance(x, str):
+            return json.dumps(x, ensure_ascii=style.ascii)
+        if isinstance(x, list):
+            parts = [out(v, level + 1) for v in x]
+            return wrap("[", "]", parts, level)
+        if isinstance(x, dict):
+            keys = list(x)
+            if style.order == "sorted":
+                keys.sort()
+            elif style.order == "reversed":
+                keys.reverse()
+            elif style.order == "shuffled":
+                rng.shuffle(keys)
+            parts = [json.dumps(k, ensure_ascii=style.ascii) + key_sep + out(x[k], level + 1) for k in keys]
+            return wrap("{", "}", parts, level)
+        raise TypeError(f"cannot emit {x!r}")
+
+    def wrap(open_: str, close: str, parts: list, level: int) -> str:
+        if not parts:
+            return open_ + close
+        if style.indent is None:
+            return open_ + item_sep.join(parts) + close
+        inner = "\n" + " " * (style.indent * (level + 1))
+        return open_ + inner + ("," + inner).join(parts) + "\n" + " " * (style.indent * level) + close
+
+    return (style.pad + out(value, 0) + style.pad).encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The rules language, read independently of the core
+
+
+def resolve(node: Any, name: str | None = None) -> tuple[Any, str | None]:
+    while isinstance(node, dict) and "ref" in node:
+        name = node["ref"]
+        node = SCHEMAS[name]
+    return node, name
+
+
+def is_messages(items: Any) -> bool:
+    return isinstance(items, dict) and items.get("union") == "role"
+
+
+def _num(v: Any):
+    if isinstance(v, Lit):
+        return v.value
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v
+    return None
+
+
+def conforms(node: Any, v: Any) -> bool:
+    """Whether v fits the rules node (the rules' own view of validity)."""
+    node, _ = resolve(node)
+    if node == "any":
+        return True
+    if "object" in node:
+        if not isinstance(v, dict):
+            return False
+        props = node["object"]
+        if any(r not in v for r in node.get("required", ())):
+            return False
+        if node.get("closed") and any(k not in props for k in v):
+            return False
+        return all(conforms(props[k], x) for k, x in v.items() if k in props)
+    if "array" in node:
+        return isinstance(v, list) and all(conforms(node["array"], x) for x in v)
+    if "union" in node:
+        tag = v.get(node["union"]) if isinstance(v, dict) else None
+        return isinstance(tag, str) and tag in node["map"] and conforms(node["map"][tag], v)
+    if "anyof" in node:
+        return any(conforms(o, v) for o in node["anyof"])
+    t = node["type"]
+    ok = {
+        "string": isinstance(v, str),
+        "integer": isinstance(v, int) and not isinstance(v, bool),
+        "number": _num(v) is not None,
+        "boolean": isinstance(v, bool),
+        "null": v is None,
+        "object": isinstance(v, dict),
+    }[t]
+    if not ok:
+        return False
+    if "enum" in node and v not in node["enum"]:
+        return False
+    n = _num(v)
+    if n is not None and t in ("integer", "number"):
+        if "min" in node and n < node["min"]:
+            return False
+        if "max" in node and n > node["max"]:
+            return False
+        if "xmin" in node and n <= node["xmin"]:
+            return False
+        if "xmax" in node and n >= node["xmax"]:
+            return False
+    return True
+
+
+def accepts_null(node: Any) -> bool:
+    node, _ = resolve(node)
+    if node == "any":
+        return True
+    if "anyof" in node:
+        return any(accepts_null(o) for o in node["anyof"])
+    return isinstance(node, dict) and node.get("type") == "null"
+
+
+def enum_only(node: Any) -> tuple[str | None, list] | None:
+    """(enum schema name, values) when every non-null branch of node is one string enum, else None."""
+    node, name = resolve(node)
+    if isinstance(node, dict) and "anyof" in node:
+        branches = [o for o in node["anyof"] if resolve(o)[0] != {"type": "null"}]
+        if len(branches) != 1:
+            return None
+        return enum_only(branches[0])
+    if isinstance(node, dict) and node.get("type") == "string" and "enum" in node:
+        return name, node["enum"]
+    return None
+
+
+def bounded_scalar(node: Any) -> dict | None:
+    """The integer/number scalar (with bounds) behind node, else None."""
+    node, _ = resolve(node)
+    if isinstance(node, dict) and "anyof" in node:
+        found = [bounded_scalar(o) for o in node["anyof"]]
+        found = [f for f in found if f]
+        return found[0] if len(found) == 1 else None
+    if isinstance(node, dict) and node.get("type") in ("integer", "number") and \
+            any(k in node for k in ("min", "max", "xmin", "xmax")):
+        return node
+    return None
+
+
+def _all_property_names() -> set:
+    names: set = set()
+
+    def walk(n: Any) -> None:
+        if isinstance(n, dict):
+            if "object" in n:
+                names.update(n["object"])
+            for v in n.values():
+                walk(v)
+        elif isinstance(n, list):
+            for v in n:
+                walk(v)
+
+    walk(SCHEMAS)
+    return names
+
+
+PROPERTY_NAMES = sorted(_all_property_names())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Leaves
+
+text = st.text(max_size=6)
+nonempty_text = st.text(min_size=1, max_size=6)
+function_names = st.one_of(st.from_regex(r"[a-zA-Z0-9_-]{1,12}", fullmatch=True),
+                           st.from_regex(r"[a-zA-Z0-9_-]{64}", fullmatch=True))
+uuids = st.uuids().map(str)
+
+# OpenAI-only names: top level, messages, chunks, tools.
+OPENAI_TOP = ["stream_options", "user", "logprobs", "top_logprobs", "logit_bias", "store", "modalities",
+              "verbosity", "audio", "web_search_options", "reasoning", "safety_identifier",
+              "prompt_cache_retention", "echo", "best_of", "suffix", "min_tokens", "model", "temperature",
+              "top_p", "n", "service_tier", "metadata", "parallel_tool_calls", "encoding_format", "stream"]
+OPENAI_MESSAGE = ["name", "refusal", "audio", "function_call", "reasoning_content", "annotations",
+                  "tool_call_id", "tool_calls", "cache_control", "reasoning", "thinking_blocks"]
+OPENAI_MISC = ["cache_control", "index", "strict", "extra", "name", "detail", "format", "filename", "id",
+               "providerOptions", "annotations", "logprobs", "x-foo", ""]
+SPECIAL_KEYS = set(translate.RENAMES) | {"functions", "function_call"}
+TAGS = ["user", "assistant", "system", "tool", "developer", "function", "text", "image_url", "input_audio",
+        "file", "thinking", "reference", "document_url", "tool_reference", "web_search", "json_schema",
+        "json_object", "content", "auto", "none", "any", "required", "max", "xhigh"]
+
+# Tool-call ids: valid ones, some of them the 9-character form of an OpenAI id (to provoke collisions).
+CALL_IDS = [
+    "call_Qx8m2T4s1bC9dE7fG6hJ5kL3", "call_abc123def456ghi789jkl012", "call_ZZZZZZZZZZZZZZZZZZZZZZZZ",
+    "call_000000000000000000000001", "toolu_01A09q90qw90lq917835lq9", "3f1c4c2e-0000-4000-8000-000000000000",
+    "call_1", "call-é-ü",
+]
+VALID_IDS = ["abcDEF123", "A1b2C3d4E", "000000000", "zzzzzzzzz"] + [toolids.derive(c) for c in CALL_IDS[:4]]
+valid_ids = st.one_of(st.sampled_from(VALID_IDS), st.from_regex(r"[a-zA-Z0-9]{9}", fullmatch=True))
+openai_ids = st.one_of(
+    st.sampled_from(CALL_IDS),
+    st.from_regex(r"call_[a-zA-Z0-9]{24}", fullmatch=True),
+    st.text(min_size=1, max_size=30).filter(lambda s: not toolids.is_valid(s)),
+)
+
+
+def json_values(keys: st.SearchStrategy | None = None, max_leaves: int = 8, finite: bool = False):
+    """Arbitrary JSON, keys biased towards names the rewriter knows (inside "any" they must be left alone)."""
+    if keys is None:
+        keys = st.one_of(st.sampled_from(PROPERTY_NAMES + OPENAI_TOP + OPENAI_MESSAGE + sorted(SPECIAL_KEYS)), text)
+    scalars = st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), text,
+        st.sampled_from(TAGS + CALL_IDS), lits(finite=finite),
+    )
+    return st.recursive(
+        scalars,
+        lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(keys, c, max_size=3)),
+        max_leaves=max_leaves,
+    )
+
+
+def json_objects():
+    return st.dictionaries(st.one_of(st.sampled_from(PROPERTY_NAMES + OPENAI_TOP), text), json_values(), max_size=3)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Valid values, from the rules
+
+
+class Always(NamedTuple):
+    strategy: st.SearchStrategy
+
+
+class Maybe(NamedTuple):
+    strategy: st.SearchStrategy
+
+
+NEVER = "never"
+
+EMPTY_PARAMETERS = translate.EMPTY_PARAMETERS
+
+# Constraints outside the rules: the real schema (uuid format, minItems) and mistral-common's validator.
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "FileChunk": {"file_id": uuids},
+    "DocumentLibraryTool": {"library_ids": st.lists(text, min_size=1, max_size=3)},
+    "Function": {"name": function_names,
+                 "parameters": st.one_of(st.just(EMPTY_PARAMETERS), json_objects())},
+    "FunctionCall": {"name": function_names},
+}
+
+_memo: dict[str, st.SearchStrategy] = {}
+
+
+def ref(name: str) -> st.SearchStrategy:
+    if name not in _memo:
+        _memo[name] = st.deferred(lambda: _named(name))
+    return _memo[name]
+
+
+def _named(name: str) -> st.SearchStrategy:
+    target = SCHEMAS[name]
+    if isinstance(target, dict) and "object" in target:
+        return obj(name)
+    return valid(target)
+
+
+def obj(name: str, fields: dict | None = None) -> st.SearchStrategy:
+    """A valid object of the named schema; fields: key -> strategy | Always(s) | Maybe(s) | NEVER."""
+    spec = SCHEMAS[name]
+    fields = {**OVERRIDES.get(name, {}), **(fields or {})}
+    required = set(spec.get("required", ()))
+    must: dict = {}
+    may: dict = {}
+    for key, node in spec["object"].items():
+        f = fields.get(key)
+        if f == NEVER:
+            continue
+        if isinstance(f, Always):
+            must[key] = f.strategy
+        elif isinstance(f, Maybe):
+            may[key] = f.strategy
+        elif f is not None:
+            (must if key in required else may)[key] = f
+        else:
+            (must if key in required else may)[key] = valid(node)
+    return st.fixed_dictionaries(must, optional=may)
+
+
+def valid(node: Any) -> st.SearchStrategy:
+    if node == "any":
+        return json_values()
+    if "ref" in node:
+        return ref(node["ref"])
+    if "object" in node:  # inline objects do not occur in the rules, but stay generic
+        required = set(node.get("required", ()))
+        props = node["object"]
+        return st.fixed_dictionaries({k: valid(v) for k, v in props.items() if k in required},
+                                     optional={k: valid(v) for k, v in props.items() if k not in required})
+    if "array" in node:
+        if is_messages(node["array"]):
+            return conversation()
+        return st.lists(valid(node["array"]), max_size=3)
+    if "union" in node:
+        by = node["union"]
+        return st.one_of([obj(resolve(n)[1], {by: Always(st.just(tag))}) for tag, n in node["map"].items()])
+    if "anyof" in node:
+        return st.one_of([valid(o) for o in node["anyof"]])
+    return scalar(node)
+
+
+def scalar(node: dict) -> st.SearchStrategy:
+    t = node["type"]
+    if "enum" in node:
+        return st.sampled_from(node["enum"])
+    if t == "string":
+        return text
+    if t == "boolean":
+        return st.booleans()
+    if t == "null":
+        return st.none()
+    if t == "object":
+        return json_objects()
+    lo, hi = node.get("min"), node.get("max")
+    if t == "integer":
+        ilo = lo if lo is not None else (math.floor(node["xmin"]) + 1 if "xmin" in node else None)
+        ihi = hi if hi is not None else (math.ceil(node["xmax"]) - 1 if "xmax" in node else None)
+        return st.integers(min_value=ilo, max_value=ihi)
+    flo = lo if lo is not None else node.get("xmin")
+    fhi = hi if hi is not None else node.get("xmax")
+    floats = st.floats(min_value=flo, max_value=fhi, exclude_min="xmin" in node and lo is None,
+                       exclude_max="xmax" in node and hi is None, allow_nan=False, allow_infinity=False)
+    ilo = None if flo is None else math.floor(flo) + (1 if "xmin" in node and lo is None else 0)
+    ihi = None if fhi is None else math.ceil(fhi) - (1 if "xmax" in node and hi is None else 0)
+    ilo = None if ilo is None else max(ilo, math.ceil(flo))
+    ihi = None if ihi is None else min(ihi, math.floor(fhi))
+    ints = st.integers(min_value=ilo, max_value=ihi)
+    return st.one_of(floats, ints, lits().filter(lambda v: conforms(node, v)))
+
+
+# --- conversations that mistral-common's serving validator accepts -----------------------------------------
+
+_ROLE = {"user": "UserMessage", "system": "SystemMessage", "assistant": "AssistantMessage", "tool": "ToolMessage"}
+truthy_content = st.one_of(nonempty_text, st.lists(ref("ContentChunk"), min_size=1, max_size=2))
+
+
+def user_msg():
+    return obj("UserMessage", {"role": Always(st.just("user"))})
+
+
+def system_msg():
+    return obj("SystemMessage", {"role": Always(st.just("system"))})
+
+
+def assistant_text(prefix: bool = False):
+    return obj("AssistantMessage", {
+        "role": Always(st.just("assistant")),
+        "content": Always(truthy_content),
+        "tool_calls": Maybe(st.sampled_from([None, []])),
+        "prefix": Always(st.just(True)) if prefix else Maybe(st.just(False)),
+    })
+
+
+def tool_msg(call_id: str):
+    return obj("ToolMessage", {"role": Always(st.just("tool")), "tool_call_id": Always(st.just(call_id)),
+                               "name": Maybe(st.none() | function_names)})
+
+
+@st.composite
+def tool_round(draw, min_results: int):
+    ids = draw(st.lists(valid_ids, min_size=1, max_size=3, unique=True))
+    calls = [draw(obj("ToolCall", {"id": Always(st.just(i))})) for i in ids]
+    assistant = draw(obj("AssistantMessage", {"role": Always(st.just("assistant")),
+                                              "tool_calls": Always(st.just(calls)),
+                                              "prefix": Maybe(st.just(False))}))
+    answered = draw(st.lists(st.sampled_from(ids), unique=True, min_size=min_results, max_size=len(ids)))
+    return [assistant] + [draw(tool_msg(i)) for i in answered]
+
+
+@st.composite
+def conversation(draw):
+    """Messages Mistral serves: non-empty; a lone message is user/system; the last is user, system, tool or an
+    assistant prefix; tool results answer the latest assistant's calls, once; ids and names are well formed."""
+    blocks = draw(st.lists(st.one_of(user_msg().map(lambda m: [m]), system_msg().map(lambda m: [m]),
+                                     assistant_text().map(lambda m: [m]), tool_round(0)), max_size=3))
+    flat = [m for b in blocks for m in b]
+    finals = [user_msg().map(lambda m: [m]), system_msg().map(lambda m: [m]), tool_round(1)]
+    if flat:
+        finals.append(assistant_text(prefix=True).map(lambda m: [m]))
+    return flat + draw(st.one_of(finals))
+
+
+def valid_body(endpoint: str) -> st.SearchStrategy:
+    return valid(ENDPOINTS[endpoint])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dirtying a valid body the way OpenAI-compatible clients do
+
+
+class Dirt:
+    """What a dirty_case draw recorded: where tool-call ids are, per messages array (expected coordinates)."""
+
+    def __init__(self, draw) -> None:
+        self.draw = draw
+        # messages-array path -> ([id paths], {clean ids that were replaced by OpenAI-style ids})
+        self.ids: dict[tuple, tuple[list, set]] = {}
+
+    def chance(self, p: float) -> bool:
+        return self.draw(st.integers(0, 999)) < p * 1000
+
+
+def walk(cx: Dirt, node: Any, value: Any, path: tuple, name: str | None = None) -> tuple[Any, Any]:
+    """(dirty, expected) for a valid value at path."""
+    node, name = resolve(node, name)
+    if node == "any":
+        return value, value
+    if "object" in node:
+        return _walk_object(cx, node, name, value, path) if isinstance(value, dict) else (value, value)
+    if "array" in node:
+        if not isinstance(value, list):
+            return value, value
+        pairs = [walk(cx, node["array"], v, path + (i,)) for i, v in enumerate(value)]
+        dirty, expected = [p[0] for p in pairs], [p[1] for p in pairs]
+        if is_messages(node["array"]):
+            dirty = _dirty_messages(cx, dirty, expected, path)
+        return dirty, expected
+    if "union" in node:
+        return walk(cx, node["map"][value[node["union"]]], value, path)
+    if "anyof" in node:
+        for o in node["anyof"]:
+            if conforms(o, value):
+                return walk(cx, o, value, path)
+        raise AssertionError(f"strategy bug: {value!r} fits no branch of {node!r} at {path}")
+    return value, value
+
+
+def _junk_keys(props: dict) -> st.SearchStrategy:
+    return st.one_of(st.sampled_from(OPENAI_MISC + OPENAI_MESSAGE), text).filter(
+        lambda k: k not in props and k not in SPECIAL_KEYS)
+
+
+def _walk_object(cx: Dirt, node: dict, name: str | None, value: dict, path: tuple) -> tuple[dict, dict]:
+    props = node["object"]
+    required = set(node.get("required", ()))
+    dirty: dict = {}
+    expected: dict = {}
+    for k, v in value.items():
+        if k in props:
+            dirty[k], expected[k] = walk(cx, props[k], v, path + (k,))
+        else:  # an open object's own key
+            dirty[k] = expected[k] = v
+    hook = HOOKS.get(name or "")
+    if hook is not None:
+        hook(cx, node, dirty, expected)
+    draw = cx.draw
+    absent = [k for k in props if k not in required and k not in dirty and k not in expected
+              and k not in ("type", "role")]
+    # null where Mistral takes no null: dropped
+    for k in absent:
+        if not accepts_null(props[k]) and cx.chance(0.08):
+            dirty[k] = None
+    # an enum value Mistral lacks, on an optional field: dropped (ReasoningEffort's alias is translated)
+    for k in absent:
+        e = enum_only(props[k])
+        if e and k not in dirty and cx.chance(0.08):
+            enum_name, values = e
+            aliases = translate.ENUM_ALIASES.get(enum_name or "", {})
+            alias = next(iter(aliases), None)
+            if alias is not None and cx.chance(0.5):
+                dirty[k], expected[k] = alias, aliases[alias]
+            else:
+                dirty[k] = draw(st.sampled_from(["flex", "priority", "original", "default", "bogus"]) | text
+                                .filter(lambda s: s not in values and s not in aliases))
+    # unknown keys with any JSON value: dropped from closed objects
+    if node.get("closed") and cx.chance(0.25):
+        for k in draw(st.lists(_junk_keys(props), max_size=2, unique=True)):
+            if k not in dirty:
+                dirty[k] = draw(json_values(max_leaves=4))
+    return dirty, expected
+
+
+# --- per-schema dirt ----------------------------------------------------------------------------------
+
+
+def _out_of_range(cx: Dirt, key: str, s: dict) -> tuple[Any, Any]:
+    """A value outside s's bounds and what Mistral's limit makes of it (ABSENT: the key is dropped)."""
+    draw = cx.draw
+    integer = s["type"] == "integer"
+    sides = [side for side, keys in (("low", ("min", "xmin")), ("high", ("max", "xmax")))
+             if any(k in s for k in keys)]
+    side = draw(st.sampled_from(sides))
+    delta = draw(st.integers(1, 10**6)) if integer else draw(
+        st.one_of(st.integers(1, 1000), st.floats(min_value=1e-9, max_value=1e6)))
+    step = 1 if integer else translate.EXCLUSIVE_STEP
+    if side == "low":
+        if "min" in s:
+            bound, exclusive = s["min"], False
+        else:
+            bound, exclusive = s["xmin"], True
+        v = bound - delta if not exclusive or draw(st.booleans()) else bound
+        if key in translate.UNSET_BELOW_MINIMUM:
+            return v, ABSENT
+        return v, (bound + step if exclusive else bound)
+    if "max" in s:
+        bound, exclusive = s["max"], False
+    else:
+        bound, exclusive = s["xmax"], True
+    v = bound + delta if not exclusive or draw(st.booleans()) else bound
+    return v, (bound - step if exclusive else bound)
+
+
+def _request(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
+    draw = cx.draw
+    props = node["object"]
+    # OpenAI-only top-level fields
+    for k in draw(st.lists(st.sampled_from([k for k in OPENAI_TOP if k not in props]), max_size=4, unique=True)):
+        if k not in dirty:
+            dirty[k] = draw(json_values(max_leaves=4))
+    # out-of-range values: clamped to Mistral's limit (max_tokens/min_tokens below 0: dropped)
+    for k, child in props.items():
+        s = bounded_scalar(child)
+        if s is not None and cx.chance(0.15):
+            v, e = _out_of_range(cx, k, s)
+            dirty[k] = v
+            if e is ABSENT:
+                expected.pop(k, None)
+            else:
+                expected[k] = e
+    # OpenAI names of Mistral fields: renamed; the Mistral name wins when both are sent
+    for src, target in translate.RENAMES.items():
+        if target not in props or not cx.chance(0.4):
+            continue
+        if dirty.get(target) is not None:
+            if draw(st.booleans()):
+                dirty[src] = dirty.pop(target)
+            else:
+                dirty[src] = draw(json_values(max_leaves=3))
+        else:
+            s = bounded_scalar(props[target])
+            if s is not None and draw(st.booleans()):
+                v, e = _out_of_range(cx, target, s)
+            else:
+                v = e = draw(valid(props[target]).filter(lambda x: x is not None))
+            if e is ABSENT and target in dirty and "rename-drop-crash" in KNOWN_BUGS:
+                continue
+            dirty[src] = v
+            if e is ABSENT:  # dropped, and so is the null sent under Mistral's name
+                expected.pop(target, None)
+            else:
+                expected[target] = e
+    # OpenAI's deprecated functions/function_call
+    if "tools" in props and cx.chance(0.3):
+        tools = dirty.get("tools")
+        if isinstance(tools, list) and all(isinstance(t, dict) and set(t) == {"type", "function"} and
+                                           t["type"] == "function" for t in tools):
+            dirty["functions"] = [t["function"] for t in dirty.pop("tools")]
+        choice = expected.get("tool_choice", ABSENT)
+        if choice in ("auto", "none"):
+            dirty.pop("tool_choice")
+            dirty["function_call"] = choice
+        elif isinstance(choice, dict) and set(choice) == {"type", "function"} and choice["type"] == "function" \
+                and set(choice["function"]) == {"name"}:
+            dirty.pop("tool_choice")
+            dirty["function_call"] = {"name": choice["function"]["name"]}
+
+
+_EXTRA_VALUES = {
+    "name": function_names,
+    "refusal": st.one_of(st.none(), st.just("")),  # a refusal is only kept when the message said nothing
+    "audio": st.one_of(st.none(), st.fixed_dictionaries({"id": text})),
+    "function_call": st.one_of(st.none(), st.fixed_dictionaries({"name": function_names, "arguments": text})),
+    "annotations": st.lists(json_values(max_leaves=3), max_size=2),
+}
+
+
+def _message(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
+    draw = cx.draw
+    props = node["object"]
+    options = [k for k in OPENAI_MESSAGE if k not in props]
+    for k in draw(st.lists(st.sampled_from(options), max_size=3, unique=True)):
+        strategy = _EXTRA_VALUES.get(k)
+        if k == "refusal" and expected.get("content"):
+            strategy = st.one_of(strategy, nonempty_text)  # content wins over a refusal
+        dirty[k] = draw(strategy if strategy is not None else json_values(max_leaves=4))
+
+
+def _system(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
+    if cx.chance(0.4):
+        dirty["role"] = "developer"
+    _message(cx, node, dirty, expected)
+
+
+def _audio_chunk(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
+    if isinstance(dirty.get("input_audio"), str) and cx.chance(0.5):
+        dirty["input_audio"] = {"data": dirty["input_audio"], "format": cx.draw(st.sampled_from(["wav", "mp3"]))}
+
+
+def _file_chunk(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
+    if "file_id" in dirty and cx.chance(0.5):
+        file = {"file_id": dirty.pop("file_id")}
+        if cx.draw(st.booleans()):
+            file["filename"] = cx.draw(text)
+        dirty["file"] = file
+
+
+def _function(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
+    if expected.get("parameters") == EMPTY_PARAMETERS and cx.chance(0.5):
+        if cx.draw(st.booleans()):
+            del dirty["parameters"]
+        else:
+            dirty["parameters"] = None
+
+
+def _prediction(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
+    content = dirty.get("content")
+    if isinstance(content, str) and cx.chance(0.5):
+        cuts = sorted(cx.draw(st.lists(st.integers(0, len(content)), max_size=3)))
+        bounds = [0, *cuts, len(content)]
+        dirty["content"] = [{"type": "text", "text": content[a:b]} for a, b in zip(bounds, bounds[1:])]
+
+
+def _reasoning_effort_alias(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
+    for k, child in node["object"].items():
+        e = enum_only(child)
+        if e and dirty.get(k) in translate.ENUM_ALIASES.get(e[0] or "", {}).values() and cx.chance(0.5):
+            dirty[k] = next(a for a, m in translate.ENUM_ALIASES[e[0]].items() if m == dirty[k])
+
+
+def _both(*hooks):
+    def run(cx, node, dirty, expected):
+        for h in hooks:
+            h(cx, node, dirty, expected)
+    return run
+
+
+HOOKS = {
+    "ChatCompletionRequest": _both(_request, _reasoning_effort_alias),
+    "AgentsCompletionRequest": _both(_request, _reasoning_effort_alias),
+    "FIMCompletionRequest": _request,
+    "EmbeddingRequest": _request,
+    "ClassificationRequest": _request,
+    "ChatModerationRequest": _request,
+    "ChatClassificationRequest": _request,
+    "OCRRequest": _request,
+    "SystemMessage": _system,
+    "UserMessage": _message,
+    "AssistantMessage": _message,
+    "ToolMessage": _message,
+    "AudioChunk": _audio_chunk,
+    "FileChunk": _file_chunk,
+    "Function": _function,
+    "Prediction": _prediction,
+}
+
+
+def _id_positions(messages: list, path: tuple):
+    for i, m in enumerate(messages):
+        if m.get("role") == "assistant" and isinstance(m.get("tool_calls"), list):
+            for j, call in enumerate(m["tool_calls"]):
+                if "id" in call:
+                    yield (i, "tool_calls", j, "id"), call["id"]
+        if m.get("role") == "tool" and isinstance(m.get("tool_call_id"), str):
+            yield (i, "tool_call_id"), m["tool_call_id"]
+
+
+def _set(obj: Any, sub: tuple, value: Any) -> None:
+    for p in sub[:-1]:
+        obj = obj[p]
+    obj[sub[-1]] = value
+
+
+def _dirty_messages(cx: Dirt, dirty: list, expected: list, path: tuple) -> list:
+    draw = cx.draw
+    positions = list(_id_positions(expected, path))
+    clean_ids = sorted({v for _, v in positions})
+    replaced = draw(st.lists(st.sampled_from(clean_ids), unique=True)) if clean_ids else []
+    new_ids = draw(st.lists(openai_ids, min_size=len(replaced), max_size=len(replaced), unique=True))
+    mapping = dict(zip(replaced, new_ids))
+    for sub, old in positions:
+        if old in mapping:
+            _set(dirty, sub, mapping[old])
+    cx.ids[path] = ([path + sub for sub, _ in positions], set(mapping))
+    # assistant messages that said nothing (openai-python's message dumped back): removed
+    out = list(dirty)
+    for _ in range(draw(st.integers(0, 2)) if cx.chance(0.3) else 0):
+        empty = {"role": "assistant", "content": draw(st.sampled_from([None, "", []]))}
+        for k, s in (("refusal", st.sampled_from([None, ""])), ("tool_calls", st.sampled_from([None, []])),
+                     ("audio", st.none()), ("function_call", st.none()), ("annotations", st.just([])),
+                     ("prefix", st.just(False))):
+            if draw(st.booleans()):
+                empty[k] = draw(s)
+        out.insert(draw(st.integers(0, len(out))), empty)
+    return out
+
+
+class Case(NamedTuple):
+    endpoint: str
+    clean: Any
+    dirty: Any
+    expected: Any
+    ids: dict
+
+
+@st.composite
+def dirty_case(draw, endpoint: str):
+    clean = draw(valid_body(endpoint))
+    cx = Dirt(draw)
+    dirty, expected = walk(cx, ENDPOINTS[endpoint], clean, ())
+    return Case(endpoint, clean, dirty, expected, cx.ids)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fuzz: the spec's names, OpenAI-only names and arbitrary JSON, and valid bodies with a part replaced
+
+FUZZ_KEYS = st.one_of(st.sampled_from(PROPERTY_NAMES + OPENAI_TOP + OPENAI_MESSAGE + sorted(SPECIAL_KEYS)), text)
+fuzz_values = json_values(FUZZ_KEYS, max_leaves=25)
+
+
+def fuzz_body() -> st.SearchStrategy:
+    return st.dictionaries(FUZZ_KEYS, fuzz_values, max_size=8)
+
+
+@st.composite
+def mutated_body(draw, endpoint: str):
+    """A valid body with a few places replaced, removed or added (with values of any JSON type)."""
+    body = draw(valid_body(endpoint))
+    for _ in range(draw(st.integers(1, 4))):
+        containers = []
+
+        def collect(x):
+            if isinstance(x, (dict, list)):
+                containers.append(x)
+                for v in (x.values() if isinstance(x, dict) else x):
+                    collect(v)
+
+        collect(body)
+        target = draw(st.sampled_from(containers))
+        action = draw(st.sampled_from(["set", "del", "add"]))
+        if isinstance(target, dict):
+            if action == "add" or not target:
+                target[draw(FUZZ_KEYS)] = draw(fuzz_values)
+            else:
+                key = draw(st.sampled_from(sorted(target)))
+                if action == "del":
+                    del target[key]
+                else:
+                    target[key] = draw(fuzz_values)
+        else:
+            if action == "add" or not target:
+                target.insert(draw(st.integers(0, len(target))), draw(fuzz_values))
+            else:
+                i = draw(st.integers(0, len(target) - 1))
+                if action == "del":
+                    del target[i]
+                else:
+                    target[i] = draw(fuzz_values)
+    return body
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Comparing the rewriter's output with what was expected
+
+
+def canon(x: Any) -> Any:
+    """Expected value -> the form json.loads(..., parse_float=Decimal) gives."""
+    if isinstance(x, Lit):
+        return Decimal(x.text)
+    if isinstance(x, float):
+        return Decimal(repr(x))
+    if isinstance(x, dict):
+        return {k: canon(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [canon(v) for v in x]
+    return x
+
+
+def _kind(x: Any) -> str:
+    if isinstance(x, bool):
+        return "bool"
+    if isinstance(x, int):
+        return "int"
+    return type(x).__name__
+
+
+def diff(expected: Any, got: Any, ids: dict) -> list[str]:
+    """Differences between expected and got (got parsed with parse_float=Decimal); tool-call ids may be mapped
+    consistently to valid ids where the dirty body had an OpenAI-style id."""
+    problems: list[str] = []
+    at_ids = {p: arr for arr, (paths, _) in ids.items() for p in paths}
+    pairs: dict[tuple, list] = {arr: [] for arr in ids}
+
+    def go(e: Any, g: Any, path: tuple) -> None:
+        if path in at_ids:
+            pairs[at_ids[path]].append((e, g, path))
+            return
+        if _kind(e) != _kind(g):
+            problems.append(f"{path}: expected {e!r}, got {g!r}")
+        elif isinstance(e, dict):
+            if set(e) != set(g):
+                problems.append(f"{path}: keys {sorted(e)} != {sorted(g)}")
+            for k in e:
+                if k in g:
+                    go(e[k], g[k], path + (k,))
+        elif isinstance(e, list):
+            if len(e) != len(g):
+                problems.append(f"{path}: {len(e)} items, got {len(g)}: {g!r}")
+            else:
+                for i, (a, b) in enumerate(zip(e, g)):
+                    go(a, b, path + (i,))
+        elif e != g:
+            problems.append(f"{path}: expected {e!r}, got {g!r}")
+
+    go(canon(expected), got, ())
+    for arr, found in pairs.items():
+        replaced = ids[arr][1]
+        forward: dict = {}
+        backward: dict = {}
+        for e, g, path in found:
+            if e not in replaced and g != e:
+                problems.append(f"{path}: valid tool-call id {e!r} changed to {g!r}")
+            if not toolids.is_valid(g):
+                problems.append(f"{path}: tool-call id {g!r} is not valid")
+            if forward.setdefault(e, g) != g:
+                problems.append(f"{path}: id {e!r} mapped to both {forward[e]!r} and {g!r}")
+            if backward.setdefault(g, e) != e:
+                problems.append(f"{path}: ids {backward[g]!r} and {e!r} both became {g!r}")
+    return problems
