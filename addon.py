@@ -9,8 +9,10 @@ This file is the thin mitmproxy layer: options, hooks, and applying what the pur
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 from collections.abc import Sequence
 
 from mitmproxy import contentviews, ctx, exceptions, http
@@ -22,7 +24,9 @@ from mistral_compat.cors import CorsPolicy
 from mistral_compat.hosts import HostSet, allow_patterns
 from mistral_compat.redact import redact_text
 from mistral_compat.rewrite import rewrite
-from mistral_compat.rules import builtin
+from mistral_compat.rules import Rules, builtin
+from mistral_compat.rules import from_spec_file as rules_from_spec_file
+from mistral_compat.spec import SpecError
 
 logger = logging.getLogger(__name__)
 
@@ -174,19 +178,56 @@ class Cors:
 class Rewriter:
     """Rewrites request bodies of matched flows to what each Mistral endpoint accepts."""
 
+    WATCH_INTERVAL = 1.0  # seconds between checks of mistral_openapi for changes
+
     def __init__(self) -> None:
         self.rules = builtin()
         self.dry_run = False
+        self.spec_path = ""
+        self.spec_stamp: tuple | None = None
+        self.watcher: asyncio.Task | None = None
 
     def load(self, loader) -> None:
         loader.add_option(
             name="mistral_dry_run", typespec=bool, default=False,
             help="Log what would be changed, but forward every body unchanged.",
         )
+        loader.add_option(
+            name="mistral_openapi", typespec=str, default="",
+            help="Path of a Mistral OpenAPI spec (YAML or JSON) to take the rules from instead of the "
+                 "built-in ones; reloaded when the file changes. Endpoints it lacks keep the built-in rules.",
+        )
 
     def configure(self, updated) -> None:
         if "mistral_dry_run" in updated:
             self.dry_run = ctx.options.mistral_dry_run
+        if "mistral_openapi" in updated:
+            self.spec_path = ctx.options.mistral_openapi
+            self.spec_stamp = _stamp(self.spec_path)
+            self.rules = load_rules(self.spec_path)
+
+    def running(self) -> None:
+        if self.watcher is None:
+            self.watcher = asyncio.get_running_loop().create_task(self.watch())
+
+    def done(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            self.watcher = None
+
+    async def watch(self) -> None:
+        """Reload the rules when the mistral_openapi file changes (parsed off the event loop)."""
+        while True:
+            await asyncio.sleep(self.WATCH_INTERVAL)
+            path = self.spec_path
+            if not path:
+                continue
+            stamp = _stamp(path)
+            if stamp != self.spec_stamp:
+                self.spec_stamp = stamp
+                rules = await asyncio.to_thread(load_rules, path)
+                if path == self.spec_path:
+                    self.rules = rules
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -227,6 +268,31 @@ class Rewriter:
         flow.metadata[META]["rejected"] = message
         if not self.dry_run:
             flow.response = error_response(400, message)
+
+
+def _stamp(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def load_rules(path: str) -> Rules:
+    """The rules from a spec file, or the built-in ones (with the reason logged) when it is of no use."""
+    if not path:
+        return builtin()
+    try:
+        rules, problems = rules_from_spec_file(path)
+    except SpecError as e:
+        logger.warning(f"mistral-compat: mistral_openapi: {e}; the built-in rules stay in force")
+        return builtin()
+    for problem in problems:
+        logger.warning(f"mistral-compat: mistral_openapi {path}: {problem}")
+    fallback = f"; built-in rules for {', '.join(rules.from_fallback)}" if rules.from_fallback else ""
+    logger.info(f"mistral-compat: rules for {len(rules.endpoints) - len(rules.from_fallback)} endpoints "
+                f"loaded from {path}{fallback}")
+    return rules
 
 
 class StreamEvents:

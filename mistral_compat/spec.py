@@ -52,7 +52,10 @@ def load_spec_file(path: str | Path) -> dict:
     else:
         from ruamel.yaml import YAML  # shipped with mitmproxy
 
-        doc = YAML(typ="safe", pure=True).load(text)
+        try:
+            doc = YAML(typ="safe").load(text)  # the C loader where ruamel.yaml.clib is installed
+        except ImportError:  # pragma: no cover
+            doc = YAML(typ="safe", pure=True).load(text)
     if not isinstance(doc, dict):
         raise SpecError(f"{path} is not an OpenAPI document (top level is not a mapping)")
     return doc
@@ -71,6 +74,8 @@ def compile_spec(doc: dict, *, source: str = "") -> tuple[dict, list[str]]:
             endpoints[suffix] = compiler.endpoint(f"/v1/{suffix}")
         except SpecError as e:
             problems.append(f"{suffix}: {e}")
+        except (TypeError, AttributeError, KeyError, ValueError, RecursionError) as e:
+            problems.append(f"{suffix}: the spec's schema for it is malformed ({type(e).__name__}: {e})")
     info = doc.get("info") or {}
     rules = {
         "source": source,
@@ -93,7 +98,10 @@ class _Compiler:
         self._busy: set[str] = set()
 
     def endpoint(self, path: str) -> Any:
-        op = ((self.doc.get("paths") or {}).get(path) or {}).get("post")
+        paths = self.doc.get("paths")
+        if not isinstance(paths, dict):
+            raise SpecError("the spec has no paths")
+        op = (paths.get(path) or {}).get("post")
         if not isinstance(op, dict):
             raise SpecError(f"no POST {path} in the spec")
         content = ((op.get("requestBody") or {}).get("content")) or {}

@@ -35,7 +35,7 @@ ABSENT = object()
 
 # Core bugs the strategies steer around (each has a strict xfail test in test_properties.py); remove a name
 # once the core is fixed, so the generated bodies cover that case again.
-KNOWN_BUGS: set[str] = {"rename-drop-crash", "anyof-unknown-keys"}
+KNOWN_BUGS: set[str] = {"rename-vs-dropped-target", "anyof-unknown-keys"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -533,13 +533,23 @@ class Dirt:
         return self.draw(st.integers(0, 999)) < p * 1000
 
 
-def walk(cx: Dirt, node: Any, value: Any, path: tuple, name: str | None = None) -> tuple[Any, Any]:
-    """(dirty, expected) for a valid value at path."""
+def _can_be_object(node: Any) -> bool:
+    node, _ = resolve(node)
+    return node == "any" or "object" in node or "union" in node or node.get("type") == "object" or \
+        ("anyof" in node and any(_can_be_object(o) for o in node["anyof"]))
+
+
+def walk(cx: Dirt, node: Any, value: Any, path: tuple, name: str | None = None,
+         fragile: bool = False) -> tuple[Any, Any]:
+    """(dirty, expected) for a valid value at path. fragile: an object told apart from other object branches
+    of an anyOf only by its keys."""
     node, name = resolve(node, name)
     if node == "any":
         return value, value
     if "object" in node:
-        return _walk_object(cx, node, name, value, path) if isinstance(value, dict) else (value, value)
+        if not isinstance(value, dict):
+            return value, value
+        return _walk_object(cx, node, name, value, path, fragile and "type" not in value)
     if "array" in node:
         if not isinstance(value, list):
             return value, value
@@ -551,9 +561,10 @@ def walk(cx: Dirt, node: Any, value: Any, path: tuple, name: str | None = None) 
     if "union" in node:
         return walk(cx, node["map"][value[node["union"]]], value, path)
     if "anyof" in node:
+        fragile = sum(_can_be_object(o) for o in node["anyof"]) > 1
         for o in node["anyof"]:
             if conforms(o, value):
-                return walk(cx, o, value, path)
+                return walk(cx, o, value, path, fragile=fragile)
         raise AssertionError(f"strategy bug: {value!r} fits no branch of {node!r} at {path}")
     return value, value
 
@@ -563,7 +574,8 @@ def _junk_keys(props: dict) -> st.SearchStrategy:
         lambda k: k not in props and k not in SPECIAL_KEYS)
 
 
-def _walk_object(cx: Dirt, node: dict, name: str | None, value: dict, path: tuple) -> tuple[dict, dict]:
+def _walk_object(cx: Dirt, node: dict, name: str | None, value: dict, path: tuple,
+                 fragile: bool = False) -> tuple[dict, dict]:
     props = node["object"]
     required = set(node.get("required", ()))
     dirty: dict = {}
@@ -579,6 +591,9 @@ def _walk_object(cx: Dirt, node: dict, name: str | None, value: dict, path: tupl
     draw = cx.draw
     absent = [k for k in props if k not in required and k not in dirty and k not in expected
               and k not in ("type", "role")]
+    fragile = fragile and "anyof-unknown-keys" in KNOWN_BUGS  # at most one unknown key: see KNOWN_BUGS
+    if fragile:
+        absent = [k for k in absent if enum_only(props[k]) is None]
     # null where Mistral takes no null: dropped
     for k in absent:
         if not accepts_null(props[k]) and cx.chance(0.08):
@@ -597,7 +612,7 @@ def _walk_object(cx: Dirt, node: dict, name: str | None, value: dict, path: tupl
                                 .filter(lambda s: s not in values and s not in aliases))
     # unknown keys with any JSON value: dropped from closed objects
     if node.get("closed") and cx.chance(0.25):
-        for k in draw(st.lists(_junk_keys(props), max_size=2, unique=True)):
+        for k in draw(st.lists(_junk_keys(props), max_size=1 if fragile else 2, unique=True)):
             if k not in dirty:
                 dirty[k] = draw(json_values(max_leaves=4))
     return dirty, expected
@@ -655,6 +670,8 @@ def _request(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
         if target not in props or not cx.chance(0.4):
             continue
         if dirty.get(target) is not None:
+            if target not in expected and "rename-vs-dropped-target" in KNOWN_BUGS:
+                continue  # the Mistral key is dropped (below its minimum): see KNOWN_BUGS
             if draw(st.booleans()):
                 dirty[src] = dirty.pop(target)
             else:
@@ -665,7 +682,7 @@ def _request(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
                 v, e = _out_of_range(cx, target, s)
             else:
                 v = e = draw(valid(props[target]).filter(lambda x: x is not None))
-            if e is ABSENT and target in dirty and "rename-drop-crash" in KNOWN_BUGS:
+            if e is ABSENT and target in dirty and "rename-vs-dropped-target" in KNOWN_BUGS:
                 continue
             dirty[src] = v
             if e is ABSENT:  # dropped, and so is the null sent under Mistral's name
