@@ -56,15 +56,28 @@ class ClientStats:
     fields: Counter = field(default_factory=Counter)
 
 
-class Summary:
-    """Per client: requests matched, changed, answered 400, and how often each field was touched."""
+OTHER_CLIENTS = "(other clients)"
 
-    def __init__(self) -> None:
+
+class Summary:
+    """Per client: requests matched, changed, answered 400, and how often each field was touched.
+
+    At most max_clients distinct User-Agents are kept apart (memory stays bounded whatever clients
+    send); the rest are counted together.
+    """
+
+    def __init__(self, max_clients: int = 100) -> None:
         self.clients: dict[str, ClientStats] = {}
+        self.max_clients = max_clients
 
     def _stats(self, client: str) -> ClientStats:
         s = self.clients.get(client)
         if s is None:
+            if len(self.clients) >= self.max_clients:
+                client = OTHER_CLIENTS
+                s = self.clients.get(client)
+                if s is not None:
+                    return s
             s = self.clients[client] = ClientStats()
         return s
 

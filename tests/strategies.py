@@ -14,6 +14,7 @@ OpenAI->Mistral translations the dirtier produces are the documented ones in mis
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -35,7 +36,7 @@ ABSENT = object()
 
 # Core bugs the strategies steer around (each has a strict xfail test in test_properties.py); remove a name
 # once the core is fixed, so the generated bodies cover that case again.
-KNOWN_BUGS: set[str] = {"rename-vs-dropped-target", "anyof-unknown-keys"}
+KNOWN_BUGS: set[str] = {"rename-vs-dropped-target", "anyof-unknown-keys", "moderation-conversation-rules"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -73,6 +74,7 @@ def _decimal_literal(draw):
     return f"{sign}{whole}.{frac}{e}"
 
 
+@functools.lru_cache(maxsize=None)
 def lits(finite: bool = True) -> st.SearchStrategy:
     s = st.one_of(st.sampled_from(_TRICKY), _decimal_literal()).map(Lit)
     return s.filter(lambda v: math.isfinite(v.value)) if finite else s
@@ -138,7 +140,7 @@ def emit(value: Any, style: Style = COMPACT) -> bytes:
         if isinstance(x, float):
             return _float_text(x, style.floats)
         if isinstance(x, str):
-            return json.dumps(x, ensure_ascii=style.ascii)
+            return _string(x)
         if isinstance(x, list):
             parts = [out(v, level + 1) for v in x]
             return wrap("[", "]", parts, level)
@@ -150,9 +152,12 @@ def emit(value: Any, style: Style = COMPACT) -> bytes:
                 keys.reverse()
             elif style.order == "shuffled":
                 rng.shuffle(keys)
-            parts = [json.dumps(k, ensure_ascii=style.ascii) + key_sep + out(x[k], level + 1) for k in keys]
+            parts = [_string(k) + key_sep + out(x[k], level + 1) for k in keys]
             return wrap("{", "}", parts, level)
         raise TypeError(f"cannot emit {x!r}")
+
+    def _string(x: str) -> str:  # lone surrogates can only be sent as \u escapes
+        return json.dumps(x, ensure_ascii=style.ascii or any("\ud800" <= c <= "\udfff" for c in x))
 
     def wrap(open_: str, close: str, parts: list, level: int) -> str:
         if not parts:
@@ -295,8 +300,8 @@ PROPERTY_NAMES = sorted(_all_property_names())
 
 text = st.text(max_size=6)
 nonempty_text = st.text(min_size=1, max_size=6)
-function_names = st.one_of(st.from_regex(r"[a-zA-Z0-9_-]{1,12}", fullmatch=True),
-                           st.from_regex(r"[a-zA-Z0-9_-]{64}", fullmatch=True))
+ALNUM = string.ascii_letters + string.digits
+function_names = st.one_of(st.text(ALNUM + "_-", min_size=1, max_size=12), st.text(ALNUM + "_-", min_size=64, max_size=64))
 uuids = st.uuids().map(str)
 
 # OpenAI-only names: top level, messages, chunks, tools.
@@ -320,14 +325,15 @@ CALL_IDS = [
     "call_1", "call-é-ü",
 ]
 VALID_IDS = ["abcDEF123", "A1b2C3d4E", "000000000", "zzzzzzzzz"] + [toolids.derive(c) for c in CALL_IDS[:4]]
-valid_ids = st.one_of(st.sampled_from(VALID_IDS), st.from_regex(r"[a-zA-Z0-9]{9}", fullmatch=True))
+valid_ids = st.one_of(st.sampled_from(VALID_IDS), st.text(ALNUM, min_size=9, max_size=9))
 openai_ids = st.one_of(
     st.sampled_from(CALL_IDS),
-    st.from_regex(r"call_[a-zA-Z0-9]{24}", fullmatch=True),
+    st.text(ALNUM, min_size=24, max_size=24).map(lambda s: "call_" + s),
     st.text(min_size=1, max_size=30).filter(lambda s: not toolids.is_valid(s)),
 )
 
 
+@functools.lru_cache(maxsize=None)
 def json_values(keys: st.SearchStrategy | None = None, max_leaves: int = 8, finite: bool = False):
     """Arbitrary JSON, keys biased towards names the rewriter knows (inside "any" they must be left alone)."""
     if keys is None:
@@ -343,6 +349,7 @@ def json_values(keys: st.SearchStrategy | None = None, max_leaves: int = 8, fini
     )
 
 
+@functools.lru_cache(maxsize=None)
 def json_objects():
     return st.dictionaries(st.one_of(st.sampled_from(PROPERTY_NAMES + OPENAI_TOP), text), json_values(), max_size=3)
 
@@ -410,7 +417,17 @@ def obj(name: str, fields: dict | None = None) -> st.SearchStrategy:
     return st.fixed_dictionaries(must, optional=may)
 
 
+_valid_memo: dict[str, st.SearchStrategy] = {}
+
+
 def valid(node: Any) -> st.SearchStrategy:
+    key = json.dumps(node, sort_keys=True)
+    if key not in _valid_memo:
+        _valid_memo[key] = _valid(node)
+    return _valid_memo[key]
+
+
+def _valid(node: Any) -> st.SearchStrategy:
     if node == "any":
         return json_values()
     if "ref" in node:
@@ -467,15 +484,7 @@ _ROLE = {"user": "UserMessage", "system": "SystemMessage", "assistant": "Assista
 truthy_content = st.one_of(nonempty_text, st.lists(ref("ContentChunk"), min_size=1, max_size=2))
 
 
-def user_msg():
-    return obj("UserMessage", {"role": Always(st.just("user"))})
-
-
-def system_msg():
-    return obj("SystemMessage", {"role": Always(st.just("system"))})
-
-
-def assistant_text(prefix: bool = False):
+def _assistant_text(prefix: bool):
     return obj("AssistantMessage", {
         "role": Always(st.just("assistant")),
         "content": Always(truthy_content),
@@ -484,37 +493,61 @@ def assistant_text(prefix: bool = False):
     })
 
 
-def tool_msg(call_id: str):
-    return obj("ToolMessage", {"role": Always(st.just("tool")), "tool_call_id": Always(st.just(call_id)),
+USER_MSG = obj("UserMessage", {"role": Always(st.just("user"))})
+SYSTEM_MSG = obj("SystemMessage", {"role": Always(st.just("system"))})
+ASSISTANT_TEXT = _assistant_text(prefix=False)
+ASSISTANT_PREFIX = _assistant_text(prefix=True)
+ASSISTANT_CALLS = obj("AssistantMessage", {"role": Always(st.just("assistant")), "tool_calls": NEVER,
+                                           "prefix": Maybe(st.just(False))})
+TOOL_CALL = obj("ToolCall", {"id": NEVER})
+TOOL_MSG = obj("ToolMessage", {"role": Always(st.just("tool")), "tool_call_id": NEVER,
                                "name": Maybe(st.none() | function_names)})
+_CALL_IDS = st.lists(valid_ids, min_size=1, max_size=3, unique=True)
+_BOOLS = st.booleans()
 
 
 @st.composite
 def tool_round(draw, min_results: int):
-    ids = draw(st.lists(valid_ids, min_size=1, max_size=3, unique=True))
-    calls = [draw(obj("ToolCall", {"id": Always(st.just(i))})) for i in ids]
-    assistant = draw(obj("AssistantMessage", {"role": Always(st.just("assistant")),
-                                              "tool_calls": Always(st.just(calls)),
-                                              "prefix": Maybe(st.just(False))}))
-    answered = draw(st.lists(st.sampled_from(ids), unique=True, min_size=min_results, max_size=len(ids)))
-    return [assistant] + [draw(tool_msg(i)) for i in answered]
+    """An assistant message with tool calls, then results for some of them (in any order)."""
+    ids = draw(_CALL_IDS)
+    calls = [{**draw(TOOL_CALL), "id": i} for i in ids]
+    assistant = {**draw(ASSISTANT_CALLS), "tool_calls": calls}
+    answered = draw(st.permutations(ids))
+    keep = max(min_results, draw(st.integers(0, len(ids))))
+    return [assistant] + [{**draw(TOOL_MSG), "tool_call_id": i} for i in answered[:keep]]
+
+
+_ONE = lambda m: [m]  # noqa: E731
+_MIDDLE = st.lists(st.one_of(USER_MSG.map(_ONE), SYSTEM_MSG.map(_ONE), ASSISTANT_TEXT.map(_ONE), tool_round(0)),
+                   max_size=3)
+_FINAL = st.one_of(USER_MSG.map(_ONE), SYSTEM_MSG.map(_ONE), tool_round(1))
+_FINAL_AFTER = st.one_of(_FINAL, ASSISTANT_PREFIX.map(_ONE))
 
 
 @st.composite
 def conversation(draw):
     """Messages Mistral serves: non-empty; a lone message is user/system; the last is user, system, tool or an
     assistant prefix; tool results answer the latest assistant's calls, once; ids and names are well formed."""
-    blocks = draw(st.lists(st.one_of(user_msg().map(lambda m: [m]), system_msg().map(lambda m: [m]),
-                                     assistant_text().map(lambda m: [m]), tool_round(0)), max_size=3))
-    flat = [m for b in blocks for m in b]
-    finals = [user_msg().map(lambda m: [m]), system_msg().map(lambda m: [m]), tool_round(1)]
-    if flat:
-        finals.append(assistant_text(prefix=True).map(lambda m: [m]))
-    return flat + draw(st.one_of(finals))
+    flat = [m for b in draw(_MIDDLE) for m in b]
+    return flat + draw(_FINAL_AFTER if flat else _FINAL)
 
 
-def valid_body(endpoint: str) -> st.SearchStrategy:
+def valid_body(endpoint: str, loose: bool = False) -> st.SearchStrategy:
+    """Valid bodies; loose: chat moderation/classification inputs with any messages the schema takes (Mistral
+    applies the conversation rules to chat and agents completions only)."""
+    if loose and endpoint == "chat/moderations":
+        return obj("ChatModerationRequest", {"input": st.one_of(LOOSE_MESSAGES, st.lists(LOOSE_MESSAGES, max_size=2))})
+    if loose and endpoint == "chat/classifications":
+        instruct = obj("InstructRequest", {"messages": LOOSE_MESSAGES})
+        return obj("ChatClassificationRequest", {"input": st.one_of(instruct, st.lists(instruct, max_size=2))})
     return valid(ENDPOINTS[endpoint])
+
+
+LOOSE_MESSAGES = st.lists(st.one_of(
+    USER_MSG, SYSTEM_MSG,
+    obj("AssistantMessage", {"role": Always(st.just("assistant"))}),
+    obj("ToolMessage", {"role": Always(st.just("tool"))}),
+), max_size=4)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -530,7 +563,20 @@ class Dirt:
         self.ids: dict[tuple, tuple[list, set]] = {}
 
     def chance(self, p: float) -> bool:
-        return self.draw(st.integers(0, 999)) < p * 1000
+        return self.draw(_PERMILLE) < p * 1000
+
+    def below(self, n: int) -> int:
+        """An integer in [0, n)."""
+        return self.draw(_NATURALS) % n
+
+
+_PERMILLE = st.integers(0, 999)
+_NATURALS = st.integers(0, 2**16)
+
+
+@functools.lru_cache(maxsize=None)
+def _subsets(options: tuple, max_size: int) -> st.SearchStrategy:
+    return st.lists(st.sampled_from(options), max_size=max_size, unique=True) if options else st.just([])
 
 
 def _can_be_object(node: Any) -> bool:
@@ -569,9 +615,8 @@ def walk(cx: Dirt, node: Any, value: Any, path: tuple, name: str | None = None,
     return value, value
 
 
-def _junk_keys(props: dict) -> st.SearchStrategy:
-    return st.one_of(st.sampled_from(OPENAI_MISC + OPENAI_MESSAGE), text).filter(
-        lambda k: k not in props and k not in SPECIAL_KEYS)
+JUNK_KEYS = st.lists(st.one_of(st.sampled_from(OPENAI_MISC + OPENAI_MESSAGE), text), max_size=2, unique=True)
+UNKNOWN_ENUM_VALUES = st.one_of(st.sampled_from(["flex", "priority", "original", "default", "bogus", ""]), text)
 
 
 def _walk_object(cx: Dirt, node: dict, name: str | None, value: dict, path: tuple,
@@ -608,17 +653,22 @@ def _walk_object(cx: Dirt, node: dict, name: str | None, value: dict, path: tupl
             if alias is not None and cx.chance(0.5):
                 dirty[k], expected[k] = alias, aliases[alias]
             else:
-                dirty[k] = draw(st.sampled_from(["flex", "priority", "original", "default", "bogus"]) | text
-                                .filter(lambda s: s not in values and s not in aliases))
+                v = draw(UNKNOWN_ENUM_VALUES)
+                if v not in values and v not in aliases:
+                    dirty[k] = v
     # unknown keys with any JSON value: dropped from closed objects
     if node.get("closed") and cx.chance(0.25):
-        for k in draw(st.lists(_junk_keys(props), max_size=1 if fragile else 2, unique=True)):
-            if k not in dirty:
+        for k in draw(JUNK_KEYS)[:1 if fragile else 2]:
+            if k not in dirty and k not in props and k not in SPECIAL_KEYS:
                 dirty[k] = draw(json_values(max_leaves=4))
     return dirty, expected
 
 
 # --- per-schema dirt ----------------------------------------------------------------------------------
+
+
+_INT_DELTAS = st.integers(1, 10**6)
+_DELTAS = st.one_of(st.integers(1, 1000), st.floats(min_value=1e-9, max_value=1e6))
 
 
 def _out_of_range(cx: Dirt, key: str, s: dict) -> tuple[Any, Any]:
@@ -627,16 +677,15 @@ def _out_of_range(cx: Dirt, key: str, s: dict) -> tuple[Any, Any]:
     integer = s["type"] == "integer"
     sides = [side for side, keys in (("low", ("min", "xmin")), ("high", ("max", "xmax")))
              if any(k in s for k in keys)]
-    side = draw(st.sampled_from(sides))
-    delta = draw(st.integers(1, 10**6)) if integer else draw(
-        st.one_of(st.integers(1, 1000), st.floats(min_value=1e-9, max_value=1e6)))
+    side = sides[cx.below(len(sides))]
+    delta = draw(_INT_DELTAS if integer else _DELTAS)
     step = 1 if integer else translate.EXCLUSIVE_STEP
     if side == "low":
         if "min" in s:
             bound, exclusive = s["min"], False
         else:
             bound, exclusive = s["xmin"], True
-        v = bound - delta if not exclusive or draw(st.booleans()) else bound
+        v = bound - delta if not exclusive or draw(_BOOLS) else bound
         if key in translate.UNSET_BELOW_MINIMUM:
             return v, ABSENT
         return v, (bound + step if exclusive else bound)
@@ -644,7 +693,7 @@ def _out_of_range(cx: Dirt, key: str, s: dict) -> tuple[Any, Any]:
         bound, exclusive = s["max"], False
     else:
         bound, exclusive = s["xmax"], True
-    v = bound + delta if not exclusive or draw(st.booleans()) else bound
+    v = bound + delta if not exclusive or draw(_BOOLS) else bound
     return v, (bound - step if exclusive else bound)
 
 
@@ -652,7 +701,7 @@ def _request(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
     draw = cx.draw
     props = node["object"]
     # OpenAI-only top-level fields
-    for k in draw(st.lists(st.sampled_from([k for k in OPENAI_TOP if k not in props]), max_size=4, unique=True)):
+    for k in draw(_subsets(tuple(k for k in OPENAI_TOP if k not in props), 4)):
         if k not in dirty:
             dirty[k] = draw(json_values(max_leaves=4))
     # out-of-range values: clamped to Mistral's limit (max_tokens/min_tokens below 0: dropped)
@@ -672,16 +721,18 @@ def _request(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
         if dirty.get(target) is not None:
             if target not in expected and "rename-vs-dropped-target" in KNOWN_BUGS:
                 continue  # the Mistral key is dropped (below its minimum): see KNOWN_BUGS
-            if draw(st.booleans()):
+            if draw(_BOOLS):
                 dirty[src] = dirty.pop(target)
             else:
                 dirty[src] = draw(json_values(max_leaves=3))
         else:
             s = bounded_scalar(props[target])
-            if s is not None and draw(st.booleans()):
+            if s is not None and draw(_BOOLS):
                 v, e = _out_of_range(cx, target, s)
             else:
-                v = e = draw(valid(props[target]).filter(lambda x: x is not None))
+                v = e = draw(valid(props[target]))
+                if v is None:
+                    continue
             if e is ABSENT and target in dirty and "rename-vs-dropped-target" in KNOWN_BUGS:
                 continue
             dirty[src] = v
@@ -705,23 +756,23 @@ def _request(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
             dirty["function_call"] = {"name": choice["function"]["name"]}
 
 
-_EXTRA_VALUES = {
+_EXTRA_VALUES: dict[str, st.SearchStrategy] = {
     "name": function_names,
     "refusal": st.one_of(st.none(), st.just("")),  # a refusal is only kept when the message said nothing
     "audio": st.one_of(st.none(), st.fixed_dictionaries({"id": text})),
     "function_call": st.one_of(st.none(), st.fixed_dictionaries({"name": function_names, "arguments": text})),
     "annotations": st.lists(json_values(max_leaves=3), max_size=2),
 }
+_REFUSALS_AFTER_CONTENT = st.one_of(_EXTRA_VALUES["refusal"], nonempty_text)
 
 
 def _message(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
     draw = cx.draw
     props = node["object"]
-    options = [k for k in OPENAI_MESSAGE if k not in props]
-    for k in draw(st.lists(st.sampled_from(options), max_size=3, unique=True)):
+    for k in draw(_subsets(tuple(k for k in OPENAI_MESSAGE if k not in props), 3)):
         strategy = _EXTRA_VALUES.get(k)
         if k == "refusal" and expected.get("content"):
-            strategy = st.one_of(strategy, nonempty_text)  # content wins over a refusal
+            strategy = _REFUSALS_AFTER_CONTENT  # content wins over a refusal
         dirty[k] = draw(strategy if strategy is not None else json_values(max_leaves=4))
 
 
@@ -733,29 +784,32 @@ def _system(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
 
 def _audio_chunk(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
     if isinstance(dirty.get("input_audio"), str) and cx.chance(0.5):
-        dirty["input_audio"] = {"data": dirty["input_audio"], "format": cx.draw(st.sampled_from(["wav", "mp3"]))}
+        dirty["input_audio"] = {"data": dirty["input_audio"], "format": ("wav", "mp3")[cx.below(2)]}
 
 
 def _file_chunk(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
     if "file_id" in dirty and cx.chance(0.5):
         file = {"file_id": dirty.pop("file_id")}
-        if cx.draw(st.booleans()):
+        if cx.draw(_BOOLS):
             file["filename"] = cx.draw(text)
         dirty["file"] = file
 
 
 def _function(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
     if expected.get("parameters") == EMPTY_PARAMETERS and cx.chance(0.5):
-        if cx.draw(st.booleans()):
+        if cx.draw(_BOOLS):
             del dirty["parameters"]
         else:
             dirty["parameters"] = None
 
 
+_CUTS = st.lists(st.integers(0, 8), max_size=3)
+
+
 def _prediction(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
     content = dirty.get("content")
     if isinstance(content, str) and cx.chance(0.5):
-        cuts = sorted(cx.draw(st.lists(st.integers(0, len(content)), max_size=3)))
+        cuts = sorted(min(c, len(content)) for c in cx.draw(_CUTS))
         bounds = [0, *cuts, len(content)]
         dirty["content"] = [{"type": "text", "text": content[a:b]} for a, b in zip(bounds, bounds[1:])]
 
@@ -814,23 +868,26 @@ def _dirty_messages(cx: Dirt, dirty: list, expected: list, path: tuple) -> list:
     draw = cx.draw
     positions = list(_id_positions(expected, path))
     clean_ids = sorted({v for _, v in positions})
-    replaced = draw(st.lists(st.sampled_from(clean_ids), unique=True)) if clean_ids else []
-    new_ids = draw(st.lists(openai_ids, min_size=len(replaced), max_size=len(replaced), unique=True))
-    mapping = dict(zip(replaced, new_ids))
+    mapping: dict = {}
+    for old in clean_ids:
+        if draw(_BOOLS):
+            new = draw(openai_ids)
+            while new in mapping.values():
+                new += "_"
+            mapping[old] = new
     for sub, old in positions:
         if old in mapping:
             _set(dirty, sub, mapping[old])
     cx.ids[path] = ([path + sub for sub, _ in positions], set(mapping))
     # assistant messages that said nothing (openai-python's message dumped back): removed
     out = list(dirty)
-    for _ in range(draw(st.integers(0, 2)) if cx.chance(0.3) else 0):
-        empty = {"role": "assistant", "content": draw(st.sampled_from([None, "", []]))}
-        for k, s in (("refusal", st.sampled_from([None, ""])), ("tool_calls", st.sampled_from([None, []])),
-                     ("audio", st.none()), ("function_call", st.none()), ("annotations", st.just([])),
-                     ("prefix", st.just(False))):
-            if draw(st.booleans()):
-                empty[k] = draw(s)
-        out.insert(draw(st.integers(0, len(out))), empty)
+    for _ in range(cx.below(3) if cx.chance(0.3) else 0):
+        empty = {"role": "assistant", "content": [None, "", []][cx.below(3)]}
+        for k, choices in (("refusal", [None, ""]), ("tool_calls", [None, []]), ("audio", [None]),
+                           ("function_call", [None]), ("annotations", [[]]), ("prefix", [False])):
+            if draw(_BOOLS):
+                empty[k] = choices[cx.below(len(choices))]
+        out.insert(cx.below(len(out) + 1), empty)
     return out
 
 
@@ -853,8 +910,15 @@ def dirty_case(draw, endpoint: str):
 # ---------------------------------------------------------------------------------------------------------
 # Fuzz: the spec's names, OpenAI-only names and arbitrary JSON, and valid bodies with a part replaced
 
-FUZZ_KEYS = st.one_of(st.sampled_from(PROPERTY_NAMES + OPENAI_TOP + OPENAI_MESSAGE + sorted(SPECIAL_KEYS)), text)
-fuzz_values = json_values(FUZZ_KEYS, max_leaves=25)
+_SURROGATES = st.sampled_from(["\ud800", "\udfff", "\ud83d", "\ude00\ud83d"])
+fuzz_text = st.one_of(text, st.tuples(text, _SURROGATES, text).map("".join))
+FUZZ_KEYS = st.one_of(st.sampled_from(PROPERTY_NAMES + OPENAI_TOP + OPENAI_MESSAGE + sorted(SPECIAL_KEYS)), fuzz_text)
+fuzz_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+              fuzz_text, st.sampled_from(TAGS + CALL_IDS + VALID_IDS), lits(finite=False)),
+    lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(FUZZ_KEYS, c, max_size=5)),
+    max_leaves=25,
+)
 
 
 def fuzz_body() -> st.SearchStrategy:

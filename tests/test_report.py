@@ -81,3 +81,11 @@ def test_redact_table_lines():
     text = "    key: abc123\n    access_token: t0k\n    model: mistral\n  x-goog-api-key: zzz"
     assert redact_text(text) == ("    key: [REDACTED]\n    access_token: [REDACTED]\n    model: mistral\n"
                                  "  x-goog-api-key: [REDACTED]")
+
+
+def test_summary_memory_is_bounded():
+    s = report.Summary(max_clients=3)
+    for i in range(50):
+        s.matched(f"client-{i}")
+    assert len(s.clients) == 4  # three by name, the rest together
+    assert s.clients[report.OTHER_CLIENTS].matched == 47
