@@ -89,6 +89,25 @@ class Mitmdump:
         return self.proc.returncode
 
 
+def dead_port() -> int:
+    """A loopback port nothing listens on (an unreachable upstream)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="module")
+def module_reverse(module_fake, tmp_path_factory):
+    """One reverse proxy (connection_strategy=lazy) in front of module_fake, for a whole test module."""
+    p = Mitmdump(tmp_path_factory.mktemp("mitm"), "--mode", f"reverse:{module_fake.url}",
+                 "--set", "connection_strategy=lazy")
+    yield p
+    p.stop()
+
+
 @pytest.fixture
 def fake():
     with FakeMistral() as f:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import httpx
 import pytest
+
+from conftest import dead_port
 
 ORIGIN = "http://localhost:5173"
 STAINLESS = ("authorization,content-type,x-stainless-arch,x-stainless-lang,x-stainless-os,"
@@ -15,14 +16,6 @@ STAINLESS = ("authorization,content-type,x-stainless-arch,x-stainless-lang,x-sta
 PREFLIGHT = {"origin": ORIGIN, "access-control-request-method": "POST",
              "access-control-request-headers": STAINLESS}
 CHAT = {"model": "mistral-small-latest", "messages": [{"role": "user", "content": "hi"}], "user": "u"}
-
-
-def dead_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def options(url, headers=PREFLIGHT, **kw):

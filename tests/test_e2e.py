@@ -24,11 +24,8 @@ CLEAN = {"model": "mistral-small-latest", "messages": [{"role": "user", "content
 
 
 @pytest.fixture(scope="module")
-def reverse(module_fake, tmp_path_factory):
-    p = Mitmdump(tmp_path_factory.mktemp("mitm"), "--mode", f"reverse:{module_fake.url}",
-                 "--set", "connection_strategy=lazy")
-    yield p
-    p.stop()
+def reverse(module_reverse):
+    return module_reverse
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,15 @@ import time
 import httpx
 import pytest
 
-from conftest import Mitmdump
+from conftest import dead_port
 
 CLEAN = {"model": "mistral-small-latest", "messages": [{"role": "user", "content": "hi"}]}
 ORIGIN = "http://localhost:3000"
 
 
 @pytest.fixture(scope="module")
-def proxy(module_fake, tmp_path_factory):
-    p = Mitmdump(tmp_path_factory.mktemp("mitm"), "--mode", f"reverse:{module_fake.url}",
-                 "--set", "connection_strategy=lazy")
-    yield p
-    p.stop()
+def proxy(module_reverse):
+    return module_reverse
 
 
 def post(p, raw: bytes, headers=None, timeout=60):
@@ -174,14 +171,6 @@ class FaultServer:
 
     def close(self):
         self.sock.close()
-
-
-def dead_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.mark.parametrize("mode", ["refused", "reset_mid_stream", "slow", "invalid_headers", "garbage"])
