@@ -28,6 +28,11 @@ def kind_of(value: Any) -> str:
     return k or "unknown"
 
 
+def _show(value: Any) -> str:
+    """A value as the client wrote it, for change details."""
+    return value.literal if isinstance(value, RawNumber) else repr(value)
+
+
 class Drop:
     __slots__ = ("reason",)
 
@@ -80,7 +85,7 @@ class ScalarNode(Node):
             if alias is not None:
                 fx.add(VALUE, path, f"{value!r} -> {alias!r}")
                 return alias
-            return Drop(f"{value!r} is not one of {', '.join(map(repr, self.enum))}")
+            return Drop(f"{_show(value)} is not one of {', '.join(map(repr, self.enum))}")
         if self.type in ("number", "integer") and not isinstance(value, bool):
             return self._range(value, fx, path)
         return value
@@ -103,8 +108,8 @@ class ScalarNode(Node):
             return value
         key = path[-1] if path else ""
         if new > num and key in translate.UNSET_BELOW_MINIMUM:
-            return Drop(f"{num!r} is below Mistral's minimum {self.min!r}; unset means no limit")
-        fx.add(VALUE, path, f"{num!r} -> {new!r}, Mistral's limit")
+            return Drop(f"{_show(value)} is below Mistral's minimum {self.min!r}; unset means no limit")
+        fx.add(VALUE, path, f"{_show(value)} -> {new!r}, Mistral's limit")
         return new
 
 
