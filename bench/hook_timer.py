@@ -8,7 +8,8 @@ accounting, and hands the same objects to mitmproxy as its own `addons`, so mitm
 options and calls them exactly as with `-s addon.py`. Also timed, because they are the addon's code
 running per request outside its hooks: the log filter that redacts every log record
 (`_RedactingFilter.filter`), the wrapper around the dumper's output (`_RedactingWriter.write`) and
-the content view (`_view_text`, used only at flow_detail >= 3).
+the content view (`_view_text`, used only at flow_detail >= 3). For diagnosis, also the core rewrite()
+and the addon's logger calls as made from the hooks (nested regions, inside the hooks' time).
 
 Everything the addon does synchronously inside a hook is counted, including mitmproxy's log handler
 (formatting and printing) run by the addon's logger.info/warning calls: that is part of its cost.
@@ -18,13 +19,17 @@ and shown inclusively per region.
 Reading the numbers:
   GET /__bench__/stats            the totals since the last reset, as JSON
   GET /__bench__/stats?reset=1    the same, then start again from zero
+      &insitu=1 / &insitu=0       turn on/off json.loads+json.dumps of each request's original body
+                                  inside mitmdump (the floor in situ; see InSituFloor)
+      &profile=<file>             write the cProfile data there (with BENCH_PROFILE)
 Such control requests go through the hooks untimed and are not counted.
 
 Environment:
+  BENCH_ADDON=path/to/addon.py an alternative addon file to load instead of the repo's addon.py
   BENCH_HOOK_STATS=file.json   done() writes the totals there when mitmdump stops
   BENCH_PROFILE=file.pstats    also run cProfile inside the timed regions only (inflates the timings;
                                use for attribution, not for the numbers); written on every stats
-                               request and at done(), reset with the totals
+                               request (or to ?profile=<file>) and at done(), reset with the totals
 """
 
 from __future__ import annotations
@@ -43,7 +48,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import addon as target  # noqa: E402  (the project's addon.py)
+if os.environ.get("BENCH_ADDON"):  # time another version of addon.py (an experiment kept outside the repo)
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("addon", os.environ["BENCH_ADDON"])
+    target = importlib.util.module_from_spec(_spec)
+    sys.modules["addon"] = target
+    _spec.loader.exec_module(target)
+else:
+    import addon as target  # noqa: E402  (the project's addon.py)
 from mitmproxy import hooks, http  # noqa: E402
 
 clock = time.process_time_ns
@@ -73,21 +86,32 @@ class Stats:
 
     def reset(self) -> None:
         self.total_ns = 0          # per-request code: outermost timed regions only, nothing counted twice
+        self.outer_calls = 0       # how many regions total_ns adds up
+        self.nested_calls = 0      # timed regions inside another (their timer cost is inside the outer's)
         self.lifecycle_ns = 0      # load/configure/running/done
         self.regions: dict[str, list[int]] = {}  # "Class.hook" -> [calls, inclusive ns]
         self.requests = 0          # non-control flows seen by the request hook
         self.since = time.monotonic()
+        self.insitu_floor_ns: list[int] = []  # see InSituFloor
 
     def snapshot(self) -> dict:
         return {
             "clock": "time.process_time_ns",
             "requests": self.requests,
             "total_ns": self.total_ns,
+            "outer_calls": self.outer_calls,
+            # total_ns less the timer's own cost inside the measured interval (timer_bias_ns per call)
+            "nested_calls": self.nested_calls,
+            "net_total_ns": max(0, self.total_ns - TIMER_BIAS_NS * self.outer_calls
+                                - TIMER_OVERHEAD_NS * self.nested_calls),
             "lifecycle_ns": self.lifecycle_ns,
             "seconds": round(time.monotonic() - self.since, 3),
-            "regions": {k: {"calls": c, "ns": ns} for k, (c, ns) in sorted(self.regions.items())},
+            "regions": {k: {"calls": c, "ns": ns, "net_ns": max(0, ns - TIMER_BIAS_NS * c)}
+                        for k, (c, ns) in sorted(self.regions.items())},
             "untimed_async_hooks": sorted(UNTIMED),
+            "timer_bias_ns": TIMER_BIAS_NS,
             "timer_overhead_ns": TIMER_OVERHEAD_NS,
+            "insitu_floor_ns": self.insitu_floor_ns,
         }
 
 
@@ -128,6 +152,9 @@ def timed(key: str, fn, lifecycle: bool = False):
                     STATS.lifecycle_ns += dt
                 else:
                     STATS.total_ns += dt
+                    STATS.outer_calls += 1
+            elif not lifecycle:
+                STATS.nested_calls += 1
             region = STATS.regions.get(key)
             if region is None:
                 region = STATS.regions[key] = [0, 0]
@@ -137,8 +164,12 @@ def timed(key: str, fn, lifecycle: bool = False):
     return wrapper
 
 
-def _calibrate() -> int:
-    """CPU cost of the accounting around one hook call (an empty hook), in ns."""
+def _calibrate() -> tuple[int, int]:
+    """(bias, overhead) in ns per hook call, from timing an empty hook: bias is what the timer itself
+    adds to the time it records (subtracted in net_ns), overhead its whole cost per call."""
+    global _profiler
+    saved, _profiler = _profiler, None
+
     def empty(flow):
         return None
     wrapped = timed("_calibration", empty)
@@ -150,8 +181,10 @@ def _calibrate() -> int:
     for _ in range(n):
         empty(None)
     t2 = clock()
+    bias = min(STATS.regions["_calibration"][1] // n, 10_000)
     STATS.reset()
-    return max(0, ((t1 - t0) - (t2 - t1)) // n)
+    _profiler = saved
+    return bias, max(0, ((t1 - t0) - (t2 - t1)) // n)
 
 
 def instrument(objs) -> None:
@@ -172,12 +205,37 @@ def instrument(objs) -> None:
         target._RedactingWriter.write = timed("Redaction.flow_line_write", target._RedactingWriter.write)
     if hasattr(target, "_view_text"):
         target._view_text = timed("BeforeAfterView.render", target._view_text)
+    # Diagnostics, nested inside the hooks above (so not added to the total twice): the core rewrite as
+    # called by the addon, and each call of the addon's logger (with mitmproxy's handlers behind it).
+    if callable(getattr(target, "rewrite", None)):
+        target.rewrite = timed("(in hooks) core rewrite()", target.rewrite)
+    log = getattr(target, "logger", None)
+    if log is not None:
+        for level in ("debug", "info", "warning", "error"):
+            setattr(log, level, timed(f"(in hooks) logger.{level}", getattr(log, level)))
 
 
-def _write_profile() -> None:
-    if _profiler is not None and _profile_path:
+def _write_profile(path: str | None = None) -> None:
+    path = path or _profile_path
+    if _profiler is not None and path:
         _profiler.create_stats()
-        _profiler.dump_stats(_profile_path)
+        _profiler.dump_stats(path)
+
+
+class InSituFloor:
+    """json.loads + json.dumps of each request's original body, timed inside mitmdump, so the floor
+    sees the same process, heap and cache state as the addon. Off unless turned on with
+    /__bench__/stats?insitu=1. Alternates: odd requests before the addon's hooks, even ones after
+    (the first one to touch a fresh body pays for the cold cache, so neither side always does)."""
+
+    on = False
+    count = 0
+
+    @staticmethod
+    def measure(body: bytes) -> None:
+        t0 = clock()
+        json.dumps(json.loads(body))
+        STATS.insitu_floor_ns.append(clock() - t0)
 
 
 class HookTimer:
@@ -191,7 +249,9 @@ class HookTimer:
         flow.metadata[FLAG] = True
         query = parse_qs(url.query)
         body = json.dumps(STATS.snapshot()).encode()
-        _write_profile()
+        _write_profile(query.get("profile", [None])[0])
+        if "insitu" in query:
+            InSituFloor.on = query["insitu"][0] == "1"
         if query.get("reset", ["0"])[0] == "1":
             STATS.reset()
             if _profiler is not None:
@@ -199,8 +259,23 @@ class HookTimer:
         flow.response = http.Response.make(200, body, {"content-type": "application/json"})
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if FLAG not in flow.metadata:
-            STATS.requests += 1
+        if FLAG in flow.metadata:
+            return
+        STATS.requests += 1
+        if InSituFloor.on and flow.request.method == "POST" and flow.request.raw_content:
+            InSituFloor.count += 1
+            flow.metadata["bench_original"] = flow.request.raw_content
+            if InSituFloor.count % 2 == 1:
+                InSituFloor.measure(flow.request.raw_content)
+
+
+class HookTimerLast:
+    """After every addon: the in-situ floor of even requests."""
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        body = flow.metadata.get("bench_original")
+        if body is not None and InSituFloor.count % 2 == 0:
+            InSituFloor.measure(body)
 
     def done(self) -> None:
         path = os.environ.get("BENCH_HOOK_STATS")
@@ -209,6 +284,7 @@ class HookTimer:
         _write_profile()
 
 
-TIMER_OVERHEAD_NS = _calibrate()
+TIMER_BIAS_NS = TIMER_OVERHEAD_NS = 0
+TIMER_BIAS_NS, TIMER_OVERHEAD_NS = _calibrate()
 instrument(target.addons)
-addons = [HookTimer(), *target.addons]
+addons = [HookTimer(), *target.addons, HookTimerLast()]

@@ -20,12 +20,14 @@ import gzip
 import hashlib
 import http.client
 import json
+import random
 import re
 import shutil
 import signal
 import socket
 import socketserver
 import ssl
+import string
 import struct
 import sys
 import tempfile
@@ -440,18 +442,65 @@ def _usage(data: dict, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
+TOOL_CALL_TRIGGER = "call the tool"
+_TOOL_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def _text_of(content) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(c.get("text") or "" for c in content or [] if isinstance(c, dict) and c.get("type") == "text")
+
+
+def _tool_to_call(data: dict):
+    """The function the answer calls, or None: tool_choice any/required or a named function, or the last
+    user message asks to "call the tool" (never with tool_choice none)."""
+    functions = [t["function"] for t in data.get("tools") or [] if t.get("type", "function") == "function"]
+    choice = data.get("tool_choice")
+    if not functions or choice == "none":
+        return None
+    if isinstance(choice, dict):
+        return next((f for f in functions if f["name"] == choice["function"]["name"]), functions[0])
+    if choice in ("any", "required"):
+        return functions[0]
+    users = [m for m in data.get("messages") or [] if m["role"] == "user"]
+    if users and TOOL_CALL_TRIGGER in _text_of(users[-1].get("content")).lower():
+        return functions[0]
+    return None
+
+
+def _tool_call(function: dict) -> dict:
+    call_id = "".join(random.choices(_TOOL_ID_ALPHABET, k=9))
+    return {"id": call_id, "type": "function", "function": {"name": function["name"], "arguments": "{}"}, "index": 0}
+
+
 def chat_completion(data: dict) -> dict:
-    choices = [
-        {"index": i, "message": {"role": "assistant", "content": "ok", "tool_calls": None}, "finish_reason": "stop"}
-        for i in range(data.get("n") or 1)
-    ]
+    function = _tool_to_call(data)
+    choices = []
+    for i in range(data.get("n") or 1):
+        if function is not None:
+            message = {"role": "assistant", "content": "", "tool_calls": [_tool_call(function)]}
+            choices.append({"index": i, "message": message, "finish_reason": "tool_calls"})
+        else:
+            message = {"role": "assistant", "content": "ok", "tool_calls": None}
+            choices.append({"index": i, "message": message, "finish_reason": "stop"})
     return {"id": _new_id(), "object": "chat.completion", "created": int(time.time()), "model": _model(data),
             "choices": choices, "usage": _usage(data, 1)}
 
 
 def chat_chunks(data: dict, events: int):
-    """The chunk objects of a streamed completion, the last one with usage."""
+    """The chunk objects of a streamed completion, the last one with usage.
+
+    A tool call comes whole in one chunk, then a finish chunk, as Mistral sends it."""
     head = {"id": _new_id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": _model(data)}
+    function = _tool_to_call(data)
+    if function is not None:
+        yield dict(head, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        delta = {"tool_calls": [_tool_call(function)]}
+        yield dict(head, choices=[{"index": 0, "delta": delta, "finish_reason": None}])
+        final = [{"index": 0, "delta": {"content": ""}, "finish_reason": "tool_calls"}]
+        yield dict(head, choices=final, usage=_usage(data, 10))
+        return
     for i in range(events):
         delta = {"role": "assistant", "content": f"tok{i} "}
         yield dict(head, choices=[{"index": 0, "delta": delta, "finish_reason": None}])

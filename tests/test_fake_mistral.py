@@ -6,6 +6,7 @@ import copy
 import gzip
 import http.client
 import json
+import re
 import socket
 import ssl
 import time
@@ -354,6 +355,62 @@ def test_stream_events_are_spread_in_time(fake, client):
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and "usage" in chunks[-1]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert arrivals[3] - arrivals[0] >= 0.25  # three intervals of 0.1 s
+
+
+SECOND_TOOL = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+
+
+def _tool_call_of(message: dict) -> dict:
+    (call,) = message["tool_calls"]
+    assert re.fullmatch(r"[a-zA-Z0-9]{9}", call["id"])
+    assert call["type"] == "function" and call["function"]["arguments"] == "{}" and call["index"] == 0
+    return call
+
+
+@pytest.mark.parametrize("fields, name", [
+    ({"tool_choice": "any"}, "get_weather"),
+    ({"tool_choice": "required"}, "get_weather"),
+    ({"tool_choice": {"type": "function", "function": {"name": "get_time"}}}, "get_time"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "Please CALL THE TOOL now"}]}]},
+     "get_weather"),
+])
+def test_tool_call_answers(client, fields, name):
+    body = chat(tools=[WEATHER_TOOL, SECOND_TOOL], **fields)
+    choice = client.post(CHAT, json=body).json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["content"] == ""
+    assert _tool_call_of(choice["message"])["function"]["name"] == name
+
+
+@pytest.mark.parametrize("fields", [
+    {},                                                                          # auto, no trigger
+    {"tool_choice": "none", "messages": [{"role": "user", "content": "call the tool"}]},
+    {"tools": None, "tool_choice": "any"},                                       # no tools to call
+])
+def test_no_tool_call_without_a_reason(client, fields):
+    body = dict(chat(tools=[WEATHER_TOOL]), **fields)
+    body = {k: v for k, v in body.items() if v is not None}
+    choice = client.post(CHAT, json=body).json()["choices"][0]
+    assert choice == {"index": 0, "message": {"role": "assistant", "content": "ok", "tool_calls": None},
+                      "finish_reason": "stop"}
+
+
+def test_tool_call_ids_are_fresh(client):
+    ids = {client.post(CHAT, json=chat(tools=[WEATHER_TOOL], tool_choice="any")).json()
+           ["choices"][0]["message"]["tool_calls"][0]["id"] for _ in range(5)}
+    assert len(ids) == 5
+
+
+def test_streamed_tool_call_comes_whole_then_finish(client):
+    with client.stream("POST", CHAT, json=chat(stream=True, tools=[WEATHER_TOOL], tool_choice="required")) as response:
+        events = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, None, "tool_calls"]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    call = _tool_call_of(chunks[1]["choices"][0]["delta"])
+    assert call["function"]["name"] == "get_weather"
+    assert "usage" in chunks[-1] and "tool_calls" not in chunks[-1]["choices"][0]["delta"]
 
 
 def test_fim_and_embeddings_over_http(client):

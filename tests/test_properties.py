@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 import strategies as S
@@ -47,12 +48,46 @@ def path(endpoint: str) -> str:
     return "/v1/" + endpoint
 
 
+# jsonio's placeholder for a number literal a double cannot hold, as text and inside JSON output
+_PLACEHOLDER = re.compile(r"(?:\x00|\\x00)[0-9a-f]{32}:\d+")
+_PLACEHOLDER_JSON = re.compile(rb"\\u0000[0-9a-f]{32}:\d+")
+
+
+def _placeholder_leaked(res: Result) -> bool:
+    return any(_PLACEHOLDER.search(c.detail) for c in res.changes) or \
+        (res.body is not None and _PLACEHOLDER_JSON.search(res.body) is not None)
+
+
+# Crashes of known core bugs, by exception type and the function that raises: (bug, type, function).
+_KNOWN_CRASHES = [("rename-vs-dropped-target", KeyError, "fix"), ("union-tag-unhashable", TypeError, "score")]
+
+
+def _known_crash(e: BaseException) -> str | None:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code if tb is not None else None
+    for bug, kind, function in _KNOWN_CRASHES:
+        if bug in S.KNOWN_BUGS and type(e) is kind and where is not None and where.co_name == function \
+                and where.co_filename.endswith("schema.py"):
+            return bug
+    return None
+
+
 def check_output(endpoint: str, raw: bytes) -> bytes:
     """The common contract: no exception, an error xor a JSON object body, changes iff a body,
     deterministic, and idempotent. Returns what would be forwarded."""
-    res = rewrite(RULES, endpoint, raw)
+    try:
+        res = rewrite(RULES, endpoint, raw)
+    except Exception as e:
+        bug = _known_crash(e)
+        note(f"known core bug {bug}: {e!r}")
+        assume(bug is None)
+        raise
     assert isinstance(res, Result)
-    assert res == rewrite(RULES, endpoint, raw), "same input, different output"
+    twice = rewrite(RULES, endpoint, raw)
+    if not ("rawnumber-as-string" in S.KNOWN_BUGS and (_placeholder_leaked(res) or _placeholder_leaked(twice))):
+        assert res == twice, "same input, different output"
     if res.error is not None:
         assert isinstance(res.error, str) and res.error
         assert res.body is None
@@ -157,7 +192,7 @@ def broken_json(draw):
 @given(endpoint=st.sampled_from(ENDPOINTS),
        raw=st.one_of(st.binary(max_size=64), broken_json(),
                      st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-32"]).flatmap(
-                         lambda enc: S.fuzz_body().map(lambda b: json.dumps(b).encode(enc, "surrogatepass")))))
+                         lambda enc: S.fuzz_body().map(lambda b: S.emit(b).decode().encode(enc, "surrogatepass")))))
 def test_arbitrary_bytes(endpoint, raw):
     check_output(endpoint, raw)
 
@@ -228,3 +263,34 @@ def test_anyof_branch_survives_unknown_keys(endpoint, body, kept):
 def test_bodies_accepted_by_mistral_pass_on_moderation_endpoints(endpoint, body):
     raw = json.dumps(body).encode()
     assert validate("/v1/" + endpoint, raw) is not None or rewrite(RULES, endpoint, raw).body is None
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rawnumber-as-string: a number literal a double cannot hold (1.0000000000000001) is parsed to a RawNumber, a "
+    "str subclass holding a random placeholder, and code that takes strings takes it: tool-call ids are derived "
+    "from the random placeholder (output differs per request; the call and its result get different ids), "
+    "prediction text parts join the placeholder into the content, and a change detail shows it inside a list"))
+@pytest.mark.parametrize("body", [
+    b'{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"id":'
+    b'1.0000000000000001,"function":{"name":"f","arguments":"{}"}}]},'
+    b'{"role":"tool","tool_call_id":1.0000000000000001,"content":"x"}]}',
+    b'{"model":"m","messages":[{"role":"user","content":"hi"}],"prediction":{"type":"content","content":'
+    b'[{"type":"text","text":"a"},{"type":"text","text":1.0000000000000001}]}}',
+    b'{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":[1.0000000000000001]}}',
+], ids=["tool-call-ids", "prediction-join", "change-detail"])
+def test_number_literals_are_not_strings(body):
+    a, b = rewrite(RULES, "chat/completions", body), rewrite(RULES, "chat/completions", body)
+    assert a == b
+    assert not _placeholder_leaked(a)
+
+
+@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
+    "union-tag-unhashable: UnionNode.score looks a tag up in a dict without checking it is a string, so a "
+    "list or object where a discriminator is expected, in a union inside an anyOf (a connector tool's "
+    "authorization), raises TypeError: unhashable type"))
+@pytest.mark.parametrize("tag", ["[]", "{}"])
+def test_unhashable_union_tag_does_not_crash(tag):
+    raw = ('{"model":"m","messages":[{"role":"user","content":"hi"}],'
+           '"tools":[{"type":"connector","connector_id":"c","authorization":{"type":%s}}]}' % tag).encode()
+    res = rewrite(RULES, "chat/completions", raw)
+    assert res.error is None

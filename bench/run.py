@@ -1,0 +1,951 @@
+#!/usr/bin/env python3
+"""mistral-compat benchmark: the proxy's latency, CPU and throughput cost, side by side in one run.
+
+    .venv/bin/python bench/run.py                       # full run, about 65 s
+    .venv/bin/python bench/run.py --quick               # a short run, about 20 s
+    python3 bench/run.py --venv .venv-3.12              # another mitmproxy (that venv's python and mitmdump)
+    .venv/bin/python bench/run.py --quick --profile     # also cProfile inside the addon's hooks
+
+Everything runs on 127.0.0.1 against tests/fake_mistral.py (its own process), with every mitmdump in
+reverse mode (`--mode reverse:http://127.0.0.1:<fake> --set connection_strategy=lazy`) and the same
+options (flow_detail=1 by default, mitmdump's own default), its output going to a file line by line as
+on a terminal. This process is the client (raw keep-alive sockets, requests prebuilt). With 2+ CPUs, for
+the CPU and throughput measurements (not the latency one), the mitmdumps are pinned to one CPU and the
+fake and the clients to another (--no-pin turns that off).
+
+Measured:
+  1. time to the first streamed event (the fake sends one every 200 ms): straight to the fake vs
+     through mitmdump -s addon.py, fresh connections, median and gap;
+  2. the addon's own CPU per request, timed inside its hooks: bench/hook_timer.py loads addon.py under
+     mitmdump and times every hook with time.process_time_ns; for a small chat request with fields to
+     drop (8 clients) and for a chat request carrying an 8 MiB base64 image plus fields to drop (one
+     client). Beside it: bare mitmdump's whole-process CPU per request (from /proc), json.loads +
+     json.dumps of the same body (the floor for any rewriter that parses) and the core
+     mistral_compat.rewrite.rewrite(), both in-process under the venv's Python, and both again inside
+     mitmdump (the floor in the hook timer, alternately before and after the addon's hooks);
+  3. requests per second with 8 concurrent clients, bare mitmdump vs mitmdump -s addon.py, median of
+     alternating rounds, with each one's whole-process CPU per request.
+
+Prints a table and writes it as JSON to bench/results/latest.json and
+bench/results/mitmproxy-<version>.json (mitmdump logs in bench/results/logs/). Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+FIXTURES = ROOT / "tests" / "fixtures" / "clients"
+CHAT = "/v1/chat/completions"
+IMAGE_B64_CHARS = 8 * 1024 * 1024  # the image as base64 text: 8 MiB
+STREAM_INTERVAL = 0.2
+STREAM_EVENTS = 5
+
+TARGET_GAP_MS = 10.0
+TARGET_SMALL_PCT = 5.0
+TARGET_BIG_X = 1.2
+TARGET_RPS_X = 0.95
+
+_LISTEN = re.compile(rb"listening at (?:http://)?127\.0\.0\.1:(\d+)")
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:\s*(\d+)\s*$")
+_CHUNKED = re.compile(rb"(?im)^transfer-encoding:\s*chunked\s*$")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Request bodies (built identically here and in the in-process worker)
+
+
+def _fixture(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def bodies() -> dict[str, bytes]:
+    """small: openai-python's capture with OpenAI-only params (5 drops, 2 renames).
+    stream: openai-python's streamed chat with stream_options (dropped) and renames.
+    image_8mb: a user message with a text part and an 8 MiB base64 PNG data URL, plus fields to drop,
+    so the addon must parse and re-serialise it."""
+    small = _fixture("openai-python__chat_openai_params")["body"].encode("utf-8")
+    stream = _fixture("openai-python__chat_stream_usage")["body"].encode("utf-8")
+    raw = random.Random(0).randbytes(IMAGE_B64_CHARS // 4 * 3)
+    image = "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
+    big = {
+        "model": "mistral-small-latest",
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is in this image?"},
+            {"type": "image_url", "image_url": {"url": image, "detail": "high"}},
+        ]}],
+        "max_completion_tokens": 64, "seed": 42, "store": True, "user": "user-1234",
+    }
+    return {"small": small, "stream": stream,
+            "image_8mb": json.dumps(big, separators=(",", ":")).encode("utf-8")}
+
+
+def as_forwarded(body: bytes) -> bytes:
+    """What the addon forwards for `body` (mistral_compat is pure Python: no mitmproxy needed)."""
+    sys.path.insert(0, str(ROOT))
+    from mistral_compat.rewrite import rewrite
+    from mistral_compat.rules import builtin
+
+    result = rewrite(builtin(), "chat/completions", body)
+    return result.body if result.body is not None else body
+
+
+def client_headers() -> list[tuple[str, str]]:
+    """openai-python's headers as captured, with a fake API key (the addon's redaction sees it)."""
+    skip = {"host", "content-length", "authorization"}
+    headers = [(k, v) for k, v in _fixture("openai-python__chat_openai_params")["headers"].items()
+               if k.lower() not in skip]
+    return headers + [("Authorization", "Bearer sk-bench-0000000000000000000000000000")]
+
+
+def http_request(port: int, path: str, body: bytes | None = None, method: str = "POST") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    if body is not None:
+        lines += [f"{k}: {v}" for k, v in client_headers()] + [f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+
+# ---------------------------------------------------------------------------------------------------
+# In-process worker: the floor and the core, under the venv's Python
+
+
+def worker() -> None:
+    sys.path.insert(0, str(ROOT))
+    import mitmproxy.version
+    from mistral_compat.rewrite import rewrite
+    from mistral_compat.rules import builtin
+
+    rules = builtin()
+    clock = time.process_time_ns
+    out = {"python": platform.python_version(), "mitmproxy": mitmproxy.version.VERSION}
+    quick = "--quick" in sys.argv
+    for name, loops, reps in (("small", 200, 7 if quick else 15), ("image_8mb", 1, 3 if quick else 7)):
+        body = bodies()[name]
+        result = rewrite(rules, "chat/completions", body)
+        if result.body is None or result.error:
+            raise SystemExit(f"bench body {name!r} is not rewritten: {result}")
+
+        def floor():
+            json.dumps(json.loads(body))
+
+        def core():
+            rewrite(rules, "chat/completions", body)
+
+        samples = {"floor": [], "core": []}
+        floor(), core()  # warm
+        for _ in range(reps):
+            for label, fn in (("floor", floor), ("core", core)):
+                t0 = clock()
+                for _ in range(loops):
+                    fn()
+                samples[label].append((clock() - t0) / loops)
+        out[name] = {
+            "body_bytes": len(body),
+            "changes": [list(c) for c in result.changes],
+            "floor_ns": statistics.median(samples["floor"]),
+            "core_ns": statistics.median(samples["core"]),
+        }
+    print(json.dumps(out))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Processes
+
+
+def _env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["PYTHONUNBUFFERED"] = "1"  # output line by line, as on a terminal; also lets us see start-up
+    env.update(extra or {})
+    return env
+
+
+# CPU pinning for the CPU and throughput measurements (when the machine has 2+ CPUs): every mitmdump on
+# one CPU, the upstream and this client on another, so the proxy under test has a CPU to itself and is
+# the bottleneck of the throughput test. Not for the latency test: there a proxy would not be confined.
+PIN = {"proxy": None, "rest": None}
+
+
+def set_affinity(pid: int, cpus: set[int]) -> None:
+    """All threads of process `pid` (threads it starts later inherit it from theirs)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:  # a thread that just ended
+            pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """CPU time of the whole process (all its threads): the sum of /proc/<pid>/task/*/schedstat (ns),
+    or utime+stime from /proc/<pid>/stat (clock ticks) where schedstat is missing."""
+    try:
+        total = 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def own_cpu_seconds() -> float:
+    """This process and its children that have ended (the worker, the stopped servers)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def system_busy_seconds() -> dict[str, float]:
+    """Busy (non-idle) CPU time of the whole machine and of each CPU, from /proc/stat."""
+    out = {}
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if not line.startswith("cpu"):
+                    break
+                name, *vals = line.split()
+                v = [int(x) for x in vals]
+                idle = v[3] + (v[4] if len(v) > 4 else 0)
+                busy = sum(v[:8]) - idle  # user nice system idle iowait irq softirq steal
+                out["all" if name == "cpu" else name] = busy / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        pass
+    return out
+
+
+class Fake:
+    def __init__(self, python: str, tmp: Path) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [python, str(ROOT / "tests" / "fake_mistral.py"), "--port", str(self.port),
+             "--stream-events", str(STREAM_EVENTS), "--stream-interval", str(STREAM_INTERVAL)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(), cwd=str(ROOT))
+        line = self.proc.stdout.readline()
+        if not line.startswith(b"http://"):
+            self.stop()
+            raise RuntimeError(f"fake_mistral did not start: {line!r}")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+class Mitmdump:
+    def __init__(self, name: str, mitmdump: str, upstream_port: int, tmp: Path, logdir: Path, flow_detail: int,
+                 script: str | None = None, env: dict | None = None) -> None:
+        self.name = name
+        self.log = logdir / f"{name}.log"
+        cmd = [mitmdump, "--listen-host", "127.0.0.1", "--listen-port", "0",
+               "--mode", f"reverse:http://127.0.0.1:{upstream_port}",
+               "--set", "connection_strategy=lazy", "--set", f"confdir={tmp / ('conf-' + name)}",
+               "--set", f"flow_detail={flow_detail}"]
+        if script:
+            cmd += ["-s", script]
+        self.cmd = cmd
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(env), cwd=str(ROOT))
+        self.port = 0
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = _LISTEN.search(self.log.read_bytes())
+            if m:
+                self.port = int(m.group(1))
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"mitmdump ({self.name}) did not start:\n{self.log.read_text(errors='replace')}")
+
+    def cpu(self) -> float:
+        return proc_cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Clients: raw keep-alive sockets, requests prebuilt, so the client stays cheap
+
+
+class Conn:
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def roundtrip(self, request: bytes) -> tuple[int, bytes]:
+        s = self.sock
+        s.sendall(request)
+        buf = b""
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed before the response headers")
+            buf += chunk
+        head, body = buf[:end], buf[end + 4:]
+        status = int(head[9:12])
+        m = _CONTENT_LENGTH.search(head)
+        if m:
+            need = int(m.group(1))
+            while len(body) < need:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionError("connection closed in the response body")
+                body += chunk
+        elif _CHUNKED.search(head):
+            while not body.endswith(b"0\r\n\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionError("connection closed in the response body")
+                body += chunk
+        return status, body
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def get_json(port: int, path: str) -> dict:
+    c = Conn(port)
+    try:
+        status, body = c.roundtrip(http_request(port, path, method="GET"))
+    finally:
+        c.close()
+    if status != 200:
+        raise RuntimeError(f"GET {path}: {status} {body[:200]!r}")
+    return json.loads(body)
+
+
+def first_event_ms(port: int, request: bytes) -> float:
+    """Fresh connection (settled before the clock starts), request sent -> first `data:` line."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        time.sleep(0.01)
+        t0 = time.perf_counter()
+        s.sendall(request)
+        buf = b""
+        while b"data:" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed before the first event: {buf[:300]!r}")
+            buf += chunk
+        dt = time.perf_counter() - t0
+        if not buf.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"stream answered {buf[:300]!r}")
+        return dt * 1000
+    finally:
+        s.close()
+
+
+def load_round(port: int, request: bytes, clients: int, seconds: float, warmup: float,
+               cpu: dict | None = None, at_start=None, at_end=None) -> dict:
+    """`clients` threads on keep-alive connections, each sending `request` back to back. Counts the
+    requests completed in a window of `seconds` after `warmup`, and the CPU each of `cpu` (name ->
+    function returning CPU seconds) used in that window."""
+    cpu = cpu or {}
+    conns = [Conn(port) for _ in range(clients)]
+    counts = [0] * clients
+    statuses: list[dict] = [{} for _ in range(clients)]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def run(i: int) -> None:
+        c, st = conns[i], statuses[i]
+        try:
+            while not stop.is_set():
+                status, _ = c.roundtrip(request)
+                st[status] = st.get(status, 0) + 1
+                counts[i] += 1
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(warmup)
+    start = at_start() if at_start else None
+    n0, c0, s0, t0 = sum(counts), {k: f() for k, f in cpu.items()}, system_busy_seconds(), time.perf_counter()
+    time.sleep(seconds)
+    n1, c1, s1, t1 = sum(counts), {k: f() for k, f in cpu.items()}, system_busy_seconds(), time.perf_counter()
+    end = at_end() if at_end else None
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    for c in conns:
+        c.close()
+    if errors:
+        raise RuntimeError(f"client error: {errors[0]!r}")
+    n, wall = n1 - n0, t1 - t0
+    merged: dict = {}
+    for st in statuses:
+        for k, v in st.items():
+            merged[k] = merged.get(k, 0) + v
+    ours = sum(c1[k] - c0[k] for k in cpu)
+    other = {"all": (s1["all"] - s0["all"] - ours) / wall} if "all" in s0 else {}
+    if PIN["proxy"] is not None and "mitmdump" in cpu and f"cpu{PIN['proxy']}" in s0:
+        name = f"cpu{PIN['proxy']}"  # other processes on the CPU the proxy has been given
+        other["proxy_cpu"] = (s1[name] - s0[name] - (c1["mitmdump"] - c0["mitmdump"])) / wall
+    return {"requests": n, "seconds": wall, "rps": n / wall,
+            "cpu_us_per_request": {k: (c1[k] - c0[k]) / n * 1e6 for k in cpu},
+            "cores_busy": {k: (c1[k] - c0[k]) / wall for k in cpu},
+            "other_processes_cores": {k: max(0.0, v) for k, v in other.items()},
+            "statuses": merged, "start": start, "end": end}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Machine
+
+
+def machine_info() -> dict:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
+            "loadavg_at_start": list(os.getloadavg())}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The run
+
+
+def _hook_us(stats: dict) -> float:
+    """The addon's CPU per request in µs, net of the timer's own cost (a few hundred ns per hook call)."""
+    return stats["net_total_ns"] / max(1, stats["requests"]) / 1000
+
+
+def _regions_per_request(stats: dict) -> dict[str, float]:
+    n = max(1, stats["requests"])
+    return {k: v["net_ns"] / n / 1000 for k, v in stats["regions"].items()
+            if k.rsplit(".", 1)[-1] not in {"load", "configure", "running", "done"}}
+
+
+def print_profile(path: Path, title: str, top: int) -> str:
+    import io
+    import pstats
+
+    buf = io.StringIO()
+    st = pstats.Stats(str(path), stream=buf)
+    st.strip_dirs()
+    hide = r"^(?!.*(_lsprof|hook_timer\.py|process_time_ns))"  # the timer's and profiler's own calls
+    buf.write(f"==== {title}: by own time\n")
+    st.sort_stats("tottime").print_stats(hide, top)
+    buf.write(f"==== {title}: by cumulative time\n")
+    st.sort_stats("cumulative").print_stats(hide, top)
+    return buf.getvalue()
+
+
+def profile(args, version: str, mitmdump: str, fake_port: int, tmp: Path, logdir: Path, b: dict) -> dict:
+    """cProfile inside the addon's hooks only (bench/hook_timer.py with BENCH_PROFILE): where its time
+    goes. Timings under the profiler are inflated; only the attribution counts."""
+    out = {}
+    prof = Mitmdump("profile", mitmdump, fake_port, tmp, logdir, args.flow_detail,
+                    script=str(ROOT / "bench" / "hook_timer.py"),
+                    env={"BENCH_PROFILE": str(logdir / "profile-at-exit.pstats")})
+    try:
+        prof.wait_ready()
+        if PIN["proxy"] is not None:
+            set_affinity(prof.proc.pid, {PIN["proxy"]})
+        small = http_request(prof.port, CHAT, b["small"])
+        big = http_request(prof.port, CHAT, b["image_8mb"])
+        small_path = RESULTS / f"profile-small-mitmproxy-{version}.pstats"
+        big_path = RESULTS / f"profile-image_8mb-mitmproxy-{version}.pstats"
+        load_round(prof.port, small, args.clients, 2.0, warmup=0.3,
+                   at_start=lambda: get_json(prof.port, "/__bench__/stats?reset=1"),
+                   at_end=lambda: get_json(prof.port, f"/__bench__/stats?reset=1&profile={small_path}"))
+        c = Conn(prof.port)
+        try:
+            c.roundtrip(big)
+            get_json(prof.port, "/__bench__/stats?reset=1")
+            for _ in range(3):
+                c.roundtrip(big)
+            get_json(prof.port, f"/__bench__/stats?reset=1&profile={big_path}")
+        finally:
+            c.close()
+    finally:
+        prof.stop()
+    out["small"] = str(small_path)
+    out["image_8mb"] = str(big_path)
+    return out
+
+
+def run(args) -> dict:
+    python = args.python
+    mitmdump = str(Path(python).with_name("mitmdump"))
+    if not Path(mitmdump).exists():
+        raise SystemExit(f"no mitmdump beside {python}")
+    quick = args.quick
+    rounds = args.rounds or (3 if quick else 6)
+    seconds = args.seconds or (1.0 if quick else 3.0)
+    hook_rounds_n = max(2, rounds - 2)
+    fe_runs = args.first_event_runs or (5 if quick else 15)
+    big_n = args.image_requests or (3 if quick else 7)
+    clients = args.clients
+    t_start = time.monotonic()
+    loadavg = list(os.getloadavg())
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if args.pin and len(cpus) >= 2:
+        PIN["proxy"], PIN["rest"] = cpus[0], cpus[1]
+    b = bodies()
+    med = statistics.median
+    run_busy0, run_own0, run_t0 = system_busy_seconds(), own_cpu_seconds(), time.monotonic()
+
+    print(f"in-process floor and core rewrite under {python} ...", flush=True)
+    w = subprocess.run([python, str(Path(__file__).resolve()), "--_worker"] + (["--quick"] if quick else []),
+                       capture_output=True, env=_env(), cwd=str(ROOT), check=False)
+    if w.returncode != 0:
+        raise SystemExit(f"worker failed:\n{w.stderr.decode(errors='replace')}")
+    inproc = json.loads(w.stdout)
+
+    tmp = Path(tempfile.mkdtemp(prefix="mistral-compat-bench-"))  # confdirs (mitmproxy's CA)
+    logdir = RESULTS / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    procs: list = []
+    try:
+        print("starting the fake upstream and three mitmdumps (bare, -s addon.py, -s bench/hook_timer.py) ...",
+              flush=True)
+        fake = Fake(python, tmp)
+        procs.append(fake)
+        bare = Mitmdump("bare", mitmdump, fake.port, tmp, logdir, args.flow_detail)
+        addon = Mitmdump("addon", mitmdump, fake.port, tmp, logdir, args.flow_detail, script=str(ROOT / "addon.py"))
+        timer = Mitmdump("hooktimer", mitmdump, fake.port, tmp, logdir, args.flow_detail,
+                         script=str(ROOT / "bench" / "hook_timer.py"),
+                         env={"BENCH_HOOK_STATS": str(logdir / "hook_stats_at_exit.json")})
+        procs += [bare, addon, timer]
+        for p in (bare, addon, timer):
+            p.wait_ready()
+        fake_cpu = lambda: proc_cpu_seconds(fake.proc.pid)  # noqa: E731
+        stats = lambda reset=True, extra="": get_json(  # noqa: E731
+            timer.port, f"/__bench__/stats?reset={int(reset)}{extra}")
+
+        small = {p.name: http_request(p.port, CHAT, b["small"]) for p in (bare, addon, timer)}
+        big = {p.name: http_request(p.port, CHAT, b["image_8mb"]) for p in (bare, timer)}
+
+        # sanity: through the addon the strict fake accepts the body; bare mitmdump forwards it as is (422)
+        for p, want in ((bare, 422), (addon, 200), (timer, 200)):
+            c = Conn(p.port)
+            status, body = c.roundtrip(small[p.name])
+            c.close()
+            if status != want:
+                raise RuntimeError(f"{p.name}: expected {want}, got {status}: {body[:300]!r}")
+
+        # 1. time to the first streamed event
+        print(f"time to first event: {fe_runs} runs each way ...", flush=True)
+        # straight to the upstream, the client sends what the addon would forward (the fake is strict)
+        direct_req = http_request(fake.port, CHAT, as_forwarded(b["stream"]))
+        proxied_req = http_request(addon.port, CHAT, b["stream"])
+        first_event_ms(fake.port, direct_req), first_event_ms(addon.port, proxied_req)  # warm
+        direct, proxied = [], []
+        for _ in range(fe_runs):
+            direct.append(first_event_ms(fake.port, direct_req))
+            proxied.append(first_event_ms(addon.port, proxied_req))
+        fe = {"direct_ms": med(direct), "proxied_ms": med(proxied),
+              "direct_samples_ms": [round(x, 3) for x in direct],
+              "proxied_samples_ms": [round(x, 3) for x in proxied],
+              "stream_interval_s": STREAM_INTERVAL, "runs": fe_runs}
+        fe["gap_ms"] = fe["proxied_ms"] - fe["direct_ms"]
+
+        if PIN["proxy"] is not None:
+            for p in (bare, addon, timer):
+                set_affinity(p.proc.pid, {PIN["proxy"]})
+            set_affinity(fake.proc.pid, {PIN["rest"]})
+            os.sched_setaffinity(0, {PIN["rest"]})  # this thread; the client threads started later inherit it
+
+        # 2. throughput and whole-process CPU, small request, 8 clients: bare vs addon.py, alternating
+        print(f"throughput: {rounds} rounds x {seconds:g} s each for bare and addon, {clients} clients ...",
+              flush=True)
+        rps_rounds: dict[str, list] = {"bare": [], "addon": []}
+        for r in range(rounds):
+            for p in ((bare, addon) if r % 2 == 0 else (addon, bare)):
+                rps_rounds[p.name].append(load_round(
+                    p.port, small[p.name], clients, seconds, warmup=0.3,
+                    cpu={"mitmdump": p.cpu, "upstream": fake_cpu, "client": self_cpu_seconds}))
+
+        # 3. the addon's own CPU in its hooks, same load
+        print(f"hook timings, small request: {hook_rounds_n} rounds x {seconds:g} s ...", flush=True)
+        hook_rounds = [load_round(timer.port, small["hooktimer"], clients, seconds, warmup=0.3,
+                                  cpu={"mitmdump": timer.cpu, "upstream": fake_cpu, "client": self_cpu_seconds},
+                                  at_start=stats, at_end=stats)
+                       for _ in range(hook_rounds_n)]
+
+        # json.loads+json.dumps of the small body inside the mitmdump (alternately before and after the
+        # addon's hooks), one more round
+        stats(extra="&insitu=1")
+        small_insitu = load_round(timer.port, small["hooktimer"], clients, seconds, warmup=0.3,
+                                  at_start=stats, at_end=lambda: stats(extra="&insitu=0"))["end"]
+        small_insitu_us = med(small_insitu["insitu_floor_ns"]) / 1000
+
+        # 4. the 8 MiB image request, one client, one request at a time
+        print(f"8 MiB image request: {big_n} requests to bare mitmdump, {2 * big_n} to the hook timer ...",
+              flush=True)
+        c = Conn(bare.port)
+        try:
+            c.roundtrip(big["bare"])  # warm
+            big_bare, big_bare_status = [], set()
+            for _ in range(big_n):
+                c0 = bare.cpu()
+                big_bare_status.add(c.roundtrip(big["bare"])[0])
+                big_bare.append((bare.cpu() - c0) * 1e3)
+        finally:
+            c.close()
+        c = Conn(timer.port)
+        try:
+            c.roundtrip(big["hooktimer"])  # warm
+            stats()
+            big_hook, big_timer_whole, big_timer_status = [], [], set()
+            for _ in range(big_n):
+                c0 = timer.cpu()
+                big_timer_status.add(c.roundtrip(big["hooktimer"])[0])
+                big_timer_whole.append((timer.cpu() - c0) * 1e3)
+                big_hook.append(stats())
+            stats(extra="&insitu=1")
+            insitu, big_hook_paired = [], []
+            for _ in range(big_n):
+                c.roundtrip(big["hooktimer"])
+                st = stats()
+                insitu += [ns / 1e6 for ns in st["insitu_floor_ns"]]
+                big_hook_paired.append(_hook_us(st) / 1000)
+            stats(extra="&insitu=0")
+        finally:
+            c.close()
+
+        profiles = None
+        if args.profile:
+            print("profiling inside the addon's hooks (cProfile) ...", flush=True)
+            for p in (bare, addon, timer):
+                p.stop()
+            profiles = profile(args, inproc["mitmproxy"], mitmdump, fake.port, tmp, logdir, b)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    run_busy1, run_own1, run_t1 = system_busy_seconds(), own_cpu_seconds(), time.monotonic()
+    run_other = (max(0.0, (run_busy1["all"] - run_busy0["all"] - (run_own1 - run_own0)) / (run_t1 - run_t0))
+                 if "all" in run_busy0 else None)
+
+    # ---- assemble
+    def round_med(rs: list, key: str, who: str = "mitmdump") -> float:
+        return med(r[key][who] for r in rs)
+
+    bare_rps = med(r["rps"] for r in rps_rounds["bare"])
+    addon_rps = med(r["rps"] for r in rps_rounds["addon"])
+    bare_cpu_us = round_med(rps_rounds["bare"], "cpu_us_per_request")
+    addon_cpu_us = round_med(rps_rounds["addon"], "cpu_us_per_request")
+    hook_small = [r["end"] for r in hook_rounds]
+    hook_small_us = med(_hook_us(st) for st in hook_small)
+    regions_small = {k: med(_regions_per_request(st).get(k, 0.0) for st in hook_small)
+                     for k in sorted({k for st in hook_small for k in _regions_per_request(st)})}
+    big_hook_ms = med(_hook_us(st) / 1000 for st in big_hook)
+    regions_big = {k: med(_regions_per_request(st).get(k, 0.0) / 1000 for st in big_hook)
+                   for k in sorted({k for st in big_hook for k in _regions_per_request(st)})}
+    floor_ms = inproc["image_8mb"]["floor_ns"] / 1e6
+
+    result = {
+        "machine": dict(machine_info(), loadavg_at_start=loadavg,
+                        other_processes_cores_during_run=run_other),
+        "python": inproc["python"],
+        "mitmproxy": inproc["mitmproxy"],
+        "config": {
+            "quick": quick, "clients": clients, "rounds": rounds, "round_seconds": seconds,
+            "hook_rounds": hook_rounds_n, "image_requests": big_n, "flow_detail": args.flow_detail,
+            "mode": "reverse:http://127.0.0.1:<fake>, connection_strategy=lazy",
+            "mitmdump_output": "a file, line by line (PYTHONUNBUFFERED=1), as on a terminal",
+            "upstream": f"tests/fake_mistral.py, stream_events={STREAM_EVENTS}, stream_interval={STREAM_INTERVAL}",
+            "cpu_source": "sum of /proc/<pid>/task/*/schedstat",
+            "pinning": ({"mitmdump": PIN["proxy"], "upstream_and_client": PIN["rest"]}
+                        if PIN["proxy"] is not None else None),
+            "hook_clock": "time.process_time_ns around each hook (bench/hook_timer.py), net of the timer's own cost",
+            "timer_bias_ns_per_hook_call": big_hook[0].get("timer_bias_ns") if big_hook else None,
+        },
+        "first_event": fe,
+        "small": {
+            "body_bytes": inproc["small"]["body_bytes"],
+            "changes": inproc["small"]["changes"],
+            "addon_hooks_us": hook_small_us,
+            "addon_hooks_rounds_us": [round(_hook_us(st), 1) for st in hook_small],
+            "addon_hooks_by_region_us": regions_small,
+            "addon_hooks_calls_per_request": {k: round(v["calls"] / max(1, hook_small[-1]["requests"]), 3)
+                                              for k, v in hook_small[-1]["regions"].items()},
+            "bare_mitmdump_cpu_us": bare_cpu_us,
+            "addon_vs_bare_pct": 100 * hook_small_us / bare_cpu_us,
+            "floor_us": inproc["small"]["floor_ns"] / 1000,
+            "core_rewrite_us": inproc["small"]["core_ns"] / 1000,
+            "insitu_floor_us": small_insitu_us,
+            "core_rewrite_in_mitmdump_us": regions_small.get("(in hooks) core rewrite()"),
+            "mitmdump_addon_cpu_us": addon_cpu_us,
+            "mitmdump_hooktimer_cpu_us": round_med(hook_rounds, "cpu_us_per_request"),
+            "whole_process_ratio": addon_cpu_us / bare_cpu_us,
+        },
+        "image_8mb": {
+            "body_bytes": inproc["image_8mb"]["body_bytes"],
+            "changes": inproc["image_8mb"]["changes"],
+            "requests": big_n,
+            "addon_hooks_ms": big_hook_ms,
+            "addon_hooks_samples_ms": [round(_hook_us(st) / 1000, 2) for st in big_hook],
+            "addon_hooks_by_region_ms": regions_big,
+            "floor_ms": floor_ms,
+            "addon_vs_floor_x": big_hook_ms / floor_ms,
+            "core_rewrite_ms": inproc["image_8mb"]["core_ns"] / 1e6,
+            "core_rewrite_in_mitmdump_ms": regions_big.get("(in hooks) core rewrite()"),
+            "insitu_floor_ms": med(insitu),
+            "insitu_floor_samples_ms": [round(x, 2) for x in insitu],
+            "addon_hooks_with_insitu_floor_ms": med(big_hook_paired),
+            "addon_vs_insitu_floor_x": big_hook_ms / med(insitu),
+            "bare_mitmdump_cpu_ms": med(big_bare),
+            "bare_mitmdump_cpu_samples_ms": [round(x, 2) for x in big_bare],
+            "mitmdump_hooktimer_cpu_ms": med(big_timer_whole),
+            "bare_statuses": sorted(big_bare_status), "addon_statuses": sorted(big_timer_status),
+        },
+        "throughput": {
+            "clients": clients,
+            "bare_rps": bare_rps, "addon_rps": addon_rps, "addon_vs_bare_x": addon_rps / bare_rps,
+            "bare_rounds_rps": [round(r["rps"], 1) for r in rps_rounds["bare"]],
+            "addon_rounds_rps": [round(r["rps"], 1) for r in rps_rounds["addon"]],
+            "bare_mitmdump_cores_busy": round_med(rps_rounds["bare"], "cores_busy"),
+            "addon_mitmdump_cores_busy": round_med(rps_rounds["addon"], "cores_busy"),
+            "bare_upstream_cpu_us": round_med(rps_rounds["bare"], "cpu_us_per_request", "upstream"),
+            "addon_upstream_cpu_us": round_med(rps_rounds["addon"], "cpu_us_per_request", "upstream"),
+            "bare_client_cpu_us": round_med(rps_rounds["bare"], "cpu_us_per_request", "client"),
+            "addon_client_cpu_us": round_med(rps_rounds["addon"], "cpu_us_per_request", "client"),
+            "other_processes_cores": med(r["other_processes_cores"].get("all", 0.0)
+                                         for r in rps_rounds["bare"] + rps_rounds["addon"]),
+            "other_processes_on_proxy_cpu_cores": (
+                med(r["other_processes_cores"]["proxy_cpu"] for r in rps_rounds["bare"] + rps_rounds["addon"])
+                if "proxy_cpu" in rps_rounds["bare"][0]["other_processes_cores"] else None),
+            "bare_statuses": [r["statuses"] for r in rps_rounds["bare"]],
+            "addon_statuses": [r["statuses"] for r in rps_rounds["addon"]],
+        },
+        "profiles": profiles,
+        "seconds": round(time.monotonic() - t_start, 1),
+        "mitmdump_logs": str(logdir),
+    }
+    result["targets"] = [
+        {"name": "first-event gap", "value": fe["gap_ms"], "unit": "ms",
+         "target": f"< {TARGET_GAP_MS:g} ms", "met": fe["gap_ms"] < TARGET_GAP_MS},
+        {"name": "addon CPU / bare mitmdump CPU, small request", "value": result["small"]["addon_vs_bare_pct"],
+         "unit": "%", "target": f"<= {TARGET_SMALL_PCT:g} %",
+         "met": result["small"]["addon_vs_bare_pct"] <= TARGET_SMALL_PCT},
+        {"name": "addon CPU / parse+dump floor, 8 MiB image", "value": result["image_8mb"]["addon_vs_floor_x"],
+         "unit": "x", "target": f"<= {TARGET_BIG_X:g}x",
+         "met": result["image_8mb"]["addon_vs_floor_x"] <= TARGET_BIG_X},
+        {"name": "throughput addon / bare, 8 clients", "value": result["throughput"]["addon_vs_bare_x"],
+         "unit": "x", "target": f">= {TARGET_RPS_X:g}x",
+         "met": result["throughput"]["addon_vs_bare_x"] >= TARGET_RPS_X},
+    ]
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output
+
+
+def table(r: dict) -> str:
+    m, s, g, t, fe = r["machine"], r["small"], r["image_8mb"], r["throughput"], r["first_event"]
+    met = {x["name"]: ("met" if x["met"] else "MISSED") for x in r["targets"]}
+    rows: list[tuple[str, ...]] = []
+
+    def row(name, value="", target="", status=""):
+        rows.append((name, value, target, status))
+
+    row(f"Time to first streamed event (upstream sends one every {fe['stream_interval_s'] * 1000:.0f} ms), "
+        f"median of {fe['runs']}")
+    row("  straight to the upstream", f"{fe['direct_ms']:.2f} ms")
+    row("  through mitmdump -s addon.py", f"{fe['proxied_ms']:.2f} ms")
+    row("  gap", f"{fe['gap_ms']:.2f} ms", f"< {TARGET_GAP_MS:g} ms", met["first-event gap"])
+    row(f"Small chat request ({s['body_bytes']} B, {len(s['changes'])} fields dropped/renamed), "
+        f"{t['clients']} clients, CPU per request")
+    row("  addon, timed inside its hooks", f"{s['addon_hooks_us']:.0f} us")
+    row("  bare mitmdump, whole process (OS)", f"{s['bare_mitmdump_cpu_us']:.0f} us")
+    row("  addon / bare mitmdump", f"{s['addon_vs_bare_pct']:.1f} %", f"<= {TARGET_SMALL_PCT:g} %",
+        met["addon CPU / bare mitmdump CPU, small request"])
+    row("  json.loads+json.dumps floor, in-process", f"{s['floor_us']:.1f} us")
+    row("  core rewrite(), in-process", f"{s['core_rewrite_us']:.1f} us")
+    row("  json.loads+json.dumps floor, inside mitmdump", f"{s['insitu_floor_us']:.1f} us")
+    if s.get("core_rewrite_in_mitmdump_us") is not None:
+        row("  core rewrite(), inside mitmdump (part of the hooks)", f"{s['core_rewrite_in_mitmdump_us']:.1f} us")
+    row("  mitmdump -s addon.py, whole process (OS)", f"{s['mitmdump_addon_cpu_us']:.0f} us", "not judged")
+    row("  whole-process ratio addon.py / bare", f"{s['whole_process_ratio']:.2f}x", "not judged")
+    row(f"Chat request with an 8 MiB base64 image ({g['body_bytes'] / 2**20:.2f} MiB, "
+        f"{len(g['changes'])} changes), CPU per request, median of {g['requests']}")
+    row("  addon, timed inside its hooks", f"{g['addon_hooks_ms']:.1f} ms")
+    row("  json.loads+json.dumps floor, in-process", f"{g['floor_ms']:.1f} ms")
+    row("  addon / floor", f"{g['addon_vs_floor_x']:.2f}x", f"<= {TARGET_BIG_X:g}x",
+        met["addon CPU / parse+dump floor, 8 MiB image"])
+    row("  core rewrite(), in-process", f"{g['core_rewrite_ms']:.1f} ms")
+    row("  json.loads+json.dumps floor, inside mitmdump", f"{g['insitu_floor_ms']:.1f} ms")
+    if g.get("core_rewrite_in_mitmdump_ms") is not None:
+        row("  core rewrite(), inside mitmdump (part of the hooks)", f"{g['core_rewrite_in_mitmdump_ms']:.1f} ms")
+    row("  addon / floor inside mitmdump", f"{g['addon_vs_insitu_floor_x']:.2f}x", "not judged")
+    row("  bare mitmdump, whole process (OS)", f"{g['bare_mitmdump_cpu_ms']:.1f} ms")
+    row("  mitmdump + addon (hook timer), whole process (OS)", f"{g['mitmdump_hooktimer_cpu_ms']:.1f} ms",
+        "not judged")
+    row(f"Requests per second, {t['clients']} concurrent clients, median of {len(t['bare_rounds_rps'])} rounds")
+    row("  bare mitmdump", f"{t['bare_rps']:.0f} req/s",
+        f"mitmdump busy {t['bare_mitmdump_cores_busy']:.2f} core")
+    row("  mitmdump -s addon.py", f"{t['addon_rps']:.0f} req/s",
+        f"mitmdump busy {t['addon_mitmdump_cores_busy']:.2f} core")
+    row("  addon / bare", f"{t['addon_vs_bare_x']:.2f}x", f">= {TARGET_RPS_X:g}x",
+        met["throughput addon / bare, 8 clients"])
+    if t.get("other_processes_on_proxy_cpu_cores") is not None:
+        row("  other processes on mitmdump's CPU meanwhile", f"{t['other_processes_on_proxy_cpu_cores']:.2f} core",
+            "(0 on a quiet machine)")
+
+    w0 = max(len(x[0]) for x in rows if x[1])
+    w1 = max(len(x[1]) for x in rows)
+    w2 = max(len(x[2]) for x in rows)
+    lines = [f"mistral-compat benchmark: mitmproxy {r['mitmproxy']}, Python {r['python']}",
+             f"machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, "
+             f"load average {m['loadavg_at_start'][0]:.2f} at start; other processes used "
+             f"{m.get('other_processes_cores_during_run') or 0:.2f} cores on average during the run",
+             f"all on 127.0.0.1; reverse mode, flow_detail={r['config']['flow_detail']}; "
+             + (f"for CPU and throughput, mitmdump pinned to CPU {r['config']['pinning']['mitmdump']}, "
+                f"upstream and clients to CPU {r['config']['pinning']['upstream_and_client']}; "
+                if r['config']['pinning'] else "")
+             + f"{'quick run' if r['config']['quick'] else 'full run'}, {r['seconds']:g} s", ""]
+    lines.append(f"{'':<{w0}}  {'value':>{w1}}  {'target':<{w2}}  met?")
+    for name, value, target, status in rows:
+        lines.append(name if not value else f"{name:<{w0}}  {value:>{w1}}  {target:<{w2}}  {status}".rstrip())
+    lines += ["", "Addon CPU per request by hook (net; a region includes any region it calls, e.g. the log",
+              "filter inside a hook's log call, so the rows add up to more than the total):"]
+    keys = sorted(set(s["addon_hooks_by_region_us"]) | set(g["addon_hooks_by_region_ms"]),
+                  key=lambda k: (k.startswith("("), k))
+    kw = max([len(k) for k in keys] + [10])
+    lines.append(f"  {'':<{kw}}  {'small':>9}  {'8 MiB image':>11}")
+    for k in keys:
+        lines.append(f"  {k:<{kw}}  {s['addon_hooks_by_region_us'].get(k, 0):>6.1f} us  "
+                     f"{g['addon_hooks_by_region_ms'].get(k, 0):>8.2f} ms")
+    lines.append(f"  {'total (each counted once)':<{kw}}  {s['addon_hooks_us']:>6.1f} us  "
+                 f"{g['addon_hooks_ms']:>8.2f} ms")
+    for warning in disturbance(r):
+        lines += ["", warning]
+    return "\n".join(lines)
+
+
+def disturbance(r: dict) -> list[str]:
+    """Warnings when other processes' load makes the numbers unreliable."""
+    other = r["machine"].get("other_processes_cores_during_run") or 0
+    t = r["throughput"]
+    on_proxy_cpu = t.get("other_processes_on_proxy_cpu_cores")
+    if on_proxy_cpu is None:
+        if other > 0.15:
+            return [f"WARNING: other processes used {other:.2f} cores on average during this run; CPU and "
+                    f"throughput numbers are disturbed. Re-run on a quiet machine."]
+        return []
+    out = []
+    if on_proxy_cpu > 0.1:
+        out.append(f"WARNING: other processes used {on_proxy_cpu:.2f} of mitmdump's CPU during the throughput "
+                   f"rounds; CPU and throughput numbers are disturbed. Re-run on a quiet machine.")
+    if min(t["bare_mitmdump_cores_busy"], t["addon_mitmdump_cores_busy"]) < 0.9:
+        out.append("WARNING: mitmdump was not the bottleneck of the throughput test (busy < 0.9 of its CPU): "
+                   "the requests-per-second ratio does not measure the addon. Re-run on a quiet machine.")
+    if not out and other > 0.15:
+        out.append(f"Note: other processes used {other:.2f} cores on average during the run, on the other CPU "
+                   f"(mitmdump's stayed free: {on_proxy_cpu:.2f} core); the latency numbers may be disturbed.")
+    return out
+
+
+def main(argv=None) -> int:
+    if "--_worker" in (argv or sys.argv[1:]):
+        worker()
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a short run (fewer, shorter rounds)")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--venv", help="the virtualenv whose python and mitmdump to use (default: .venv)")
+    g.add_argument("--python", help="the python whose mitmdump (beside it) to use")
+    ap.add_argument("--json", help="where to write the results (default: bench/results/latest.json)")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--rounds", type=int, help="throughput rounds per proxy (default 6, quick 3)")
+    ap.add_argument("--seconds", type=float, help="seconds per round (default 3, quick 1)")
+    ap.add_argument("--first-event-runs", type=int, help="runs per side (default 15, quick 5)")
+    ap.add_argument("--image-requests", type=int, help="8 MiB requests per measurement (default 7, quick 3)")
+    ap.add_argument("--flow-detail", type=int, default=1, help="mitmdump's flow_detail for every proxy (default 1)")
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="do not pin mitmdump to one CPU and the upstream and clients to another")
+    ap.add_argument("--profile", action="store_true",
+                    help="also run cProfile inside the addon's hooks and print where the time goes "
+                         "(writes bench/results/profile-*.pstats)")
+    ap.add_argument("--profile-top", type=int, default=30, help="lines of profile to print (default 30)")
+    args = ap.parse_args(argv)
+    if args.python:
+        args.python = str(Path(args.python).absolute())
+    else:
+        venv = Path(args.venv) if args.venv else ROOT / ".venv"
+        if not venv.is_absolute():
+            venv = Path.cwd() / venv if (Path.cwd() / venv).exists() else ROOT / venv
+        args.python = str(venv / "bin" / "python")
+    if not Path(args.python).exists():
+        raise SystemExit(f"no python at {args.python} (make test creates .venv)")
+
+    result = run(args)
+    result["warnings"] = disturbance(result)
+    result["table"] = text = table(result)
+    print()
+    print(text)
+    out = Path(args.json) if args.json else RESULTS / "latest.json"
+    paths = [out] if args.json else [out, RESULTS / f"mitmproxy-{result['mitmproxy']}.json"]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1))
+    if result.get("profiles"):
+        for name, path in result["profiles"].items():
+            print()
+            print(print_profile(Path(path), f"cProfile inside the addon's hooks, {name}", args.profile_top))
+    missed = [x["name"] for x in result["targets"] if not x["met"]]
+    print()
+    print(f"written: {', '.join(str(p) for p in paths)}  ({result['seconds']} s)")
+    print("targets: all met" if not missed else f"targets missed: {'; '.join(missed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
