@@ -1,6 +1,7 @@
 # make run     start the proxy (creates .venv on first use)
 # make reverse start it as a reverse proxy in front of https://api.mistral.ai
 # make test    run the test suite (creates .venv with the test dependencies on first use)
+# make bench   run the benchmark (bench/README.md); not part of the tests
 # PYTHON=python3.12 VENV=.venv-3.12 make test   the same on another Python (mitmproxy 12 needs 3.12+)
 
 PYTHON ?= python3
@@ -31,6 +32,9 @@ reverse: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(ARGS)
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
 	rm -rf .venv .venv-* .pytest_cache

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from mitmproxy import contentviews, ctx, exceptions, http
 from mitmproxy.proxy import mode_specs
 
-from mistral_compat import report
+from mistral_compat import report, responses
 from mistral_compat.changes import Change
 from mistral_compat.cors import CorsPolicy
 from mistral_compat.hosts import HostSet, allow_patterns
@@ -238,6 +238,8 @@ class Rewriter:
         req = flow.request
         if req.method != "POST":
             return
+        if "endpoint" in info:
+            return  # already handled (the Responses bridge)
         endpoint = self.rules.endpoint(req.path)
         if endpoint is None:
             return
@@ -295,12 +297,110 @@ def load_rules(path: str) -> Rules:
     return rules
 
 
+class ResponsesBridge:
+    """Serves OpenAI's Responses API (POST .../v1/responses) from Mistral's chat completions: the request
+    is translated and sent to .../v1/chat/completions, the answer (JSON or event stream) translated back."""
+
+    def __init__(self, rewriter: Rewriter) -> None:
+        self.rewriter = rewriter  # its rules and dry-run setting
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        info = flow.metadata.get(META)
+        if info is None or "endpoint" in info:
+            return
+        req = flow.request
+        match = responses.match_path(req.path)
+        if match is None:
+            return
+        kind, chat_path = match
+        if req.method == "OPTIONS" or (kind == "create" and req.method != "POST"):
+            return
+        info["endpoint"] = "responses"
+        info["dry_run"] = dry = self.rewriter.dry_run
+        if kind == "stored":
+            self._reject(flow, 404, responses.STORED_MESSAGE)
+            return
+        if req.raw_content is None:
+            logger.warning("mistral-compat responses: the request body was streamed (stream_large_bodies?), "
+                           "so it could not be translated")
+            return
+        try:
+            body = req.get_content(strict=True) or b""
+        except ValueError:
+            self._reject(flow, 400, "the body cannot be decoded as Content-Encoding "
+                                    f"{req.headers.get('content-encoding', '')!r}")
+            return
+        bridged = responses.bridge_request(self.rewriter.rules, body)
+        if bridged.changes:
+            info["changes"] = bridged.changes
+        if bridged.body is None:
+            self._reject(flow, 400, bridged.error or "invalid request", bridged.param)
+            return
+        info["original"] = body
+        if dry:
+            return
+        flow.backup()
+        info["bridge"] = bridged.request
+        req.path = chat_path
+        req.headers["accept-encoding"] = "identity"  # the answer is translated: keep it uncompressed
+        req.content = bridged.body
+
+    def _reject(self, flow: http.HTTPFlow, status: int, message: str, param: str | None = None) -> None:
+        info = flow.metadata[META]
+        info["rejected"] = message
+        info["reject_status"] = status
+        if not info.get("dry_run"):
+            flow.response = http.Response.make(status, responses.error_body(status, None, message, param),
+                                               {"content-type": "application/json"})
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        info = flow.metadata.get(META)
+        if info is None or "bridge" not in info or flow.error or not flow.live or not flow.response:
+            return
+        resp = flow.response
+        if 200 <= resp.status_code < 300 and resp.headers.get("content-type", "").startswith("text/event-stream"):
+            translator = responses.StreamTranslator(info["bridge"])
+
+            def translate(data: bytes) -> list[bytes]:
+                out = translator.feed(data) if data else translator.close()
+                return [out] if out else []  # never b"" mid-stream: mitmproxy 11 would end the stream there
+
+            resp.stream = translate
+            resp.headers.pop("content-length", None)
+            if resp.http_version == "HTTP/1.1" and "transfer-encoding" not in resp.headers:
+                resp.headers["transfer-encoding"] = "chunked"
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        info = flow.metadata.get(META)
+        if info is None or "bridge" not in info or not flow.live or not flow.response or flow.response.stream:
+            return
+        resp = flow.response
+        content = resp.get_content(strict=False) or b""
+        if 200 <= resp.status_code < 300:
+            try:
+                chat = json.loads(content)
+            except (ValueError, RecursionError):
+                chat = None
+            if isinstance(chat, dict):
+                body = json.dumps(responses.chat_to_response(chat, info["bridge"]), ensure_ascii=False).encode()
+            else:
+                resp.status_code = 502
+                body = responses.error_body(502, None, "Mistral's answer to the chat completion is not a JSON object")
+        else:
+            body = responses.error_body(resp.status_code, content)
+        resp.headers["content-type"] = "application/json"
+        resp.content = body
+
+
 class StreamEvents:
     """Passes streamed answers (text/event-stream) through as they arrive instead of buffering them."""
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.error or not flow.live or META not in flow.metadata or not flow.response:
-            return
+        info = flow.metadata.get(META)
+        if info is None or flow.error or not flow.live or not flow.response or "bridge" in info:
+            return  # (the Responses bridge streams its flows itself)
         if flow.response.headers.get("content-type", "").startswith("text/event-stream"):
             flow.response.stream = True
 
@@ -345,7 +445,8 @@ class Report:
         if rejected:
             self.summary.rejected(client)
             verb = "would answer" if dry else "answered"
-            logger.warning(f"mistral-compat {endpoint} [{client}]: {verb} 400: {rejected}")
+            logger.warning(f"mistral-compat {endpoint} [{client}]: {verb} {info.get('reject_status', 400)}: "
+                           f"{rejected}")
         elif changes:
             self.summary.changed(client, changes)
             logger.info(report.log_line(endpoint, client, changes, dry))
@@ -430,4 +531,6 @@ class Redaction:
             handler.removeFilter(self.filter)
 
 
-addons = [Redaction(), Matcher(), InterceptScope(), Cors(), Rewriter(), StreamEvents(), Report()]
+_rewriter = Rewriter()
+addons = [Redaction(), Matcher(), InterceptScope(), Cors(), ResponsesBridge(_rewriter), _rewriter, StreamEvents(),
+          Report()]

@@ -10,22 +10,26 @@ Mistral has no /v1/responses. This module translates, in both directions:
 - StreamTranslator: Mistral's chat.completion.chunk SSE stream -> the Responses event stream,
   chunk by chunk as bytes arrive.
 
-The chat body made here is then run through the normal chat rewrite (rewrite.py) by the addon, which
+bridge_request runs the chat body made here through the normal chat rewrite (rewrite.py), which
 repairs tool-call ids, clamps values into Mistral's ranges and drops whatever Mistral does not accept.
-Pure: stdlib only, no I/O, no mitmproxy.
+Pure: no I/O, no mitmproxy.
 """
 
 from __future__ import annotations
 
 import json
 import mimetypes
+import re
 import secrets
 import string
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
+from . import jsonio
 from .changes import DROPPED, REMOVED, RENAMED, VALUE, Change, format_path
+from .rewrite import rewrite
+from .rules import Rules
 
 PREFIX = "mistral-compat: "
 
@@ -82,6 +86,57 @@ def request_to_chat(body: dict) -> tuple[dict, list[Change]]:
         return _Request(_copy(body)).translate()
     except RecursionError:  # pragma: no cover - _copy and the translation do not recurse into user data
         raise BridgeError("", "the body is nested too deeply") from None
+
+
+_RESPONSES_PATH = re.compile(r"(?:^|/)v1/responses(/[^?#]*)?/?(?=[?#]|$)")
+
+
+def match_path(path: str) -> tuple[str, str] | None:
+    """Which Responses API path this is: ('create', chat completions path) for POST .../v1/responses,
+    ('stored', '') for .../v1/responses/{id}[/...] (stored responses), None for any other path."""
+    m = _RESPONSES_PATH.search(path)
+    if m is None:
+        return None
+    if m.group(1) and m.group(1).strip("/"):
+        return "stored", ""
+    return "create", path[:m.start()] + path[m.start():m.end()].replace("v1/responses", "v1/chat/completions", 1) \
+        .rstrip("/") + path[m.end():]
+
+
+STORED_MESSAGE = ("Mistral stores no responses, so a stored response cannot be retrieved, listed, cancelled or "
+                  "deleted; keep the output of each response on the client and send it back in `input`")
+
+
+class Bridged(NamedTuple):
+    """A Responses request made into a chat completions request (or the reason it cannot be)."""
+    body: bytes | None        # the chat completions body to forward; None when it cannot be sent
+    changes: list[Change]     # the bridge's translations, then the chat rewrite's repairs
+    request: dict | None      # the Responses request as the client sent it (the answer echoes parts of it)
+    error: str | None = None  # why it cannot be sent (answer 400 with error_body(400, None, error, param))
+    param: str | None = None
+
+
+def bridge_request(rules: Rules, body: bytes) -> Bridged:
+    """A Responses request body -> the Mistral chat completions body to forward, through the same rewrite
+    as a chat completion sent directly (tool-call ids, ranges, unknown keys)."""
+    try:
+        doc = jsonio.parse(body)
+        request = json.loads(body)  # plain values, for the echo in the answer
+    except (jsonio.BodyError, ValueError, RecursionError) as e:
+        return Bridged(None, [], None, str(e) if isinstance(e, jsonio.BodyError) else "the body is not valid JSON")
+    try:
+        chat, changes = request_to_chat(doc.data)
+    except BridgeError as e:
+        return Bridged(None, [], request, e.message, e.param or None)
+    doc.data = chat
+    try:
+        raw = doc.dumps()
+    except jsonio.BodyError as e:
+        return Bridged(None, changes, request, str(e))
+    result = rewrite(rules, "chat/completions", raw)
+    if result.error:
+        return Bridged(None, changes + result.changes, request, result.error)
+    return Bridged(result.body or raw, changes + result.changes, request)
 
 
 def _copy(value: Any) -> Any:
