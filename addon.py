@@ -41,6 +41,16 @@ def error_response(status: int, message: str) -> http.Response:
     return http.Response.make(status, json.dumps(body), {"content-type": "application/json"})
 
 
+def backup(flow: http.HTTPFlow) -> None:
+    """Keep the flow as the client sent it for mitmweb's and the console's "revert", when one of them
+    shows the flows (a backup copies the whole flow: too dear for mitmdump, which cannot revert)."""
+    if _flow_views:
+        flow.backup()
+
+
+_flow_views = False  # set in Report.running: is a flow view (mitmweb, the console) loaded?
+
+
 def client_name(req: http.Request) -> str:
     ua = req.headers.get("user-agent", "")
     return ua[:80] if ua else "(no user-agent)"
@@ -161,18 +171,28 @@ class Cors:
         req, headers = flow.request, flow.response.headers
         preflight = None
         if info.get("preflight"):
-            del headers["content-length"]  # a 204 has no body and no length
             preflight = (req.headers.get("access-control-request-method", ""),
                          req.headers.get("access-control-request-headers", ""))
-        for name in [n for n in headers if n.lower().startswith("access-control-")]:
-            del headers[name]  # the upstream's own CORS headers are replaced, never duplicated
-        headers.update(self.policy.headers(req.headers.get("origin"), list(headers), preflight))
-        vary = self.policy.vary(preflight is not None)
-        if vary:
-            present = {v.strip().lower() for v in headers.get("vary", "").split(",") if v.strip()}
-            missing = [v for v in vary if v.lower() not in present]
-            if missing:
-                headers["vary"] = ", ".join(([headers["vary"]] if headers.get("vary") else []) + missing)
+        # One pass over the raw header fields (each Headers lookup or deletion is a pass of its own):
+        # the upstream's own CORS headers are replaced, never duplicated; a 204 has no length.
+        kept, vary = [], []
+        for field in headers.fields:
+            name = field[0].lower()
+            if name.startswith(b"access-control-") or (preflight is not None and name == b"content-length"):
+                continue
+            if name == b"vary":
+                vary.append(field[1].decode("latin-1"))
+            kept.append(field)
+        names = [field[0].decode("latin-1") for field in kept]
+        added = self.policy.headers(req.headers.get("origin"), names, preflight)
+        missing = self.policy.vary(preflight is not None)
+        if missing:
+            present = {v.strip().lower() for value in vary for v in value.split(",")}
+            missing = [v for v in missing if v.lower() not in present]
+        headers.fields = (*kept, *((k.encode("latin-1"), v.encode("utf-8", "surrogateescape"))
+                                   for k, v in added.items()))
+        if missing:
+            headers["vary"] = ", ".join(vary + missing)
 
 
 class Rewriter:
@@ -263,7 +283,7 @@ class Rewriter:
         elif result.body is not None:
             info["original"] = body
             if not self.dry_run:
-                flow.backup()
+                backup(flow)
                 req.content = result.body
 
     def _reject(self, flow: http.HTTPFlow, message: str) -> None:
@@ -341,7 +361,7 @@ class ResponsesBridge:
         info["original"] = body
         if dry:
             return
-        flow.backup()
+        backup(flow)
         info["bridge"] = bridged.request
         req.path = chat_path
         req.headers["accept-encoding"] = "identity"  # the answer is translated: keep it uncompressed
@@ -405,6 +425,38 @@ class StreamEvents:
             flow.response.stream = True
 
 
+class RequestLog:
+    """The per-request log lines, written in batches: one log record per FLUSH_DELAY at most, holding
+    every line since the last one (each line still one request). A log record costs far more than its
+    text: mitmproxy formats it for each of its handlers and dispatches a legacy add_log event to every
+    addon; one record per request alone would cost about 5% of a proxied request."""
+
+    FLUSH_DELAY = 0.2  # seconds a line may wait for others
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, str]] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, level: int, line: str) -> None:
+        self.pending.append((level, line))
+        if self.timer is None:
+            try:
+                self.timer = asyncio.get_running_loop().call_later(self.FLUSH_DELAY, self.flush)
+            except RuntimeError:  # no event loop (not running under mitmproxy): write it now
+                self.flush()
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        pending, self.pending = self.pending, []
+        start = 0
+        for i in range(1, len(pending) + 1):  # one record per run of lines at the same level
+            if i == len(pending) or pending[i][0] != pending[start][0]:
+                logger.log(pending[start][0], "\n".join(line for _, line in pending[start:i]))
+                start = i
+
+
 class Report:
     """Tells people what was changed: a log line, a flow comment and marker, a before/after content
     view, and a per-client summary when mitmdump stops."""
@@ -412,6 +464,7 @@ class Report:
     def __init__(self) -> None:
         self.summary = report.Summary()
         self.view = BeforeAfterView()
+        self.log = RequestLog()
         self.debug = False
 
     def configure(self, updated) -> None:
@@ -419,9 +472,12 @@ class Report:
             self.debug = getattr(ctx.options, "termlog_verbosity", "info") == "debug"
 
     def running(self) -> None:
+        global _flow_views
+        _flow_views = ctx.master.addons.get("view") is not None
         contentviews.add(self.view)
 
     def done(self) -> None:
+        self.log.flush()
         try:
             contentviews.remove(self.view)
         except (KeyError, ValueError):  # pragma: no cover - not registered
@@ -445,15 +501,16 @@ class Report:
         if rejected:
             self.summary.rejected(client)
             verb = "would answer" if dry else "answered"
-            logger.warning(f"mistral-compat {endpoint} [{client}]: {verb} {info.get('reject_status', 400)}: "
-                           f"{rejected}")
+            self.log.add(logging.WARNING, f"mistral-compat {endpoint} [{client}]: {verb} "
+                                          f"{info.get('reject_status', 400)}: {rejected}")
         elif changes:
             self.summary.changed(client, changes)
-            logger.info(report.log_line(endpoint, client, changes, dry))
+            self.log.add(logging.INFO, report.log_line(endpoint, client, changes, dry))
             flow.comment = report.comment(changes, dry)
             flow.marked = MARKER
             if self.debug:
-                logger.debug(report.before_after(info["original"], None if dry else flow.request.content, changes))
+                self.log.add(logging.DEBUG, report.before_after(info["original"],
+                                                                None if dry else flow.request.content, changes))
 
 
 def _view_text(data: bytes, flow, http_message) -> str | None:
@@ -492,6 +549,9 @@ else:  # mitmproxy 11
 
 class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "mistral_compat_redacted", False):
+            return True  # done already, for another handler
+        record.mistral_compat_redacted = True
         msg = record.getMessage()
         clean = redact_text(msg)
         if clean is not msg and clean != msg:
@@ -531,6 +591,64 @@ class Redaction:
             handler.removeFilter(self.filter)
 
 
+class MistralCompat:
+    """The one object registered with mitmproxy, handing each hook to the parts that have it, in order.
+
+    mitmproxy visits every registered addon object on every event of every connection and flow (TLS,
+    connects, disconnects, ...); eight registered parts would cost more per request than most of the
+    work itself. A flow that Matcher does not mark as bound for Mistral goes to no part after it."""
+
+    LIFECYCLE = ("load", "configure", "running", "done")
+    FLOW = ("requestheaders", "request", "responseheaders", "response")
+
+    def __init__(self, *parts) -> None:
+        self.parts = parts
+        self.hooks: dict[str, list] = {}
+
+    def _each(self, hook: str) -> list:
+        if hook not in self.hooks:  # looked up on first use, after any instrumentation of the parts
+            self.hooks[hook] = [getattr(p, hook) for p in self.parts if callable(getattr(p, hook, None))]
+        return self.hooks[hook]
+
+    def load(self, loader) -> None:
+        for hook in self._each("load"):
+            hook(loader)
+
+    def configure(self, updated) -> None:
+        for hook in self._each("configure"):
+            hook(updated)
+
+    def running(self) -> None:
+        for hook in self._each("running"):
+            hook()
+
+    def done(self) -> None:
+        for hook in self._each("done"):
+            hook()
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        matcher, *rest = self._each("requestheaders")  # Matcher comes first and marks the flow
+        matcher(flow)
+        if META in flow.metadata:
+            for hook in rest:
+                hook(flow)
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if META in flow.metadata:
+            for hook in self._each("request"):
+                hook(flow)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if META in flow.metadata:
+            for hook in self._each("responseheaders"):
+                hook(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if META in flow.metadata:
+            for hook in self._each("response"):
+                hook(flow)
+
+
 _rewriter = Rewriter()
-addons = [Redaction(), Matcher(), InterceptScope(), Cors(), ResponsesBridge(_rewriter), _rewriter, StreamEvents(),
-          Report()]
+addons = [MistralCompat(Redaction(), Matcher(), InterceptScope(), Cors(), ResponsesBridge(_rewriter), _rewriter,
+                        StreamEvents(), Report())]

@@ -188,6 +188,9 @@ def _calibrate() -> tuple[int, int]:
 
 
 def instrument(objs) -> None:
+    # The parts of a composite addon (addon.MistralCompat hands each hook to its .parts): timed as
+    # nested regions, for the per-part rows; the composite's own hook is the outer region.
+    objs = [part for obj in objs for part in getattr(obj, "parts", ())] + list(objs)
     for obj in objs:
         cls = type(obj).__name__
         for name in sorted(HOOK_NAMES):
@@ -203,6 +206,8 @@ def instrument(objs) -> None:
         target._RedactingFilter.filter = timed("Redaction.log_filter", target._RedactingFilter.filter)
     if hasattr(target, "_RedactingWriter"):
         target._RedactingWriter.write = timed("Redaction.flow_line_write", target._RedactingWriter.write)
+    if hasattr(target, "RequestLog"):  # the batched per-request log lines, written outside any hook
+        target.RequestLog.flush = timed("RequestLog.flush", target.RequestLog.flush)
     if hasattr(target, "_view_text"):
         target._view_text = timed("BeforeAfterView.render", target._view_text)
     # Diagnostics, nested inside the hooks above (so not added to the total twice): the core rewrite as
@@ -211,7 +216,7 @@ def instrument(objs) -> None:
         target.rewrite = timed("(in hooks) core rewrite()", target.rewrite)
     log = getattr(target, "logger", None)
     if log is not None:
-        for level in ("debug", "info", "warning", "error"):
+        for level in ("debug", "info", "warning", "error", "log"):
             setattr(log, level, timed(f"(in hooks) logger.{level}", getattr(log, level)))
 
 

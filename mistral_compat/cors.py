@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 MAX_AGE = "86400"
@@ -31,6 +32,18 @@ def parse_origin(spec: str) -> str:
     default = {"http": 80, "https": 443}[parts.scheme]
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+@lru_cache(maxsize=256)  # an upstream answers with the same header names again and again
+def _expose(present: tuple[str, ...]) -> str:
+    """The Access-Control-Expose-Headers value for an answer with these header names."""
+    exposed = list(_ALWAYS_EXPOSED)
+    for name in present:
+        n = name.lower()
+        if n not in _SAFELISTED and n not in _NOT_EXPOSED and not n.startswith("access-control-") \
+                and n not in exposed:
+            exposed.append(n)
+    return ", ".join(exposed)
 
 
 def _tokens(value: str) -> list[str]:
@@ -68,13 +81,7 @@ class CorsPolicy:
                 out["access-control-allow-headers"] = ", ".join(names)
             out["access-control-max-age"] = MAX_AGE
         else:
-            exposed = list(_ALWAYS_EXPOSED)
-            for name in present:
-                n = name.lower()
-                if n not in _SAFELISTED and n not in _NOT_EXPOSED and not n.startswith("access-control-") \
-                        and n not in exposed:
-                    exposed.append(n)
-            out["access-control-expose-headers"] = ", ".join(exposed)
+            out["access-control-expose-headers"] = _expose(tuple(present))
         return out
 
     def vary(self, preflight: bool) -> list[str]:
