@@ -12,9 +12,9 @@ _TRIGGERS = ("auth", "key", "bearer", "basic", "cookie", "token", "secret", "pas
 # "authorization: Bearer sk-...", "x-api-key: ...", "api-key = ..." anywhere in a line
 _HEADER_LINE = re.compile(
     r"(?im)\b((?:proxy-)?authorization|x-api-key|api-key|x-goog-api-key|cookie|set-cookie)(\s*[:=]\s*)([^\r\n]+)")
-# "    key: ..." / "    access_token: ..." at the start of a line (mitmdump's header and query tables)
-_TABLE_LINE = re.compile(
-    r"(?im)^(\s*[\w.-]*(?:key|token|secret|passw|auth|signature)[\w.-]*)(\s*:\s*)([^\r\n]+)")
+# "    key: ..." / "    access_token: ..." at the start of a line (mitmdump's header and query tables):
+# the part of a line before its first colon, when it names a secret
+_TABLE_NAME = re.compile(r"(?i)\s*[\w.-]*(?:key|token|secret|passw|auth|signature)[\w.-]*\s*")
 # Bearer/Basic credentials anywhere
 _SCHEME_TOKEN = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=\-]{4,}")
 # ?api_key=...&token=... in URLs
@@ -29,13 +29,31 @@ def redact_text(text: str) -> str:
     if not text:
         return text
     lowered = text.lower()
-    if any(word in lowered for word in _TRIGGERS):
-        text = _HEADER_LINE.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
-        text = _TABLE_LINE.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
-        text = _SCHEME_TOKEN.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+    if any(word in lowered for word in _TRIGGERS):  # each pattern only where its words occur (speed)
+        if "authorization" in lowered or "api-key" in lowered or "cookie" in lowered:
+            text = _HEADER_LINE.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+        if ":" in text:
+            text = _mask_table_lines(text)
+        if "bearer" in lowered or "basic" in lowered:
+            text = _SCHEME_TOKEN.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
     if "=" in text:
         text = _QUERY.sub(lambda m: m.group(1) + MASK, text)
     return text
+
+
+def _mask_table_lines(text: str) -> str:
+    """'    x-api-key: sk-...' -> '    x-api-key: [REDACTED]', for every line whose name names a secret."""
+    lines = text.split("\n")
+    changed = False
+    for i, line in enumerate(lines):
+        name, colon, rest = line.partition(":")
+        if not colon or not _TABLE_NAME.fullmatch(name):
+            continue
+        value = rest.lstrip()
+        if value.rstrip("\r"):
+            lines[i] = name + colon + rest[:len(rest) - len(value)] + MASK + ("\r" if value.endswith("\r") else "")
+            changed = True
+    return "\n".join(lines) if changed else text
 
 
 def redact_json(value: Any, max_string: int = 200) -> Any:
