@@ -51,8 +51,36 @@ def backup(flow: http.HTTPFlow) -> None:
 _flow_views = False  # set in Report.running: is a flow view (mitmweb, the console) loaded?
 
 
+def header(headers: http.Headers, name: bytes, default: str = "") -> str:
+    """The first value of a header (name in lower case): one plain pass over the raw fields, several
+    times cheaper than a Headers lookup, which converts every name it passes. Only on the hot path."""
+    for key, value in headers.fields:
+        if key.lower() == name:
+            return value.decode("utf-8", "surrogateescape")
+    return default
+
+
+def get_body(req: http.Request) -> bytes:
+    """The request body, decoded; ValueError when its Content-Encoding does not decode."""
+    if not header(req.headers, b"content-encoding"):
+        return req.raw_content or b""
+    return req.get_content(strict=True) or b""
+
+
+def set_body(req: http.Request, body: bytes) -> None:
+    """req.content = body, with the common case (no Content-Encoding, a Content-Length) in one pass."""
+    fields = req.headers.fields
+    if any(k.lower() in (b"content-encoding", b"transfer-encoding") for k, _ in fields) \
+            or not any(k.lower() == b"content-length" for k, _ in fields):
+        req.content = body  # mitmproxy's own way: re-encodes, sets the length as needed
+        return
+    req.raw_content = body
+    length = str(len(body)).encode()
+    req.headers.fields = tuple((k, length) if k.lower() == b"content-length" else (k, v) for k, v in fields)
+
+
 def client_name(req: http.Request) -> str:
-    ua = req.headers.get("user-agent", "")
+    ua = header(req.headers, b"user-agent")
     return ua[:80] if ua else "(no user-agent)"
 
 
@@ -171,8 +199,8 @@ class Cors:
         req, headers = flow.request, flow.response.headers
         preflight = None
         if info.get("preflight"):
-            preflight = (req.headers.get("access-control-request-method", ""),
-                         req.headers.get("access-control-request-headers", ""))
+            preflight = (header(req.headers, b"access-control-request-method"),
+                         header(req.headers, b"access-control-request-headers"))
         # One pass over the raw header fields (each Headers lookup or deletion is a pass of its own):
         # the upstream's own CORS headers are replaced, never duplicated; a 204 has no length.
         kept, vary = [], []
@@ -184,7 +212,7 @@ class Cors:
                 vary.append(field[1].decode("latin-1"))
             kept.append(field)
         names = [field[0].decode("latin-1") for field in kept]
-        added = self.policy.headers(req.headers.get("origin"), names, preflight)
+        added = self.policy.headers(header(req.headers, b"origin", None), names, preflight)
         missing = self.policy.vary(preflight is not None)
         if missing:
             present = {v.strip().lower() for value in vary for v in value.split(",")}
@@ -270,7 +298,7 @@ class Rewriter:
                            f"(stream_large_bodies?), so it could not be rewritten")
             return
         try:
-            body = req.get_content(strict=True) or b""
+            body = get_body(req)
         except ValueError:
             self._reject(flow, "the body cannot be decoded as Content-Encoding "
                                f"{req.headers.get('content-encoding', '')!r}")
@@ -284,7 +312,7 @@ class Rewriter:
             info["original"] = body
             if not self.dry_run:
                 backup(flow)
-                req.content = result.body
+                set_body(req, result.body)
 
     def _reject(self, flow: http.HTTPFlow, message: str) -> None:
         flow.metadata[META]["rejected"] = message
@@ -421,7 +449,7 @@ class StreamEvents:
         info = flow.metadata.get(META)
         if info is None or flow.error or not flow.live or not flow.response or "bridge" in info:
             return  # (the Responses bridge streams its flows itself)
-        if flow.response.headers.get("content-type", "").startswith("text/event-stream"):
+        if header(flow.response.headers, b"content-type").startswith("text/event-stream"):
             flow.response.stream = True
 
 
