@@ -7,7 +7,8 @@ request, responseheaders, response, ..., and the lifecycle hooks) with `time.pro
 accounting, and hands the same objects to mitmproxy as its own `addons`, so mitmproxy registers their
 options and calls them exactly as with `-s addon.py`. Also timed, because they are the addon's code
 running per request outside its hooks: the log filter that redacts every log record
-(`_RedactingFilter.filter`), the wrapper around the dumper's output (`_RedactingWriter.write`) and
+(`_RedactingFilter.filter`), the redaction of each flow line the dumper prints (`redact_text`), the
+batched log lines (`RequestLog.flush`) and
 the content view (`_view_text`, used only at flow_detail >= 3). For diagnosis, also the core rewrite()
 and the addon's logger calls as made from the hooks (nested regions, inside the hooks' time).
 
@@ -204,8 +205,10 @@ def instrument(objs) -> None:
     # The addon's code that mitmproxy runs per log record and per flow line, outside any hook.
     if hasattr(target, "_RedactingFilter"):
         target._RedactingFilter.filter = timed("Redaction.log_filter", target._RedactingFilter.filter)
-    if hasattr(target, "_RedactingWriter"):
-        target._RedactingWriter.write = timed("Redaction.flow_line_write", target._RedactingWriter.write)
+    # The wrapper around the dumper's output: its own cost is the redaction of each flow line (the write
+    # itself is mitmdump's, paid by bare mitmdump too). Inside the log filter the same call is nested.
+    if callable(getattr(target, "redact_text", None)):
+        target.redact_text = timed("Redaction.redact_text", target.redact_text)
     if hasattr(target, "RequestLog"):  # the batched per-request log lines, written outside any hook
         target.RequestLog.flush = timed("RequestLog.flush", target.RequestLog.flush)
     if hasattr(target, "_view_text"):
