@@ -60,11 +60,19 @@ def header(headers: http.Headers, name: bytes, default: str = "") -> str:
     return default
 
 
-def get_body(req: http.Request) -> bytes:
-    """The request body, decoded; ValueError when its Content-Encoding does not decode."""
+def get_body(req: http.Request, endpoint: str) -> bytes | str | None:
+    """The request body, decoded; None when it was streamed past the addon (logged); a str saying why
+    when its Content-Encoding does not decode."""
+    if req.raw_content is None:
+        logger.warning(f"mistral-compat {endpoint}: the request body was streamed (stream_large_bodies?), "
+                       f"so it could not be rewritten")
+        return None
     if not header(req.headers, b"content-encoding"):
-        return req.raw_content or b""
-    return req.get_content(strict=True) or b""
+        return req.raw_content
+    try:
+        return req.get_content(strict=True) or b""
+    except ValueError:
+        return f"the body cannot be decoded as Content-Encoding {req.headers.get('content-encoding', '')!r}"
 
 
 def set_body(req: http.Request, body: bytes) -> None:
@@ -293,15 +301,10 @@ class Rewriter:
             return
         info["endpoint"] = endpoint
         info["dry_run"] = self.dry_run
-        if req.raw_content is None:
-            logger.warning(f"mistral-compat {endpoint}: the request body was streamed "
-                           f"(stream_large_bodies?), so it could not be rewritten")
-            return
-        try:
-            body = get_body(req)
-        except ValueError:
-            self._reject(flow, "the body cannot be decoded as Content-Encoding "
-                               f"{req.headers.get('content-encoding', '')!r}")
+        body = get_body(req, endpoint)
+        if isinstance(body, str):
+            self._reject(flow, body)
+        if not isinstance(body, bytes):
             return
         result = rewrite(self.rules, endpoint, body)
         if result.changes:
@@ -370,15 +373,10 @@ class ResponsesBridge:
         if kind == "stored":
             self._reject(flow, 404, responses.STORED_MESSAGE)
             return
-        if req.raw_content is None:
-            logger.warning("mistral-compat responses: the request body was streamed (stream_large_bodies?), "
-                           "so it could not be translated")
-            return
-        try:
-            body = req.get_content(strict=True) or b""
-        except ValueError:
-            self._reject(flow, 400, "the body cannot be decoded as Content-Encoding "
-                                    f"{req.headers.get('content-encoding', '')!r}")
+        body = get_body(req, "responses")
+        if isinstance(body, str):
+            self._reject(flow, 400, body)
+        if not isinstance(body, bytes):
             return
         bridged = responses.bridge_request(self.rewriter.rules, body)
         if bridged.changes:
@@ -393,7 +391,7 @@ class ResponsesBridge:
         info["bridge"] = bridged.request
         req.path = chat_path
         req.headers["accept-encoding"] = "identity"  # the answer is translated: keep it uncompressed
-        req.content = bridged.body
+        set_body(req, bridged.body)
 
     def _reject(self, flow: http.HTTPFlow, status: int, message: str, param: str | None = None) -> None:
         info = flow.metadata[META]
