@@ -504,10 +504,11 @@ class Report:
 
     def done(self) -> None:
         self.log.flush()
-        try:
-            contentviews.remove(self.view)
-        except (KeyError, ValueError):  # pragma: no cover - not registered
-            pass
+        if not hasattr(contentviews, "Contentview"):  # mitmproxy 11; 12 has no removal (and replaces by name)
+            try:
+                contentviews.remove(self.view)
+            except (KeyError, ValueError):  # not registered
+                pass
         table = self.summary.table()
         if table:
             logger.info(table)
