@@ -28,6 +28,8 @@ class Change(NamedTuple):
 
 def format_path(path: tuple) -> str:
     """('messages', 2, 'refusal') -> 'messages[2].refusal'"""
+    if len(path) == 1 and isinstance(path[0], str) and path[0]:  # most changes are to a top-level key
+        return path[0]
     out = ""
     for p in path:
         if isinstance(p, int):

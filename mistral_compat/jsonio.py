@@ -1,55 +1,72 @@
 """Parse and serialise request bodies without losing a value.
 
+- The body must be UTF-8 JSON, as Mistral requires: UTF-16/UTF-32 bodies, a UTF-8 byte order mark and
+  invalid UTF-8 (lone surrogates encoded as bytes included) are rejected with a message saying so.
 - Big integers round-trip (Python ints are exact).
 - A float literal that a double cannot hold exactly (1.0000000000000001, 1e400) is kept as its
-  original text: it parses to a RawNumber placeholder that serialisation writes back verbatim.
+  original text: it parses to a RawNumber (a float, never a string) that serialisation writes back verbatim.
 - NaN, Infinity and -Infinity are not JSON: they are rejected.
 - Output is compact UTF-8, with non-ASCII text kept as text.
 """
 
 from __future__ import annotations
 
+import codecs
+import itertools
 import json
+import re
 import uuid
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 
 class BodyError(ValueError):
     """The body is not a JSON object Mistral could read; the message says what is wrong."""
 
 
-class RawNumber(str):
-    """A number literal kept as text; .value is its nearest float (for range checks)."""
+class RawNumber(float):
+    """A number literal kept as written. As a float it is the nearest double (for range checks and
+    comparisons; 1e400 is inf), so code that takes strings never takes it; .literal is the text."""
 
-    value: float
-    literal: str
+    __slots__ = ("literal",)
+
+    def __new__(cls, literal: str) -> "RawNumber":
+        self = super().__new__(cls, literal)
+        self.literal = literal
+        return self
+
+    def __repr__(self) -> str:  # change details show the number as the client wrote it
+        return self.literal
+
+    __str__ = __repr__
 
 
-class _Parse:
-    def __init__(self) -> None:
-        self.raw: dict[str, str] = {}
-        self.nonce = ""
+# Counts the RawNumbers made, so that dumps() looks for them only in a document where some were made.
+# next() on an itertools.count is atomic, so concurrent parses can only cause a needless look, never a miss.
+_made = itertools.count()
 
-    def parse_float(self, s: str):
-        f = float(s)
-        if repr(f) == s:
+
+def _parse_float(s: str) -> float:
+    f = float(s)
+    if repr(f) == s:
+        return f
+    try:
+        if f not in (float("inf"), float("-inf")) and Decimal(repr(f)) == Decimal(s):
             return f
-        try:
-            if f not in (float("inf"), float("-inf")) and Decimal(repr(f)) == Decimal(s):
-                return f
-        except InvalidOperation:  # pragma: no cover - json only hands us valid literals
-            return f
-        if not self.nonce:
-            self.nonce = uuid.uuid4().hex
-        token = RawNumber(f"\x00{self.nonce}:{len(self.raw)}")
-        token.value = f
-        token.literal = s
-        self.raw[str(token)] = s
-        return token
+    except InvalidOperation:  # pragma: no cover - json only hands us valid literals
+        return f
+    next(_made)
+    return RawNumber(s)
 
 
 def _reject_constant(name: str):
     raise BodyError(f"{name} is not valid JSON (Mistral rejects NaN and Infinity)")
+
+
+# Made once: building a decoder or encoder per request costs more than parsing a small body.
+_DECODER = json.JSONDecoder(parse_float=_parse_float, parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 
 
 class Document:
@@ -57,39 +74,80 @@ class Document:
 
     __slots__ = ("data", "_raw")
 
-    def __init__(self, data: dict, raw: dict[str, str]) -> None:
+    def __init__(self, data: dict, raw: bool = False) -> None:
         self.data = data
-        self._raw = raw
+        self._raw = raw  # whether the body may hold RawNumbers
 
     def dumps(self) -> bytes:
+        swapped = _swap_raw_numbers(self.data) if self._raw else None
         try:
-            text = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            try:
+                return _dump(_ENCODER, self.data, swapped).encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates from \ud800 escapes: keep them escaped
+                return _dump(_ASCII_ENCODER, self.data, swapped).encode("ascii")
         except RecursionError:
             raise BodyError("the JSON body is nested too deeply") from None
-        for token, literal in self._raw.items():
-            text = text.replace(json.dumps(token), literal)
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates from \ud800 escapes: keep them escaped
-            text = json.dumps(self.data, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
-            for token, literal in self._raw.items():
-                text = text.replace(json.dumps(token), literal)
-            return text.encode("ascii")
+        finally:
+            if swapped is not None:  # leave the data as parsed
+                for container, key, number in swapped[1]:
+                    container[key] = number
+
+
+def _dump(encoder: json.JSONEncoder, data: dict, swapped: tuple[re.Pattern, list] | None) -> str:
+    text = encoder.encode(data)
+    if swapped is not None and swapped[1]:
+        pattern, literals = swapped[0], [number.literal for _, _, number in swapped[1]]
+        text = pattern.sub(lambda m: literals[int(m.group(1))], text)
+    return text
+
+
+def _swap_raw_numbers(data: Any) -> tuple[re.Pattern, list]:
+    """Replace every RawNumber in data by a unique placeholder string, for the JSON encoder (which writes any
+    float as its double). Returns (the placeholders' pattern in JSON text, [(container, key, RawNumber)])
+    for putting them back. Iterative: bodies may nest deeper than the recursion limit."""
+    nonce = uuid.uuid4().hex
+    swapped: list = []
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        for key, item in (node.items() if isinstance(node, dict) else enumerate(node)):
+            if isinstance(item, RawNumber):
+                node[key] = f"\x00{nonce}:{len(swapped)}"
+                swapped.append((node, key, item))
+            elif isinstance(item, (dict, list)):
+                stack.append(item)
+    return re.compile(r'"\\u0000' + nonce + r':(\d+)"'), swapped
+
+
+_NOT_UTF8 = "the body must be UTF-8 JSON"
+
+
+def _decode(body: bytes) -> str:
+    """bytes -> text, strictly as UTF-8 (Mistral's server decodes nothing else)."""
+    if body.startswith(codecs.BOM_UTF8):
+        raise BodyError(f"the body starts with a UTF-8 byte order mark, which Mistral rejects: {_NOT_UTF8} "
+                        "without one")
+    encoding = json.detect_encoding(body)  # looks at the first 4 bytes only
+    if encoding != "utf-8":
+        raise BodyError(f"{_NOT_UTF8}; this one looks {encoding.upper()}-encoded")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BodyError(f"the body is not valid UTF-8 (byte {e.start})") from None
 
 
 def parse(body: bytes) -> Document:
     """bytes -> Document, or BodyError with a message a user can act on."""
     if not body.strip():
         raise BodyError("the request body is empty; Mistral expects a JSON object")
-    p = _Parse()
+    text = _decode(body)
+    before = next(_made)
     try:
-        data = json.loads(body, parse_float=p.parse_float, parse_constant=_reject_constant)
+        data = _DECODER.decode(text)
     except BodyError:
         raise
     except RecursionError:
         raise BodyError("the JSON body is nested too deeply to parse") from None
-    except UnicodeDecodeError as e:
-        raise BodyError(f"the body is not valid UTF-8 (byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise BodyError(f"the body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except ValueError as e:
@@ -97,4 +155,4 @@ def parse(body: bytes) -> Document:
     if not isinstance(data, dict):
         kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(data), "number")
         raise BodyError(f"the body is a JSON {kind}, but Mistral expects a JSON object")
-    return Document(data, p.raw)
+    return Document(data, next(_made) != before + 1)

@@ -8,7 +8,7 @@ from .changes import Change
 from .jsonio import BodyError, parse
 from .rules import Rules
 from .schema import Drop
-from .translate import Fixer
+from .translate import CONVERSATION_ENDPOINTS, Fixer
 
 
 class Result(NamedTuple):
@@ -23,7 +23,7 @@ def rewrite(rules: Rules, endpoint: str, body: bytes) -> Result:
         doc = parse(body)
     except BodyError as e:
         return Result(None, [], str(e))
-    fx = Fixer()
+    fx = Fixer(conversation=endpoint in CONVERSATION_ENDPOINTS)
     out = node.fix(doc.data, fx, ())
     if isinstance(out, Drop):  # pragma: no cover - a request object is never dropped
         return Result(None, fx.changes, out.reason)

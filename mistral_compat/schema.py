@@ -11,7 +11,6 @@ from typing import Any
 
 from . import toolids, translate
 from .changes import DROPPED, REMOVED, RENAMED, VALUE
-from .jsonio import RawNumber
 
 _KINDS = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
           float: "number", type(None): "null"}
@@ -20,17 +19,15 @@ _KINDS = {dict: "object", list: "array", str: "string", bool: "boolean", int: "i
 def kind_of(value: Any) -> str:
     k = _KINDS.get(type(value))
     if k is None:
-        if isinstance(value, RawNumber):
-            return "number"
-        for t, name in _KINDS.items():
+        for t, name in _KINDS.items():  # subclasses, e.g. jsonio.RawNumber (a float)
             if isinstance(value, t):
                 return name
     return k or "unknown"
 
 
 def _show(value: Any) -> str:
-    """A value as the client wrote it, for change details."""
-    return value.literal if isinstance(value, RawNumber) else repr(value)
+    """A value as the client wrote it, for change details (a RawNumber's repr is its literal)."""
+    return repr(value)
 
 
 class Drop:
@@ -43,6 +40,7 @@ class Drop:
 class Node:
     accepts_null = False
     kinds: frozenset = frozenset()
+    trivial = False  # fix() returns every value unchanged, so callers may skip it
 
     def fix(self, value: Any, fx, path: tuple) -> Any:
         return value
@@ -54,11 +52,13 @@ class Node:
 
 class AnyNode(Node):
     accepts_null = True
+    trivial = True
     kinds = frozenset(_KINDS.values()) | {"unknown"}
 
 
 class ScalarNode(Node):
-    __slots__ = ("type", "enum", "min", "max", "xmin", "xmax", "name", "kinds", "accepts_null")
+    __slots__ = ("type", "enum", "min", "max", "xmin", "xmax", "name", "kinds", "accepts_null", "ranged", "trivial",
+                 "bounds")
 
     def __init__(self, spec: dict, name: str | None) -> None:
         self.type = spec["type"]
@@ -67,6 +67,14 @@ class ScalarNode(Node):
         self.xmin, self.xmax = spec.get("xmin"), spec.get("xmax")
         self.name = name
         self.accepts_null = self.type == "null"
+        # a number with limits: the only scalar (besides an enum) whose value can need repair
+        self.ranged = self.type in ("number", "integer") and \
+            any(b is not None for b in (self.min, self.max, self.xmin, self.xmax))
+        self.trivial = self.enum is None and not self.ranged
+        inf = float("inf")
+        # (min, xmin, max, xmax) with the missing ones unbounded, for one quick check of a value in range
+        self.bounds = tuple(inf * sign if b is None else b for b, sign in
+                            ((self.min, -1), (self.xmin, -1), (self.max, 1), (self.xmax, 1)))
         if self.type == "number":
             self.kinds = frozenset({"number", "integer"})
         elif self.type == "object":
@@ -86,15 +94,16 @@ class ScalarNode(Node):
                 fx.add(VALUE, path, f"{value!r} -> {alias!r}")
                 return alias
             return Drop(f"{_show(value)} is not one of {', '.join(map(repr, self.enum))}")
-        if self.type in ("number", "integer") and not isinstance(value, bool):
-            return self._range(value, fx, path)
+        if self.ranged and isinstance(value, (int, float)) and not isinstance(value, bool):
+            lo, xlo, hi, xhi = self.bounds  # a RawNumber is a float: its nearest double
+            if lo <= value <= hi and xlo < value < xhi:
+                return value
+            return self._clamp(value, fx, path)
         return value
 
-    def _range(self, value: Any, fx, path: tuple) -> Any:
-        num = value.value if isinstance(value, RawNumber) else value
-        if not isinstance(num, (int, float)):
-            return value
-        new = num
+    def _clamp(self, value: Any, fx, path: tuple) -> Any:
+        """A number outside the limits -> Mistral's limit, or Drop where below the minimum means no limit."""
+        num = new = value
         step = 1 if self.type == "integer" else translate.EXCLUSIVE_STEP
         if self.min is not None and num < self.min:
             new = self.min
@@ -124,6 +133,7 @@ class ObjectNode(Node):
         self.before = None
         self.after = None
         self.consts: dict[str, list] = {}
+        self.renames: dict[str, str] = {}  # OpenAI key -> the Mistral key of this object it is renamed to
 
     def setup(self, spec: dict, name: str | None, compile_) -> None:
         self.props = {k: compile_(v, None) for k, v in spec["object"].items()}
@@ -132,24 +142,30 @@ class ObjectNode(Node):
         self.name = name
         self.before = translate.BEFORE.get(name or "")
         self.after = translate.AFTER.get(name or "")
+        self.renames = {k: t for k, t in translate.RENAMES.items() if t in self.props and k not in self.props}
 
     def score(self, value: Any) -> int:
+        """How well an object fits this branch, to choose among anyOf branches: a discriminating (enum) key
+        that matches weighs most (one that does not, against), then the required keys present (missing, against),
+        then every other key the branch keeps. Keys the branch would drop weigh nothing, so unknown keys never
+        make a branch that drops the known ones win."""
         if not isinstance(value, dict):
             return 0
-        s = 1
-        for k in value:
-            child = self.props.get(k)
+        s = 0
+        props = self.props
+        for k, v in value.items():
+            child = props.get(k)
             if child is None:
-                if self.closed:
-                    s -= 1
-                continue
-            if isinstance(child, ScalarNode) and child.enum is not None:
-                if value[k] not in child.enum:
-                    return 0
-                s += 10
-            else:
+                s += not self.closed  # kept by an open object
+            elif v is None and not child.accepts_null:
+                continue  # dropped by every branch
+            elif getattr(child, "enum", None) is not None:
+                s += 100 if v in child.enum else -100
+            elif kind_of(v) in child.kinds:
                 s += 2
-        return max(s, 1)
+        for k in self.required:
+            s += 10 if k in value else -10
+        return s
 
     def fix(self, value: Any, fx, path: tuple) -> Any:
         if not isinstance(value, dict):
@@ -157,29 +173,31 @@ class ObjectNode(Node):
         if self.before is not None:
             self.before(value, fx, path)
         props = self.props
+        renames = self.renames
+        # keys already fixed, tracked only when a rename may fix its target ahead of the target's turn
+        done: set | None = set() if renames and any(k in value for k in renames) else None
         for key in list(value):
+            if done is not None and key in done:
+                continue
             child = props.get(key)
             if child is None:
-                target = translate.RENAMES.get(key)
-                if target is not None and target in props:
-                    v = value.pop(key)
-                    if value.get(target) is not None:
-                        fx.add(DROPPED, path + (key,), f"{target} also sent")
-                        continue
-                    value[target] = v
-                    fx.add(RENAMED, path + (key,), target)
-                    key, child = target, props[target]
+                target = renames.get(key)
+                if target is not None:
+                    self._rename(value, key, target, fx, path, done)  # type: ignore[arg-type]
                 elif self.closed:
                     del value[key]
                     fx.add(DROPPED, path + (key,))
-                    continue
-                else:
-                    continue
+                continue
+            if done is not None:
+                done.add(key)
+            # the repair of one key (as _fix_key, inlined: this loop runs for every key of every object)
             v = value[key]
-            if v is None and not child.accepts_null:
-                if key not in self.required:
+            if v is None:
+                if not child.accepts_null and key not in self.required:
                     del value[key]
                     fx.add(DROPPED, path + (key,), "null")
+                continue
+            if child.trivial:
                 continue
             new = child.fix(v, fx, path + (key,))
             if new is v:
@@ -190,11 +208,68 @@ class ObjectNode(Node):
                     fx.add(DROPPED, path + (key,), new.reason)
             else:
                 value[key] = new
-        if self.after is not None:
+        if self.after is not None and fx.conversation:
             reason = self.after(value)
             if reason:
                 return Drop(reason)
         return value
+
+    def _fix_key(self, value: dict, key: str, child: Node, fx, path: tuple) -> None:
+        """Repair value[key] in place: replaced, dropped (unless required) or kept."""
+        v = value[key]
+        if v is None:
+            if not child.accepts_null and key not in self.required:
+                del value[key]
+                fx.add(DROPPED, path + (key,), "null")
+            return
+        if child.trivial:
+            return
+        new = child.fix(v, fx, path + (key,))
+        if new is v:
+            return
+        if isinstance(new, Drop):
+            if key not in self.required:
+                del value[key]
+                fx.add(DROPPED, path + (key,), new.reason)
+        else:
+            value[key] = new
+
+    def _rename(self, value: dict, key: str, target: str, fx, path: tuple, done: set) -> None:
+        """An OpenAI key whose Mistral name is target. The value the client sent under target wins when Mistral
+        takes it (after its own repair); otherwise (absent, null, dropped or of a type Mistral does not take
+        there) the renamed value takes its place if it is valid. The same in any key order; never raises."""
+        child = self.props[target]
+        if target in value and target not in done:
+            done.add(target)  # repair the target first, whichever key comes first
+            self._fix_key(value, target, child, fx, path)
+        v = value.pop(key)
+        old = value.get(target)
+        if old is not None and kind_of(old) in child.kinds:
+            fx.add(DROPPED, path + (key,), f"{target} also sent")
+            return
+        if v is None:
+            if target in value or not child.accepts_null:
+                fx.add(DROPPED, path + (key,), "null")
+            else:
+                value[target] = None
+                fx.add(RENAMED, path + (key,), target)
+            return
+        if kind_of(v) not in child.kinds:
+            fx.add(DROPPED, path + (key,), f"not a valid {target}")
+            return
+        mark = len(fx.changes)
+        new = v if child.trivial else child.fix(v, fx, path + (target,))
+        repairs = fx.changes[mark:]  # recorded after the renaming, or not at all when the value is dropped
+        del fx.changes[mark:]
+        if isinstance(new, Drop):
+            fx.add(DROPPED, path + (key,), new.reason)
+            return
+        if old is not None:  # sent under Mistral's name too, as a type Mistral does not take there
+            fx.add(DROPPED, path + (target,), f"not valid; {key} used instead")
+        fx.add(RENAMED, path + (key,), target)
+        fx.changes.extend(repairs)
+        value[target] = new
+        done.add(target)
 
 
 class ArrayNode(Node):
@@ -207,6 +282,7 @@ class ArrayNode(Node):
     def setup(self, spec: dict, compile_) -> None:
         self.items = compile_(spec["array"], None)
         self.messages = isinstance(self.items, UnionNode) and self.items.by == "role"
+        self.trivial = self.items.trivial
 
     def score(self, value: Any) -> int:
         if not isinstance(value, list):
@@ -220,7 +296,7 @@ class ArrayNode(Node):
         if not isinstance(value, list):
             return value
         items = self.items
-        if isinstance(items, AnyNode):
+        if items.trivial:
             return value
         removed = 0
         for i in range(len(value)):
@@ -235,7 +311,7 @@ class ArrayNode(Node):
                 fx.add(REMOVED, path + (i,), new.reason)
             else:
                 value[j] = new
-        if self.messages:
+        if self.messages and fx.conversation:
             toolids.repair(value, fx, path)
         return value
 
@@ -256,7 +332,7 @@ class UnionNode(Node):
         if not isinstance(value, dict):
             return 0
         tag = value.get(self.by)
-        return 20 if tag in self.map or tag in self.aliases else 1
+        return 20 if isinstance(tag, str) and (tag in self.map or tag in self.aliases) else 1
 
     def fix(self, value: Any, fx, path: tuple) -> Any:
         if not isinstance(value, dict):
@@ -273,33 +349,60 @@ class UnionNode(Node):
         return node.fix(value, fx, path)
 
 
+_UNSEEN = object()
+
+
 class AnyOfNode(Node):
     def __init__(self) -> None:
         self.options: list[Node] = []
+        self.by_kind: dict[str, tuple[Node, ...]] = {}
+        # Python type of a value -> None (no branch takes it, or the one that does needs no repair), the one
+        # branch that takes it, or the branches to choose from; filled as types are met (kind_of is by type)
+        self.by_type: dict[type, Any] = {}
 
     def setup(self, spec: dict, compile_) -> None:
         self.options = [compile_(o, None) for o in spec["anyof"]]
         self.accepts_null = any(o.accepts_null for o in self.options)
         self.kinds = frozenset().union(*(o.kinds for o in self.options))
+        self.trivial = all(o.trivial for o in self.options)
+        # kind of value -> the branches that take it, in order: most kinds have one, so no scoring
+        self.by_kind = {k: tuple(o for o in self.options if k in o.kinds) for k in self.kinds}
+        self.by_type = {}
 
     def score(self, value: Any) -> int:
         return max((o.score(value) for o in self.options), default=0)
 
     def fix(self, value: Any, fx, path: tuple) -> Any:
-        k = kind_of(value)
-        best, best_score = None, 0
-        for o in self.options:
-            if k in o.kinds:
-                s = o.score(value)
-                if s > best_score:
-                    best, best_score = o, s
-        if best is None:
-            # the value fits no branch: an enum value Mistral lacks can be dropped (if optional)
-            for o in self.options:
-                if k in o.kinds:
-                    return o.fix(value, fx, path)
-            return value
-        return best.fix(value, fx, path)
+        branch = self.by_type.get(value.__class__, _UNSEEN)
+        if branch is _UNSEEN:
+            branch = self._branches(value)
+        if branch is None:
+            return value  # fits no branch (left for Mistral to judge), or needs no repair
+        if branch.__class__ is tuple:
+            branch = self._best(branch, value)
+            if branch.trivial:
+                return value
+        return branch.fix(value, fx, path)
+
+    def _branches(self, value: Any) -> Any:
+        options = self.by_kind.get(kind_of(value))
+        if options is None or (len(options) == 1 and options[0].trivial):
+            branch = None
+        else:
+            branch = options[0] if len(options) == 1 else options
+        self.by_type[value.__class__] = branch
+        return branch
+
+    @staticmethod
+    def _best(options: tuple, value: Any) -> Node:
+        """The best fit; the first on ties (so an enum value Mistral lacks gets dropped by the first enum)."""
+        best = options[0]
+        best_score = best.score(value)
+        for o in options[1:]:
+            s = o.score(value)
+            if s > best_score:
+                best, best_score = o, s
+        return best
 
 
 def compile_rules(rules: dict) -> dict[str, Node]:

@@ -31,23 +31,27 @@ def derive(tool_id: str, attempt: int = 0) -> str:
     return "".join(out)
 
 
-def _references(messages: list):
-    """Yield (container, key, path) for every tool-call id in a message list."""
+def _references(messages: list) -> list:
+    """[(container, key, path)] for every tool-call id in a message list."""
+    refs = []
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
             continue
-        if msg.get("role") == "tool" and isinstance(msg.get("tool_call_id"), str):
-            yield msg, "tool_call_id", (i, "tool_call_id")
-        calls = msg.get("tool_calls")
-        if msg.get("role") == "assistant" and isinstance(calls, list):
-            for j, call in enumerate(calls):
-                if isinstance(call, dict) and isinstance(call.get("id"), str):
-                    yield call, "id", (i, "tool_calls", j, "id")
+        role = msg.get("role")
+        if role == "tool" and isinstance(msg.get("tool_call_id"), str):
+            refs.append((msg, "tool_call_id", (i, "tool_call_id")))
+        elif role == "assistant":
+            calls = msg.get("tool_calls")
+            if isinstance(calls, list):
+                for j, call in enumerate(calls):
+                    if isinstance(call, dict) and isinstance(call.get("id"), str):
+                        refs.append((call, "id", (i, "tool_calls", j, "id")))
+    return refs
 
 
 def repair(messages: list, fx, path: tuple) -> None:
     """Map every invalid tool-call id in messages, the same way in calls and tool results."""
-    refs = list(_references(messages))
+    refs = _references(messages)
     if all(is_valid(c[k]) for c, k, _ in refs):
         return
     taken = {c[k] for c, k, _ in refs if is_valid(c[k])}

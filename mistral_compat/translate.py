@@ -40,16 +40,24 @@ EXCLUSIVE_STEP = 1e-6
 EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 
 
+# Endpoints whose messages are a conversation Mistral serves, so mistral-common's conversation rules apply:
+# tool-call ids of 9 characters, no assistant message without content or tool calls. Moderation and
+# classification take the same messages without those rules, so those endpoints get the schema repairs only.
+CONVERSATION_ENDPOINTS = frozenset({"chat/completions", "agents/completions"})
+
+
 class Fixer:
-    """Collects changes; passed to fixups and the walker."""
+    """Collects changes; passed to fixups and the walker. conversation: apply the conversation rules."""
 
-    __slots__ = ("changes",)
+    __slots__ = ("changes", "conversation")
 
-    def __init__(self) -> None:
+    def __init__(self, conversation: bool = True) -> None:
         self.changes: list[Change] = []
+        self.conversation = conversation
 
     def add(self, kind: str, path: tuple, detail: str = "") -> None:
-        self.changes.append(Change(kind, format_path(path), detail))
+        # tuple.__new__ is Change(...) without the NamedTuple's Python-level __new__ (this runs per change)
+        self.changes.append(tuple.__new__(Change, (kind, format_path(path), detail)))
 
 
 Fixup = Callable[[dict, Fixer, tuple], Any]
@@ -132,7 +140,8 @@ def assistant_said_nothing(obj: dict) -> bool:
     return _empty(obj.get("content")) and not obj.get("tool_calls") and not obj.get("prefix")
 
 
-# Run on an object of the named schema after its keys were fixed; a returned reason removes it.
+# Conversation rules (CONVERSATION_ENDPOINTS only): run on an object of the named schema after its keys were
+# fixed; a returned reason removes it.
 AFTER: dict[str, Callable[[dict], str | None]] = {
     "AssistantMessage": lambda obj: "assistant message with no content and no tool calls"
     if assistant_said_nothing(obj) else None,

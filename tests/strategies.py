@@ -34,10 +34,13 @@ ENDPOINTS: dict = RULES_DOC["endpoints"]
 
 ABSENT = object()
 
-# Core bugs the strategies steer around (each has a strict xfail test in test_properties.py); remove a name
+# Core bugs the strategies steer around (each with a strict xfail test in test_properties.py); remove a name
 # once the core is fixed, so the generated bodies cover that case again.
-KNOWN_BUGS: set[str] = {"rename-vs-dropped-target", "anyof-unknown-keys", "moderation-conversation-rules",
-                        "rawnumber-as-string", "union-tag-unhashable"}
+KNOWN_BUGS: set[str] = set()
+
+# Endpoints where mistral-common's conversation rules apply (what fake_mistral enforces); elsewhere the same
+# messages are accepted as they are, so the conversation repairs must not touch them.
+CONVERSATION_ENDPOINTS = ("chat/completions", "agents/completions")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -557,8 +560,9 @@ LOOSE_MESSAGES = st.lists(st.one_of(
 class Dirt:
     """What a dirty_case draw recorded: where tool-call ids are, per messages array (expected coordinates)."""
 
-    def __init__(self, draw) -> None:
+    def __init__(self, draw, conversation: bool = True) -> None:
         self.draw = draw
+        self.conversation = conversation  # an endpoint where the conversation rules apply
         # messages-array path -> ([id paths], {clean ids that were replaced by OpenAI-style ids})
         self.ids: dict[tuple, tuple[list, set]] = {}
 
@@ -636,11 +640,9 @@ def _walk_object(cx: Dirt, node: dict, name: str | None, value: dict, path: tupl
     draw = cx.draw
     absent = [k for k in props if k not in required and k not in dirty and k not in expected
               and k not in ("type", "role")]
-    fragile = fragile and "anyof-unknown-keys" in KNOWN_BUGS  # at most one unknown key: see KNOWN_BUGS
-    if fragile:
-        absent = [k for k in absent if enum_only(props[k]) is None]
-    # null where Mistral takes no null: dropped
-    for k in absent:
+    # null where Mistral takes no null: dropped (also a null "type" where only the keys tell the branch)
+    nullable = absent + ["type"] if fragile and "type" in props and "type" not in dirty else absent
+    for k in nullable:
         if not accepts_null(props[k]) and cx.chance(0.08):
             dirty[k] = None
     # an enum value Mistral lacks, on an optional field: dropped (ReasoningEffort's alias is translated)
@@ -658,7 +660,7 @@ def _walk_object(cx: Dirt, node: dict, name: str | None, value: dict, path: tupl
                     dirty[k] = v
     # unknown keys with any JSON value: dropped from closed objects
     if node.get("closed") and cx.chance(0.25):
-        for k in draw(JUNK_KEYS)[:1 if fragile else 2]:
+        for k in draw(JUNK_KEYS):
             if k not in dirty and k not in props and k not in SPECIAL_KEYS:
                 dirty[k] = draw(json_values(max_leaves=4))
     return dirty, expected
@@ -697,6 +699,30 @@ def _out_of_range(cx: Dirt, key: str, s: dict) -> tuple[Any, Any]:
     return v, (bound - step if exclusive else bound)
 
 
+def _as_renamed(key: str, node: Any, v: Any) -> Any:
+    """What v sent under an OpenAI name of key becomes when key itself is absent, null or dropped: v (valid),
+    Mistral's limit (out of range), or ABSENT (dropped: below a minimum that means "no limit", or not valid)."""
+    if v is None:
+        return None if accepts_null(node) else ABSENT
+    if conforms(node, v):
+        return v
+    s = bounded_scalar(node)
+    n = _num(v)
+    if s is None or n is None or not conforms({"type": s["type"]}, v):
+        return ABSENT
+    step = 1 if s["type"] == "integer" else translate.EXCLUSIVE_STEP
+    new = n
+    if "min" in s and n < s["min"]:
+        new = s["min"]
+    elif "xmin" in s and n <= s["xmin"]:
+        new = s["xmin"] + step
+    if "max" in s and n > s["max"]:
+        new = s["max"]
+    elif "xmax" in s and n >= s["xmax"]:
+        new = s["xmax"] - step
+    return ABSENT if new > n and key in translate.UNSET_BELOW_MINIMUM else new
+
+
 def _request(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
     draw = cx.draw
     props = node["object"]
@@ -714,17 +740,20 @@ def _request(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
                 expected.pop(k, None)
             else:
                 expected[k] = e
-    # OpenAI names of Mistral fields: renamed; the Mistral name wins when both are sent
+    # OpenAI names of Mistral fields: renamed. The value sent under Mistral's name wins when Mistral takes it
+    # (after its repair); when it is dropped (max_tokens below 0) or null, the renamed value takes its place.
     for src, target in translate.RENAMES.items():
         if target not in props or not cx.chance(0.4):
             continue
         if dirty.get(target) is not None:
-            if target not in expected and "rename-vs-dropped-target" in KNOWN_BUGS:
-                continue  # the Mistral key is dropped (below its minimum): see KNOWN_BUGS
             if draw(_BOOLS):
                 dirty[src] = dirty.pop(target)
             else:
-                dirty[src] = draw(json_values(max_leaves=3))
+                v = dirty[src] = draw(json_values(max_leaves=3))
+                if target not in expected:  # the Mistral key is dropped: the renamed value may take its place
+                    e = _as_renamed(target, props[target], v)
+                    if e is not ABSENT:
+                        expected[target] = e
         else:
             s = bounded_scalar(props[target])
             if s is not None and draw(_BOOLS):
@@ -733,13 +762,11 @@ def _request(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
                 v = e = draw(valid(props[target]))
                 if v is None:
                     continue
-            if e is ABSENT and target in dirty and "rename-vs-dropped-target" in KNOWN_BUGS:
-                continue
             dirty[src] = v
-            if e is ABSENT:  # dropped, and so is the null sent under Mistral's name
-                expected.pop(target, None)
-            else:
+            if e is not ABSENT:
                 expected[target] = e
+            elif target not in dirty:  # dropped (a null sent under Mistral's name stays)
+                expected.pop(target, None)
     # OpenAI's deprecated functions/function_call
     if "tools" in props and cx.chance(0.3):
         tools = dirty.get("tools")
@@ -865,6 +892,8 @@ def _set(obj: Any, sub: tuple, value: Any) -> None:
 
 
 def _dirty_messages(cx: Dirt, dirty: list, expected: list, path: tuple) -> list:
+    """OpenAI-style tool-call ids and assistant messages that said nothing: mapped and removed where the
+    conversation rules apply, and otherwise (moderation, classification) kept as Mistral accepts them there."""
     draw = cx.draw
     positions = list(_id_positions(expected, path))
     clean_ids = sorted({v for _, v in positions})
@@ -878,8 +907,11 @@ def _dirty_messages(cx: Dirt, dirty: list, expected: list, path: tuple) -> list:
     for sub, old in positions:
         if old in mapping:
             _set(dirty, sub, mapping[old])
-    cx.ids[path] = ([path + sub for sub, _ in positions], set(mapping))
-    # assistant messages that said nothing (openai-python's message dumped back): removed
+            if not cx.conversation:
+                _set(expected, sub, mapping[old])
+    if cx.conversation:
+        cx.ids[path] = ([path + sub for sub, _ in positions], set(mapping))
+    # assistant messages that said nothing (openai-python's message dumped back)
     out = list(dirty)
     for _ in range(cx.below(3) if cx.chance(0.3) else 0):
         empty = {"role": "assistant", "content": [None, "", []][cx.below(3)]}
@@ -887,7 +919,10 @@ def _dirty_messages(cx: Dirt, dirty: list, expected: list, path: tuple) -> list:
                            ("function_call", [None]), ("annotations", [[]]), ("prefix", [False])):
             if draw(_BOOLS):
                 empty[k] = choices[cx.below(len(choices))]
-        out.insert(cx.below(len(out) + 1), empty)
+        at = cx.below(len(out) + 1)
+        out.insert(at, empty)
+        if not cx.conversation:  # kept, without the keys Mistral does not know
+            expected.insert(at, {k: v for k, v in empty.items() if k in ("role", "content", "tool_calls", "prefix")})
     return out
 
 
@@ -901,8 +936,9 @@ class Case(NamedTuple):
 
 @st.composite
 def dirty_case(draw, endpoint: str):
-    clean = draw(valid_body(endpoint))
-    cx = Dirt(draw)
+    conversation = endpoint in CONVERSATION_ENDPOINTS
+    clean = draw(valid_body(endpoint, loose=not conversation))
+    cx = Dirt(draw, conversation)
     dirty, expected = walk(cx, ENDPOINTS[endpoint], clean, ())
     return Case(endpoint, clean, dirty, expected, cx.ids)
 

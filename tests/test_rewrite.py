@@ -332,12 +332,25 @@ def test_lone_surrogate_escape_survives():
     (b'{"model":"m","temperature":Infinity}', "Infinity"),
     (b'{"model":"m","temperature":-Infinity}', "Infinity"),
     (b'{"model":"\xff\xfe"}', "UTF-8"),
+    (b'{"model":"\xed\xa0\x80"}', "not valid UTF-8"),  # a lone surrogate as bytes: not UTF-8 (as Mistral)
+    ('{"model":"m"}'.encode("utf-16"), "must be UTF-8 JSON"),
+    ('{"model":"m"}'.encode("utf-16-le"), "must be UTF-8 JSON"),
+    ('{"model":"m"}'.encode("utf-32"), "must be UTF-8 JSON"),
+    ('{"model":"m"}'.encode("utf-32-be"), "must be UTF-8 JSON"),
+    (b'\xef\xbb\xbf{"model":"m","messages":[{"role":"user","content":"hi"}]}', "byte order mark"),
     (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
     (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deeply"),
 ])
 def test_bad_bodies_get_a_clear_error(raw, message):
     res = run(raw)
     assert res.body is None and res.error and message in res.error
+
+
+def test_bodies_mistral_cannot_decode_are_rejected_like_mistral_does():
+    """Mistral reads UTF-8 JSON only: whatever the rewriter rejects for its encoding, Mistral rejects too."""
+    for raw in ['{"model":"m","messages":[{"role":"user","content":"hi"}]}'.encode(enc)
+                for enc in ("utf-8-sig", "utf-16", "utf-16-be", "utf-32-le")]:
+        assert run(raw).error and validate("/v1/chat/completions", raw) is not None
 
 
 # --- real clients -----------------------------------------------------------------------------
@@ -369,3 +382,13 @@ def test_rewrite_is_idempotent_on_captures():
         first = rewrite(RULES, endpoint, capture["raw"])
         if first.body is not None:
             assert rewrite(RULES, endpoint, first.body).body is None, capture["name"]
+
+
+def test_number_literals_survive_repeated_serialisation():
+    from mistral_compat.jsonio import RawNumber, parse
+
+    doc = parse(b'{"a":[1.0000000000000001,{"b":1e400}],"c":"\\ud800"}')
+    first = doc.dumps()
+    assert first == doc.dumps() == b'{"a":[1.0000000000000001,{"b":1e400}],"c":"\\ud800"}'
+    assert isinstance(doc.data["a"][0], RawNumber) and not isinstance(doc.data["a"][0], str)
+    assert repr(doc.data["a"][1]["b"]) == "1e400"
