@@ -190,24 +190,8 @@ class ObjectNode(Node):
                 continue
             if done is not None:
                 done.add(key)
-            # the repair of one key (as _fix_key, inlined: this loop runs for every key of every object)
-            v = value[key]
-            if v is None:
-                if not child.accepts_null and key not in self.required:
-                    del value[key]
-                    fx.add(DROPPED, path + (key,), "null")
-                continue
-            if child.trivial:
-                continue
-            new = child.fix(v, fx, path + (key,))
-            if new is v:
-                continue
-            if isinstance(new, Drop):
-                if key not in self.required:
-                    del value[key]
-                    fx.add(DROPPED, path + (key,), new.reason)
-            else:
-                value[key] = new
+            if not child.trivial or value[key] is None:
+                self._fix_key(value, key, child, fx, path)
         if self.after is not None and fx.conversation:
             reason = self.after(value)
             if reason:

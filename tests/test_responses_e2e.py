@@ -10,7 +10,6 @@ import httpx
 import openai
 import pytest
 
-from conftest import Mitmdump
 from fake_mistral import validate
 
 MODEL = "mistral-small-latest"
@@ -21,11 +20,8 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "The weathe
 
 
 @pytest.fixture(scope="module")
-def proxy(module_fake, tmp_path_factory):
-    p = Mitmdump(tmp_path_factory.mktemp("mitm"), "--mode", f"reverse:{module_fake.url}",
-                 "--set", "connection_strategy=lazy")
-    yield p
-    p.stop()
+def proxy(module_reverse):
+    return module_reverse
 
 
 @pytest.fixture
