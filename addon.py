@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 
 from mitmproxy import contentviews, ctx, exceptions, http
+from mitmproxy.net.http import status_codes
 from mitmproxy.proxy import mode_specs
 
 from mistral_compat import report, responses
@@ -374,15 +375,17 @@ class ResponsesBridge:
             self._reject(flow, 404, responses.STORED_MESSAGE)
             return
         body = get_body(req, "responses")
+        if body is None:
+            body = ("the request body was streamed past the addon (stream_large_bodies is set below its size), "
+                    "so it cannot be translated")
         if isinstance(body, str):
             self._reject(flow, 400, body)
-        if not isinstance(body, bytes):
             return
         bridged = responses.bridge_request(self.rewriter.rules, body)
         if bridged.changes:
             info["changes"] = bridged.changes
         if bridged.body is None:
-            self._reject(flow, 400, bridged.error or "invalid request", bridged.param)
+            self._reject(flow, 400, bridged.error or "invalid request", bridged.param, bridged.code)
             return
         info["original"] = body
         if dry:
@@ -393,12 +396,13 @@ class ResponsesBridge:
         req.headers["accept-encoding"] = "identity"  # the answer is translated: keep it uncompressed
         set_body(req, bridged.body)
 
-    def _reject(self, flow: http.HTTPFlow, status: int, message: str, param: str | None = None) -> None:
+    def _reject(self, flow: http.HTTPFlow, status: int, message: str, param: str | None = None,
+                code: str | None = None) -> None:
         info = flow.metadata[META]
         info["rejected"] = message
         info["reject_status"] = status
         if not info.get("dry_run"):
-            flow.response = http.Response.make(status, responses.error_body(status, None, message, param),
+            flow.response = http.Response.make(status, responses.error_body(status, None, message, param, code),
                                                {"content-type": "application/json"})
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -406,37 +410,42 @@ class ResponsesBridge:
         if info is None or "bridge" not in info or flow.error or not flow.live or not flow.response:
             return
         resp = flow.response
-        if 200 <= resp.status_code < 300 and resp.headers.get("content-type", "").startswith("text/event-stream"):
-            translator = responses.StreamTranslator(info["bridge"])
+        if not (200 <= resp.status_code < 300 and header(resp.headers, b"content-type").startswith("text/event-stream")
+                and not header(resp.headers, b"content-encoding")):
+            resp.stream = False  # translated whole in `response` (even where stream_large_bodies would stream it)
+            return
+        translator = responses.StreamTranslator(info["bridge"])
 
-            def translate(data: bytes) -> list[bytes]:
+        def translate(data: bytes) -> list[bytes]:
+            try:
                 out = translator.feed(data) if data else translator.close()
-                return [out] if out else []  # never b"" mid-stream: mitmproxy 11 would end the stream there
+            except Exception as e:  # a safety net: the client gets a failed response, never a broken stream
+                logger.warning(f"mistral-compat responses: the event stream could not be translated "
+                               f"({type(e).__name__}); ended with response.failed")
+                out = translator.abort()
+            return [out] if out else []  # never b"" mid-stream: mitmproxy 11 would end the stream there
 
-            resp.stream = translate
-            resp.headers.pop("content-length", None)
-            if resp.http_version == "HTTP/1.1" and "transfer-encoding" not in resp.headers:
-                resp.headers["transfer-encoding"] = "chunked"
+        resp.stream = translate
+        resp.headers.pop("content-length", None)
+        if resp.http_version == "HTTP/1.1" and "transfer-encoding" not in resp.headers:
+            resp.headers["transfer-encoding"] = "chunked"
 
     def response(self, flow: http.HTTPFlow) -> None:
         info = flow.metadata.get(META)
         if info is None or "bridge" not in info or not flow.live or not flow.response or flow.response.stream:
             return
         resp = flow.response
-        content = resp.get_content(strict=False) or b""
-        if 200 <= resp.status_code < 300:
-            try:
-                chat = json.loads(content)
-            except (ValueError, RecursionError):
-                chat = None
-            if isinstance(chat, dict):
-                body = json.dumps(responses.chat_to_response(chat, info["bridge"]), ensure_ascii=False).encode()
-            else:
-                resp.status_code = 502
-                body = responses.error_body(502, None, "Mistral's answer to the chat completion is not a JSON object")
-        else:
-            body = responses.error_body(resp.status_code, content)
-        resp.headers["content-type"] = "application/json"
+        try:
+            status, content_type, body = responses.translate_answer(
+                resp.status_code, header(resp.headers, b"content-type"), resp.get_content(strict=False) or b"",
+                info["bridge"])
+        except Exception as e:  # a safety net, as for the stream
+            logger.warning(f"mistral-compat responses: the answer could not be translated ({type(e).__name__})")
+            status, content_type = 502, "application/json"
+            body = responses.error_body(502, None, "Mistral's answer to the chat completion could not be translated")
+        if status != resp.status_code:
+            resp.status_code, resp.reason = status, status_codes.RESPONSES.get(status, "")
+        resp.headers["content-type"] = content_type
         resp.content = body
 
 
@@ -619,17 +628,16 @@ class Redaction:
 
 
 class MistralCompat:
-    """The one object registered with mitmproxy, handing each hook to the parts that have it, in order.
+    """The one object registered with mitmproxy, handing each hook to the parts that have it, in order
+    (done in reverse: the log lines still pending are written before Redaction lets go of the handlers).
 
     mitmproxy visits every registered addon object on every event of every connection and flow (TLS,
     connects, disconnects, ...); eight registered parts would cost more per request than most of the
-    work itself. A flow that Matcher does not mark as bound for Mistral goes to no part after it."""
+    work itself. A flow that the matcher does not mark as bound for Mistral goes to no other part."""
 
-    LIFECYCLE = ("load", "configure", "running", "done")
-    FLOW = ("requestheaders", "request", "responseheaders", "response")
-
-    def __init__(self, *parts) -> None:
-        self.parts = parts
+    def __init__(self, matcher: Matcher, *parts) -> None:
+        self.matcher = matcher
+        self.parts = (matcher, *parts)
         self.hooks: dict[str, list] = {}
 
     def _each(self, hook: str) -> list:
@@ -650,14 +658,14 @@ class MistralCompat:
             hook()
 
     def done(self) -> None:
-        for hook in self._each("done"):
+        for hook in reversed(self._each("done")):
             hook()
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        matcher, *rest = self._each("requestheaders")  # Matcher comes first and marks the flow
-        matcher(flow)
+        hooks = self._each("requestheaders")  # the matcher's first: it marks the flow
+        hooks[0](flow)
         if META in flow.metadata:
-            for hook in rest:
+            for hook in hooks[1:]:
                 hook(flow)
 
     def request(self, flow: http.HTTPFlow) -> None:
@@ -677,5 +685,5 @@ class MistralCompat:
 
 
 _rewriter = Rewriter()
-addons = [MistralCompat(Redaction(), Matcher(), InterceptScope(), Cors(), ResponsesBridge(_rewriter), _rewriter,
+addons = [MistralCompat(Matcher(), Redaction(), InterceptScope(), Cors(), ResponsesBridge(_rewriter), _rewriter,
                         StreamEvents(), Report())]

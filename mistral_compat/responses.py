@@ -37,10 +37,11 @@ PREFIX = "mistral-compat: "
 class BridgeError(Exception):
     """A Responses request that cannot be sent to Mistral: answer 400 naming .param."""
 
-    def __init__(self, param: str, message: str) -> None:
+    def __init__(self, param: str, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.param = param
         self.message = message
+        self.code = code  # "unsupported_parameter" / "unsupported_value" for what Mistral cannot do
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -88,19 +89,21 @@ def request_to_chat(body: dict) -> tuple[dict, list[Change]]:
         raise BridgeError("", "the body is nested too deeply") from None
 
 
-_RESPONSES_PATH = re.compile(r"(?:^|/)v1/responses(/[^?#]*)?/?(?=[?#]|$)")
+_RESPONSES_PATH = re.compile(r"(?:^|/)v1/responses(/.*)?$")
 
 
 def match_path(path: str) -> tuple[str, str] | None:
     """Which Responses API path this is: ('create', chat completions path) for POST .../v1/responses,
     ('stored', '') for .../v1/responses/{id}[/...] (stored responses), None for any other path."""
-    m = _RESPONSES_PATH.search(path)
+    route, sep, query = path.partition("?")
+    route = route.split("#", 1)[0]
+    m = _RESPONSES_PATH.search(route)
     if m is None:
         return None
     if m.group(1) and m.group(1).strip("/"):
         return "stored", ""
-    return "create", path[:m.start()] + path[m.start():m.end()].replace("v1/responses", "v1/chat/completions", 1) \
-        .rstrip("/") + path[m.end():]
+    return "create", route[:m.start()] + route[m.start():].rstrip("/").replace("v1/responses", "v1/chat/completions",
+                                                                              1) + sep + query
 
 
 STORED_MESSAGE = ("Mistral stores no responses, so a stored response cannot be retrieved, listed, cancelled or "
@@ -112,8 +115,9 @@ class Bridged(NamedTuple):
     body: bytes | None        # the chat completions body to forward; None when it cannot be sent
     changes: list[Change]     # the bridge's translations, then the chat rewrite's repairs
     request: dict | None      # the Responses request as the client sent it (the answer echoes parts of it)
-    error: str | None = None  # why it cannot be sent (answer 400 with error_body(400, None, error, param))
+    error: str | None = None  # why it cannot be sent (answer 400 with error_body(400, None, error, param, code))
     param: str | None = None
+    code: str | None = None
 
 
 def bridge_request(rules: Rules, body: bytes) -> Bridged:
@@ -127,7 +131,7 @@ def bridge_request(rules: Rules, body: bytes) -> Bridged:
     try:
         chat, changes = request_to_chat(doc.data)
     except BridgeError as e:
-        return Bridged(None, [], request, e.message, e.param or None)
+        return Bridged(None, [], request, e.message, e.param or None, e.code)
     doc.data = chat
     try:
         raw = doc.dumps()
@@ -137,6 +141,15 @@ def bridge_request(rules: Rules, body: bytes) -> Bridged:
     if result.error:
         return Bridged(None, changes + result.changes, request, result.error)
     return Bridged(result.body or raw, changes + result.changes, request)
+
+
+def json_bytes(value: Any) -> bytes:
+    """value as compact JSON bytes. Text the client sent may hold lone surrogates (an escaped half of an
+    emoji): those stay escaped. RecursionError when it nests deeper than the encoder can go."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def _copy(value: Any) -> Any:
@@ -175,7 +188,7 @@ class _Request:
             value = body.get(key)
             if value is None or (key == "background" and value is False):
                 continue
-            raise BridgeError(key, message)
+            raise BridgeError(key, message, "unsupported_parameter")
         if "messages" in body:
             raise BridgeError("messages", "/v1/responses takes `input`, not `messages` "
                                           "(that is /v1/chat/completions)")
@@ -215,7 +228,8 @@ class _Request:
         last = messages[-1] if messages else None
         if last is None or last["role"] not in ("user", "tool"):
             what = "nothing" if last is None else ("a function_call without its function_call_output"
-                                                    if last.get("tool_calls") else f"a {last['role']} message")
+                                                    if last.get("tool_calls") else f"an {last['role']} message" if last["role"] == "assistant"
+                                                    else f"a {last['role']} message")
             raise BridgeError("input", f"Mistral answers only after a user message or a function_call_output, "
                                        f"but the input ends with {what}")
 
@@ -265,7 +279,7 @@ class _Request:
                     chat_tools = self._allowed_tools(choice, chat_tools, out)
                 else:
                     raise BridgeError("tool_choice", f"tool_choice {kind!r} is not available through Mistral's "
-                                                     f"chat completions (only function tools are)")
+                                                     f"chat completions (only function tools are)", "unsupported_value")
             else:
                 raise BridgeError("tool_choice", f"tool_choice {choice!r} is not one of 'auto', 'none', "
                                                  f"'required' or a function choice")
@@ -279,7 +293,7 @@ class _Request:
         if kind != "function":
             what = "built-in tool" if _one_of(kind, HOSTED_TOOLS) else "tool type"
             raise BridgeError(f"tools[{i}]", f"{what} {kind!r} is not available through Mistral's chat "
-                                             f"completions; only function tools are")
+                                             f"completions; only function tools are", "unsupported_value")
         if isinstance(tool.get("function"), dict) and "name" not in tool:
             return tool  # already in the chat shape
         if not isinstance(tool.get("name"), str):
@@ -304,7 +318,7 @@ class _Request:
         for k, t in enumerate(allowed):
             if not (isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("name"), str)):
                 raise BridgeError(f"tool_choice.tools[{k}]", "only function tools can be allowed through "
-                                                             "Mistral's chat completions")
+                                                             "Mistral's chat completions", "unsupported_value")
             names.append(t["name"])
         out["tool_choice"] = mode
         kept = [t for t in chat_tools or [] if t.get("function", {}).get("name") in names]
@@ -402,10 +416,10 @@ class _Input:
             self.req.change(REMOVED, where, "reasoning item: Mistral takes no reasoning history")
         elif kind == "item_reference":
             raise BridgeError(where, "item_reference needs items stored by the server; Mistral stores none. "
-                                     "Send the item itself")
+                                     "Send the item itself", "unsupported_value")
         else:
             raise BridgeError(where, f"input item type {kind!r} is not available through Mistral's chat "
-                                     f"completions")
+                                     f"completions", "unsupported_value")
 
     def last_assistant(self) -> dict | None:
         last = self.messages[-1] if self.messages else None
@@ -422,8 +436,8 @@ class _Input:
         elif role == "assistant":
             chunks = "" if content is None else self.content(content, path)
             last = self.last_assistant()
-            if last is not None and not last.get("tool_calls"):
-                last["content"] = _join(last.get("content"), chunks)  # one assistant turn
+            if last is not None:  # no tool result since: the same assistant turn
+                last["content"] = _join(last.get("content"), chunks)
             else:
                 self.messages.append({"role": "assistant", "content": chunks})
         else:
@@ -436,8 +450,10 @@ class _Input:
             raise BridgeError(format_path(path + ("call_id",)), "a function_call item needs its call_id")
         if not isinstance(name, str):
             raise BridgeError(format_path(path + ("name",)), "a function_call item needs the function name")
-        if not isinstance(arguments, str):
-            arguments = json.dumps(arguments if arguments is not None else {}, ensure_ascii=False)
+        if arguments is None:
+            arguments = "{}"
+        elif not isinstance(arguments, (str, dict)):  # Mistral takes an object or a string
+            arguments = json.dumps(arguments, ensure_ascii=False)
         self.dropped(item, ("type", "call_id", "name", "arguments"), path)
         last = self.last_assistant()
         if last is None:
@@ -500,7 +516,7 @@ class _Input:
                 self.dropped(audio, ("data",), path + ("input_audio",))
             return {"type": "input_audio", "input_audio": data}
         raise BridgeError(where, f"content part type {kind!r} is not available through Mistral's chat "
-                                 f"completions")
+                                 f"completions", "unsupported_value")
 
     def image(self, part: dict, path: tuple) -> dict:
         url, file_id, detail = part.get("image_url"), part.get("file_id"), part.get("detail")
@@ -824,26 +840,25 @@ def _detail_message(detail: Any) -> tuple[str, str | None]:
     return "; ".join(lines) or "invalid request", param
 
 
-def error_body(status: int, upstream: bytes | None, message: str | None = None, param: str | None = None) -> bytes:
+def error_body(status: int, upstream: bytes | None, message: str | None = None, param: str | None = None,
+               code: str | None = None) -> bytes:
     """The Responses/OpenAI error shape {"error": {message, type, param, code}} as JSON bytes.
 
     From Mistral's error body when `upstream` is given ({"object": "error", "message": str or
     {"detail": [...]}, "type", "param", "code"}, FastAPI's {"detail": ...}, or anything else: HTML, empty),
-    else from `message` and `param` (the proxy's own 400s: prefixed "mistral-compat: ", code
-    "unsupported_parameter" when a param is named). A given `param` wins over the one found upstream.
+    else from `message`, `param` and `code` (the proxy's own answers, prefixed "mistral-compat: "). A given
+    `param` wins over the one found upstream.
     """
     etype = _TYPES_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    code: Any = None
     if upstream is None:
         text = message or "invalid request"
         text = text if text.startswith(PREFIX) else PREFIX + text
-        code = "unsupported_parameter" if param else None
     else:
         text, found, upstream_type, code = _upstream_error(status, upstream)
         param = param or found
         etype = upstream_type or etype
     body = {"error": {"message": text, "type": etype, "param": param, "code": code}}
-    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    return json_bytes(body)
 
 
 def _upstream_error(status: int, upstream: bytes) -> tuple[str, str | None, str | None, str | None]:
@@ -874,6 +889,26 @@ def _upstream_error(status: int, upstream: bytes) -> tuple[str, str | None, str 
     else:
         text = f"Mistral answered HTTP {status}"
     return text, param, etype, code
+
+
+def translate_answer(status: int, content_type: str, content: bytes, request: dict) -> tuple[int, str, bytes]:
+    """Mistral's whole answer to the chat completion -> (status, content type, body) of the Responses answer:
+    a response object, the event stream (when Mistral's stream had to be buffered), or an error."""
+    if not 200 <= status < 300:
+        return status, "application/json", error_body(status, content)
+    problem = "is not a JSON object"
+    try:
+        if content_type.startswith("text/event-stream"):
+            translator = StreamTranslator(request)
+            return status, "text/event-stream", translator.feed(content) + translator.close()
+        chat = json.loads(content)
+        if isinstance(chat, dict):
+            return status, "application/json", json_bytes(chat_to_response(chat, request))
+    except ValueError:
+        pass
+    except RecursionError:  # an echoed schema nested too deeply to write back
+        problem = "could not be translated"
+    return 502, "application/json", error_body(502, None, f"Mistral's answer to the chat completion {problem}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -958,6 +993,18 @@ class StreamTranslator:
                 self._fail("the upstream stream ended before the answer was complete")
         return self._take()
 
+    def abort(self, message: str = "the answer could not be translated") -> bytes:
+        """End the stream at once with a bare response.failed, whatever state it is in; never raises."""
+        if self.finished:
+            return b""
+        self.finished = True
+        self._out = []
+        event = {"type": "response.failed", "sequence_number": self.seq, "response": {
+            "id": self.id, "object": "response", "created_at": self.created_at, "status": "failed",
+            "model": self.model, "output": [], "error": {"code": "server_error", "message": PREFIX + message}}}
+        self.seq += 1
+        return b"event: response.failed\ndata: " + json_bytes(event) + b"\n\n"
+
     def _take(self) -> bytes:
         out, self._out = b"".join(self._out), []
         return out
@@ -1000,8 +1047,7 @@ class StreamTranslator:
     def _emit(self, kind: str, **fields: Any) -> None:
         event = {"type": kind, "sequence_number": self.seq, **fields}
         self.seq += 1
-        data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-        self._out.append(f"event: {kind}\ndata: {data}\n\n".encode("utf-8"))
+        self._out.append(b"event: " + kind.encode() + b"\ndata: " + json_bytes(event) + b"\n\n")
 
     def _response(self, status: str, error: dict | None = None, reason: str | None = None) -> dict:
         output = [i.json() for i in self.items] if status != "in_progress" else []

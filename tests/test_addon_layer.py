@@ -26,7 +26,7 @@ def chat_flow(body: dict, host: str = "api.mistral.ai", **headers) -> http.HTTPF
 
 def fresh() -> addon.MistralCompat:
     rewriter = addon.Rewriter()
-    return addon.MistralCompat(addon.Redaction(), addon.Matcher(), addon.InterceptScope(), addon.Cors(),
+    return addon.MistralCompat(addon.Matcher(), addon.Redaction(), addon.InterceptScope(), addon.Cors(),
                                addon.ResponsesBridge(rewriter), rewriter, addon.StreamEvents(), addon.Report())
 
 
@@ -45,41 +45,101 @@ def test_matched_flow_is_rewritten_through_the_composite():
         assert f.marked == addon.MARKER and "dropped user" in f.comment
 
 
+class Spy:
+    """A part that records every hook it is handed."""
+
+    def __init__(self, calls: list, name: str) -> None:
+        self.calls, self.name = calls, name
+
+    def _hook(self, hook: str):
+        return lambda *args: self.calls.append((self.name, hook))
+
+    def __getattr__(self, hook: str):
+        if hook in ("requestheaders", "request", "responseheaders", "response", "load", "configure", "running",
+                    "done"):
+            return self._hook(hook)
+        raise AttributeError(hook)
+
+
+FLOW_HOOKS = ("requestheaders", "request", "responseheaders", "response")
+
+
 def test_unmatched_flow_reaches_no_part():
-    mc = fresh()
+    calls: list = []
+    mc = addon.MistralCompat(addon.Matcher(), Spy(calls, "a"), Spy(calls, "b"))
     with taddons.context(mc):
         f = chat_flow(DIRTY, host="api.openai.com")
-        before = f.request.raw_content
-        mc.requestheaders(f)
-        assert addon.META not in f.metadata
-        # a part called anyway would mark or rewrite it; none is
-        for hook in (mc.request, mc.responseheaders, mc.response):
-            hook(f)
-        assert f.request.raw_content is before and not f.comment and not f.marked
+        for hook in FLOW_HOOKS:
+            getattr(mc, hook)(f)
+        assert addon.META not in f.metadata and [c for c in calls if c[1] in FLOW_HOOKS] == []
+        g = chat_flow(DIRTY)  # api.mistral.ai: matched
+        for hook in FLOW_HOOKS:
+            getattr(mc, hook)(g)
+        assert [c for c in calls if c[0] == "a" and c[1] in FLOW_HOOKS] == [("a", h) for h in FLOW_HOOKS]
 
 
-def test_every_part_hook_is_dispatched_in_order():
-    calls = []
+def test_every_part_hook_is_dispatched_in_order_and_done_in_reverse():
+    calls: list = []
 
-    class Part:
-        def __init__(self, name):
-            self.name = name
-
+    class Marker:
         def requestheaders(self, flow):
-            calls.append((self.name, "requestheaders"))
+            calls.append(("m", "requestheaders"))
             flow.metadata[addon.META] = {}
 
-        def request(self, flow):
-            calls.append((self.name, "request"))
-
-    mc = addon.MistralCompat(Part("a"), object(), Part("b"))
+    mc = addon.MistralCompat(Marker(), Spy(calls, "a"), object(), Spy(calls, "b"))
     f = tflow.tflow()
     mc.requestheaders(f)
     mc.request(f)
-    assert calls == [("a", "requestheaders"), ("b", "requestheaders"), ("a", "request"), ("b", "request")]
+    mc.running()
+    mc.done()
+    assert calls == [("m", "requestheaders"), ("a", "requestheaders"), ("b", "requestheaders"),
+                     ("a", "request"), ("b", "request"), ("a", "running"), ("b", "running"),
+                     ("b", "done"), ("a", "done")]
 
 
-def test_compressed_and_chunked_bodies_keep_mitmproxys_own_handling():
+async def test_pending_log_lines_are_redacted_at_shutdown():
+    """done runs in reverse: Report writes its pending lines while Redaction still filters the handlers."""
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        mc = fresh()
+        with taddons.context(mc):
+            mc.running()
+            report = mc.parts[-1]
+            report.log.pending.append((logging.INFO, "mistral-compat x: authorization: Bearer sk-SECRET-123456"))
+            mc.done()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert any("mistral-compat x" in r for r in records)
+    assert not any("sk-SECRET-123456" in r for r in records)
+
+
+def test_set_body_keeps_chunked_framing_and_adds_a_missing_length():
+    f = chat_flow({})
+    f.request.headers["transfer-encoding"] = "chunked"
+    del f.request.headers["content-length"]
+    addon.set_body(f.request, b'{"a":1}')
+    assert f.request.raw_content == b'{"a":1}' and "content-length" not in f.request.headers
+    g = chat_flow({})  # an HTTP/2 request may come without a length
+    del g.request.headers["content-length"]
+    addon.set_body(g.request, b'{"b":2}')
+    assert g.request.headers["content-length"] == "7"
+    h = chat_flow({})
+    addon.set_body(h.request, b"{}")
+    assert h.request.headers.get_all("content-length") == ["2"]
+
+
+def test_compressed_bodies_keep_mitmproxys_own_handling():
     mc = fresh()
     with taddons.context(mc):
         f = chat_flow({})
@@ -127,3 +187,119 @@ def test_done_flushes_pending_lines_before_the_summary(caplog):
     report.log.pending.append((logging.INFO, "pending line"))
     report.done()
     assert [r.getMessage() for r in caplog.records if r.name == addon.logger.name][0] == "pending line"
+
+
+# --- the Responses bridge's answer side --------------------------------------------------------------
+
+def bridged_flow(mc: addon.MistralCompat, body: dict) -> http.HTTPFlow:
+    f = chat_flow(body)
+    f.request.path = "/v1/responses"
+    f.request.content = json.dumps(body).encode()
+    mc.requestheaders(f)
+    mc.request(f)
+    assert f.request.path == "/v1/chat/completions" and "bridge" in f.metadata[addon.META]
+    return f
+
+
+SSE = (b'data: {"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+       b'"delta":{"role":"assistant","content":"hel"},"finish_reason":null}]}\n\n'
+       b'data: {"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+       b'"delta":{"content":"lo"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+
+
+def events_of(raw: bytes) -> list[dict]:
+    return [json.loads(line[6:]) for line in raw.split(b"\n") if line.startswith(b"data: ")]
+
+
+def test_streamed_answer_is_translated_chunk_by_chunk_with_its_framing_fixed():
+    mc = fresh()
+    with taddons.context(mc):
+        f = bridged_flow(mc, {"model": "m", "input": "Hi", "stream": True})
+        f.response = tflow.tresp(content=b"")
+        f.response.headers["content-type"] = "text/event-stream"
+        f.response.headers["content-length"] = "999"
+        mc.responseheaders(f)
+        assert callable(f.response.stream)
+        assert "content-length" not in f.response.headers
+        assert f.response.headers["transfer-encoding"] == "chunked"
+        pieces = [f.response.stream(SSE[i:i + 7]) for i in range(0, len(SSE), 7)] + [f.response.stream(b"")]
+        assert all(isinstance(p, list) and b"" not in p for p in pieces)
+        events = events_of(b"".join(b"".join(p) for p in pieces))
+        assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.completed"
+        assert events[-1]["response"]["output"][0]["content"][0]["text"] == "hello"
+
+
+def test_stream_translation_failure_ends_with_response_failed(monkeypatch, caplog):
+    mc = fresh()
+    with taddons.context(mc):
+        f = bridged_flow(mc, {"model": "m", "input": "Hi", "stream": True})
+        f.response = tflow.tresp(content=b"")
+        f.response.headers["content-type"] = "text/event-stream"
+        mc.responseheaders(f)
+
+        def boom(self, data):
+            raise RuntimeError("bug")
+        monkeypatch.setattr(addon.responses.StreamTranslator, "feed", boom)
+        (out,) = f.response.stream(SSE)
+        assert events_of(out)[-1]["type"] == "response.failed"
+        assert f.response.stream(b"") == []
+        assert "could not be translated" in caplog.text
+
+
+def test_compressed_event_stream_is_buffered_and_translated_whole():
+    mc = fresh()
+    with taddons.context(mc):
+        f = bridged_flow(mc, {"model": "m", "input": "Hi", "stream": True})
+        f.response = tflow.tresp(content=b"")
+        f.response.headers["content-type"] = "text/event-stream"
+        f.response.headers["content-encoding"] = "gzip"
+        mc.responseheaders(f)
+        assert f.response.stream is False
+        f.response.content = SSE  # gzip-compressed by mitmproxy, as the upstream sent it
+        mc.response(f)
+        assert f.response.headers["content-encoding"] == "gzip"
+        events = events_of(f.response.content)
+        assert events[-1]["type"] == "response.completed"
+
+
+def test_answer_that_is_not_json_is_a_502_in_the_responses_shape():
+    mc = fresh()
+    with taddons.context(mc):
+        f = bridged_flow(mc, {"model": "m", "input": "Hi"})
+        f.response = tflow.tresp(content=b"<html>oops</html>")
+        f.response.headers["content-type"] = "text/html"
+        mc.responseheaders(f)
+        mc.response(f)
+        assert f.response.status_code == 502 and f.response.reason == "Bad Gateway"
+        assert f.response.headers["content-type"] == "application/json"
+        assert "not a JSON object" in f.response.json()["error"]["message"]
+
+
+def test_stream_large_bodies_cannot_stream_a_bridged_json_answer():
+    mc = fresh()
+    with taddons.context(mc):
+        f = bridged_flow(mc, {"model": "m", "input": "Hi"})
+        f.response = tflow.tresp(content=b'{"choices":[{"message":{"content":"ok"}}]}')
+        f.response.headers["content-type"] = "application/json"
+        f.response.stream = True  # as mitmproxy's StreamBodies sets it for a large answer
+        mc.responseheaders(f)
+        assert f.response.stream is False
+        mc.response(f)
+        assert f.response.json()["output"][0]["content"][0]["text"] == "ok"
+
+
+def test_backup_only_when_a_flow_view_can_revert(monkeypatch):
+    mc = fresh()
+    with taddons.context(mc):
+        monkeypatch.setattr(addon, "_flow_views", False)
+        f = chat_flow(DIRTY)
+        mc.requestheaders(f)
+        mc.request(f)
+        assert not f.modified()
+        monkeypatch.setattr(addon, "_flow_views", True)
+        g = chat_flow(DIRTY)
+        mc.requestheaders(g)
+        mc.request(g)
+        assert g.modified()
+        g.revert()
+        assert json.loads(g.request.content) == DIRTY

@@ -29,6 +29,7 @@ from openai.types.responses import (  # noqa: E402
 
 from fake_mistral import chat_chunks, chat_completion, validate  # noqa: E402
 from mistral_compat.changes import DROPPED, REMOVED, RENAMED, TOOL_ID, VALUE, Change  # noqa: E402
+from mistral_compat import responses as bridge  # noqa: E402
 from mistral_compat.responses import (  # noqa: E402
     BridgeError,
     StreamTranslator,
@@ -446,11 +447,23 @@ def test_error_from_other_upstream_bodies(status, upstream, message, type_):
     assert (error["message"], error["type"]) == (message, type_)
 
 
+def test_bridge_errors_carry_their_code():
+    with pytest.raises(BridgeError) as e:
+        request_to_chat({"model": MODEL, "input": "Hi", "tools": [{"type": "web_search"}]})
+    assert e.value.code == "unsupported_value"
+    with pytest.raises(BridgeError) as e:
+        request_to_chat({"model": MODEL, "input": []})
+    assert e.value.code is None and e.value.param == "input"
+
+
 def test_error_of_our_own():
-    error = error_of(error_body(400, None, "previous_response_id is not supported", "previous_response_id"))
+    error = error_of(error_body(400, None, "previous_response_id is not supported", "previous_response_id",
+                                "unsupported_parameter"))
     assert error == {"message": "mistral-compat: previous_response_id is not supported",
                      "type": "invalid_request_error", "param": "previous_response_id",
                      "code": "unsupported_parameter"}
+    # a request that is merely malformed names its param but is not "unsupported"
+    assert error_of(error_body(400, None, "input is required", "input"))["code"] is None
 
 
 # --- streaming -----------------------------------------------------------------------------------------
@@ -700,7 +713,7 @@ def _bridge(request):
     try:
         chat, _ = request_to_chat(body)
     except BridgeError as e:
-        return _http.Response(400, content=error_body(400, None, e.message, e.param), headers=headers)
+        return _http.Response(400, content=error_body(400, None, e.message, e.param, e.code), headers=headers)
     raw = json.dumps(chat).encode()
     raw = rewrite(builtin(), "chat/completions", raw).body or raw
     outcome = validate(CHAT, raw)
@@ -810,7 +823,7 @@ def test_any_body_translates_or_raises_bridge_error(body):
         chat, changes = request_to_chat(body)
     except BridgeError as e:
         assert isinstance(e.param, str) and isinstance(e.message, str)
-        error_of(error_body(400, None, e.message, e.param))
+        error_of(error_body(400, None, e.message, e.param, e.code))
         return
     assert chat["messages"][-1]["role"] in ("user", "tool")
     rewrite(builtin(), "chat/completions", json.dumps(chat).encode())  # the addon's next step, never a crash
@@ -857,3 +870,56 @@ def test_any_chunk_stream_gives_events_the_sdk_parses(lines, request, seed):
 @given(st.binary(max_size=200), st.integers(100, 599))
 def test_any_upstream_error_body_gives_the_error_shape(upstream, status):
     error_of(error_body(status, upstream))
+
+
+# --- the glue the addon uses ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, expected", [
+    ("/v1/responses", ("create", "/v1/chat/completions")),
+    ("/v1/responses/?x=1", ("create", "/v1/chat/completions?x=1")),
+    ("/openai/v1/responses", ("create", "/openai/v1/chat/completions")),
+    ("/v1/responses?next=/v1/responses/x", ("create", "/v1/chat/completions?next=/v1/responses/x")),
+    ("/v1/responses/resp_1", ("stored", "")),
+    ("/v1/responses/resp_1/input_items?limit=5", ("stored", "")),
+    ("/v1/chat/completions?next=/v1/responses", None),   # only the path counts, never the query
+    ("/v1/models?next=/v1/responses/x", None),
+    ("/v1/responsesx", None),
+])
+def test_match_path(path, expected):
+    assert bridge.match_path(path) == expected
+
+
+def test_json_bytes_keeps_lone_surrogates_escaped():
+    assert bridge.json_bytes({"a": "\ud800é"}) == b'{"a":"\\ud800\\u00e9"}'
+    assert bridge.json_bytes({"a": "é"}) == '{"a":"é"}'.encode()
+
+
+def test_answer_echo_with_lone_surrogates_serialises():
+    request = {"model": MODEL, "input": "Hi", "instructions": "half an emoji: \ud83d"}
+    out = bridge.json_bytes(chat_to_response({"choices": [{"message": {"content": "ok"}}]}, request))
+    assert json.loads(out)["instructions"] == "half an emoji: \ud83d"
+    stream = StreamTranslator(request)
+    events = stream.feed(b'data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}\n\n')
+    assert b"response.created" in events and b"\\ud83d" in events
+
+
+def test_assistant_text_after_a_function_call_stays_in_the_same_turn():
+    chat, _ = request_to_chat({"model": MODEL, "input": [
+        {"role": "user", "content": "Weather?"},
+        {"type": "function_call", "call_id": "abcDEF123", "name": "f", "arguments": "{}"},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
+        {"type": "function_call", "call_id": "ghiJKL456", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "abcDEF123", "output": "a"},
+        {"type": "function_call_output", "call_id": "ghiJKL456", "output": "b"}]})
+    roles = [m["role"] for m in chat["messages"]]
+    assert roles == ["user", "assistant", "tool", "tool"]
+    assert [c["id"] for c in chat["messages"][1]["tool_calls"]] == ["abcDEF123", "ghiJKL456"]
+    assert validate(CHAT, json.dumps(chat).encode()) is None
+
+
+def test_object_arguments_stay_an_object_with_their_numbers_exact():
+    bridged = bridge.bridge_request(builtin(), b'{"model":"m","input":[{"role":"user","content":"x"},'
+                                       b'{"type":"function_call","call_id":"abcDEF123","name":"f",'
+                                       b'"arguments":{"n":1.0000000000000001}},'
+                                       b'{"type":"function_call_output","call_id":"abcDEF123","output":"y"}]}')
+    assert b'"arguments":{"n":1.0000000000000001}' in bridged.body

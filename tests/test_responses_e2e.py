@@ -53,7 +53,17 @@ def test_create(client, module_fake, proxy):
         "max_tokens": 50, "temperature": 0.2}
     line = proxy.wait_for(r"mistral-compat responses \[OpenAI/Python")
     assert line and "store" in line.string and "max_output_tokens -> max_tokens" in line.string
-    assert KEY not in proxy.output
+
+
+def test_key_never_logged_with_every_detail_on(mitmdump, fake):
+    p = mitmdump("--mode", f"reverse:{fake.url}", "--set", "connection_strategy=lazy",
+                 "--set", "flow_detail=4", "--set", "termlog_verbosity=debug")
+    with openai.OpenAI(api_key=KEY, base_url=p.url + "/v1", max_retries=0, timeout=20) as c:
+        assert c.responses.create(model=MODEL, input="Hi", store=False).output_text == "ok"
+        assert c.responses.create(model=MODEL, input="Hi", stream=True, user="u").response  # noqa: the stream object
+    assert p.wait_for(r"\+\+\+ forwarded to Mistral")  # the debug before/after of the translation
+    assert p.wait_for(r"(?i)authorization: \[REDACTED\]")  # flow_detail=4 prints the request headers
+    assert KEY not in p.output and KEY[3:] not in p.output
 
 
 def test_input_items_and_text_format(client, module_fake):
@@ -148,10 +158,14 @@ def test_stream_function_call(client, module_fake):
     events = list(client.responses.create(model=MODEL, input="Please call the tool", tools=[WEATHER],
                                           stream=True))
     kinds = [e.type for e in events]
-    assert "response.function_call_arguments.delta" in kinds and "response.function_call_arguments.done" in kinds
+    assert "response.function_call_arguments.delta" in kinds
+    done = next(e for e in events if e.type == "response.function_call_arguments.done")
+    assert done.arguments == "{}" and done.name == "get_weather"
     final = events[-1].response
     assert events[-1].type == "response.completed"
     assert [o.type for o in final.output] == ["function_call"] and final.output[0].name == "get_weather"
+    call_id = final.output[0].call_id  # Mistral's own id, which the next turn sends back
+    assert len(call_id) == 9 and call_id.isalnum()
 
 
 def test_unsupported_feature_is_a_clear_400(client, module_fake):
@@ -165,10 +179,23 @@ def test_unsupported_feature_is_a_clear_400(client, module_fake):
     assert module_fake.received == []  # nothing reached the upstream
 
 
-def test_upstream_error_in_responses_shape(client, module_fake):
+def test_upstream_error_in_responses_shape(client, module_fake, proxy):
     with pytest.raises(openai.RateLimitError) as e:
         client.responses.create(model=MODEL, input="Hi", extra_headers={"x-fake-status": "429"})
-    assert e.value.status_code == 429 and isinstance(e.value.body, dict) and e.value.body.get("message")
+    assert e.value.status_code == 429 and e.value.type == "rate_limited" and e.value.code == "1300"  # Mistral's
+    with httpx.Client(timeout=10) as c:  # the raw answer: OpenAI's {"error": {...}}, not Mistral's shape
+        r = c.post(proxy.url + "/v1/responses", json={"model": MODEL, "input": "Hi"},
+                   headers={"authorization": f"Bearer {KEY}", "x-fake-status": "401"})
+    assert r.status_code == 401 and set(r.json()) == {"error"}
+    assert set(r.json()["error"]) == {"message", "type", "param", "code"} and r.json()["error"]["message"]
+
+
+def test_upstream_validation_error_names_the_field(proxy, module_fake):
+    """A value the bridge passes on but Mistral rejects: Mistral's 422 comes back in the Responses shape."""
+    with httpx.Client(timeout=10) as c:
+        r = c.post(proxy.url + "/v1/responses", json={"model": MODEL, "input": "Hi", "temperature": "hot"},
+                   headers={"authorization": f"Bearer {KEY}"})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "temperature", r.text
 
 
 def test_stored_responses_are_a_clear_404(client, module_fake):
@@ -188,6 +215,7 @@ def test_preflight_and_cors(proxy, module_fake):
         r = c.post(proxy.url + "/v1/responses", json={"model": MODEL, "input": "Hi", "background": True},
                    headers={"origin": "http://127.0.0.1:9", "authorization": f"Bearer {KEY}"})
     assert r.status_code == 400 and r.headers["access-control-allow-origin"] == "*"
+    assert "x-request-id" in r.headers["access-control-expose-headers"]  # set by the proxy, not the upstream
     assert r.json()["error"]["param"] == "background"
     assert module_fake.received == []
 
