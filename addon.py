@@ -417,6 +417,8 @@ class ResponsesBridge:
         translator = responses.StreamTranslator(info["bridge"])
 
         def translate(data: bytes) -> list[bytes]:
+            # b"" is the end of the stream (mitmproxy calls once more with it). An HTTP/2 upstream could in
+            # principle also send an empty DATA frame mid-stream, which would end the translation early.
             try:
                 out = translator.feed(data) if data else translator.close()
             except Exception as e:  # a safety net: the client gets a failed response, never a broken stream
