@@ -45,11 +45,8 @@ def error_response(status: int, message: str) -> http.Response:
 def backup(flow: http.HTTPFlow) -> None:
     """Keep the flow as the client sent it for mitmweb's and the console's "revert", when one of them
     shows the flows (a backup copies the whole flow: too dear for mitmdump, which cannot revert)."""
-    if _flow_views:
+    if ctx.master.addons.get("view") is not None:
         flow.backup()
-
-
-_flow_views = False  # set in Report.running: is a flow view (mitmweb, the console) loaded?
 
 
 def header(headers: http.Headers, name: bytes, default: str = "") -> str:
@@ -509,8 +506,6 @@ class Report:
             self.debug = getattr(ctx.options, "termlog_verbosity", "info") == "debug"
 
     def running(self) -> None:
-        global _flow_views
-        _flow_views = ctx.master.addons.get("view") is not None
         contentviews.add(self.view)
 
     def done(self) -> None:

@@ -288,15 +288,17 @@ def test_stream_large_bodies_cannot_stream_a_bridged_json_answer():
         assert f.response.json()["output"][0]["content"][0]["text"] == "ok"
 
 
-def test_backup_only_when_a_flow_view_can_revert(monkeypatch):
+def test_backup_only_when_a_flow_view_can_revert():
+    class View:  # mitmweb's and the console's flow list is an addon named "view"
+        name = "view"
+
     mc = fresh()
-    with taddons.context(mc):
-        monkeypatch.setattr(addon, "_flow_views", False)
+    with taddons.context(mc) as tctx:
         f = chat_flow(DIRTY)
         mc.requestheaders(f)
         mc.request(f)
         assert not f.modified()
-        monkeypatch.setattr(addon, "_flow_views", True)
+        tctx.master.addons.add(View())
         g = chat_flow(DIRTY)
         mc.requestheaders(g)
         mc.request(g)
