@@ -211,14 +211,20 @@ def events_of(raw: bytes) -> list[dict]:
     return [json.loads(line[6:]) for line in raw.split(b"\n") if line.startswith(b"data: ")]
 
 
+def streamed_answer(mc: addon.MistralCompat, **headers: str) -> http.HTTPFlow:
+    """A bridged streamed request whose answer's headers (an event stream, plus these) have arrived."""
+    f = bridged_flow(mc, {"model": "m", "input": "Hi", "stream": True})
+    f.response = tflow.tresp(content=b"")
+    f.response.headers["content-type"] = "text/event-stream"
+    f.response.headers.update(headers)
+    mc.responseheaders(f)
+    return f
+
+
 def test_streamed_answer_is_translated_chunk_by_chunk_with_its_framing_fixed():
     mc = fresh()
     with taddons.context(mc):
-        f = bridged_flow(mc, {"model": "m", "input": "Hi", "stream": True})
-        f.response = tflow.tresp(content=b"")
-        f.response.headers["content-type"] = "text/event-stream"
-        f.response.headers["content-length"] = "999"
-        mc.responseheaders(f)
+        f = streamed_answer(mc, **{"content-length": "999"})
         assert callable(f.response.stream)
         assert "content-length" not in f.response.headers
         assert f.response.headers["transfer-encoding"] == "chunked"
@@ -232,10 +238,7 @@ def test_streamed_answer_is_translated_chunk_by_chunk_with_its_framing_fixed():
 def test_stream_translation_failure_ends_with_response_failed(monkeypatch, caplog):
     mc = fresh()
     with taddons.context(mc):
-        f = bridged_flow(mc, {"model": "m", "input": "Hi", "stream": True})
-        f.response = tflow.tresp(content=b"")
-        f.response.headers["content-type"] = "text/event-stream"
-        mc.responseheaders(f)
+        f = streamed_answer(mc)
 
         def boom(self, data):
             raise RuntimeError("bug")
@@ -249,11 +252,7 @@ def test_stream_translation_failure_ends_with_response_failed(monkeypatch, caplo
 def test_compressed_event_stream_is_buffered_and_translated_whole():
     mc = fresh()
     with taddons.context(mc):
-        f = bridged_flow(mc, {"model": "m", "input": "Hi", "stream": True})
-        f.response = tflow.tresp(content=b"")
-        f.response.headers["content-type"] = "text/event-stream"
-        f.response.headers["content-encoding"] = "gzip"
-        mc.responseheaders(f)
+        f = streamed_answer(mc, **{"content-encoding": "gzip"})
         assert f.response.stream is False
         f.response.content = SSE  # gzip-compressed by mitmproxy, as the upstream sent it
         mc.response(f)
