@@ -35,11 +35,19 @@ META = "mistral_compat"  # flow.metadata key: what the addon saw and did (read b
 MARKER = ":wrench:"      # flow.marked on changed flows: stands out in mitmweb's and the console's flow list
 
 
-def error_response(status: int, message: str) -> http.Response:
-    """An answer from the proxy itself, in Mistral's error shape."""
-    body = {"object": "error", "message": f"mistral-compat: {message}",
-            "type": "invalid_request_error", "param": None, "code": None}
-    return http.Response.make(status, json.dumps(body), {"content-type": "application/json"})
+def mistral_error(message: str) -> bytes:
+    """An error body from the proxy itself, in Mistral's error shape."""
+    return json.dumps({"object": "error", "message": f"mistral-compat: {message}",
+                       "type": "invalid_request_error", "param": None, "code": None}).encode()
+
+
+def reject(flow: http.HTTPFlow, status: int, message: str, body: bytes) -> None:
+    """Answer a matched request from the proxy itself (unless in a dry run), and note why for Report."""
+    info = flow.metadata[META]
+    info["rejected"] = message
+    info["reject_status"] = status
+    if not info.get("dry_run"):
+        flow.response = http.Response.make(status, body, {"content-type": "application/json"})
 
 
 def backup(flow: http.HTTPFlow) -> None:
@@ -301,24 +309,19 @@ class Rewriter:
         info["dry_run"] = self.dry_run
         body = get_body(req, endpoint)
         if isinstance(body, str):
-            self._reject(flow, body)
+            reject(flow, 400, body, mistral_error(body))
         if not isinstance(body, bytes):
             return
         result = rewrite(self.rules, endpoint, body)
         if result.changes:
             info["changes"] = result.changes
         if result.error:
-            self._reject(flow, result.error)
+            reject(flow, 400, result.error, mistral_error(result.error))
         elif result.body is not None:
             info["original"] = body
             if not self.dry_run:
                 backup(flow)
                 set_body(req, result.body)
-
-    def _reject(self, flow: http.HTTPFlow, message: str) -> None:
-        flow.metadata[META]["rejected"] = message
-        if not self.dry_run:
-            flow.response = error_response(400, message)
 
 
 def _stamp(path: str) -> tuple | None:
@@ -393,14 +396,10 @@ class ResponsesBridge:
         req.headers["accept-encoding"] = "identity"  # the answer is translated: keep it uncompressed
         set_body(req, bridged.body)
 
-    def _reject(self, flow: http.HTTPFlow, status: int, message: str, param: str | None = None,
+    @staticmethod
+    def _reject(flow: http.HTTPFlow, status: int, message: str, param: str | None = None,
                 code: str | None = None) -> None:
-        info = flow.metadata[META]
-        info["rejected"] = message
-        info["reject_status"] = status
-        if not info.get("dry_run"):
-            flow.response = http.Response.make(status, responses.error_body(status, None, message, param, code),
-                                               {"content-type": "application/json"})
+        reject(flow, status, message, responses.error_body(status, None, message, param, code))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         info = flow.metadata.get(META)

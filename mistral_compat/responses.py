@@ -327,14 +327,21 @@ class _Request:
 
     # -- text.format and reasoning --------------------------------------------------------------------
 
+    def _object(self, key: str) -> dict | None:
+        """The body's object under key: None when absent or null (a null logged as dropped)."""
+        value = self.body.get(key)
+        if value is None:
+            if key in self.body:
+                self.change(DROPPED, key, "null")
+            return None
+        if not isinstance(value, dict):
+            raise BridgeError(key, f"{key} must be an object")
+        return value
+
     def _text(self, out: dict) -> None:
-        text = self.body.get("text")
+        text = self._object("text")
         if text is None:
-            if "text" in self.body:
-                self.change(DROPPED, "text", "null")
             return
-        if not isinstance(text, dict):
-            raise BridgeError("text", "text must be an object")
         for key in text:
             if key != "format":
                 self.change(DROPPED, ("text", key), "null" if text[key] is None else "")
@@ -358,13 +365,9 @@ class _Request:
         self.change(RENAMED, "text.format", "response_format")
 
     def _reasoning(self, out: dict) -> None:
-        reasoning = self.body.get("reasoning")
+        reasoning = self._object("reasoning")
         if reasoning is None:
-            if "reasoning" in self.body:
-                self.change(DROPPED, "reasoning", "null")
             return
-        if not isinstance(reasoning, dict):
-            raise BridgeError("reasoning", "reasoning must be an object")
         for key, value in reasoning.items():
             if key == "effort":
                 if value is None:

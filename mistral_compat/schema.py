@@ -190,8 +190,7 @@ class ObjectNode(Node):
                 continue
             if done is not None:
                 done.add(key)
-            if not child.trivial or value[key] is None:
-                self._fix_key(value, key, child, fx, path)
+            self._fix_key(value, key, child, fx, path)
         if self.after is not None and fx.conversation:
             reason = self.after(value)
             if reason:

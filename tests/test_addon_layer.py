@@ -261,14 +261,23 @@ def test_compressed_event_stream_is_buffered_and_translated_whole():
         assert events[-1]["type"] == "response.completed"
 
 
+def answered(mc: addon.MistralCompat, content: bytes, content_type: str, stream: bool = False) -> http.HTTPFlow:
+    """A bridged request with Mistral's whole answer through the bridge's responseheaders (where `stream`
+    is what mitmproxy had set before it) and response hooks."""
+    f = bridged_flow(mc, {"model": "m", "input": "Hi"})
+    f.response = tflow.tresp(content=content)
+    f.response.headers["content-type"] = content_type
+    f.response.stream = stream
+    mc.responseheaders(f)
+    assert f.response.stream is False
+    mc.response(f)
+    return f
+
+
 def test_answer_that_is_not_json_is_a_502_in_the_responses_shape():
     mc = fresh()
     with taddons.context(mc):
-        f = bridged_flow(mc, {"model": "m", "input": "Hi"})
-        f.response = tflow.tresp(content=b"<html>oops</html>")
-        f.response.headers["content-type"] = "text/html"
-        mc.responseheaders(f)
-        mc.response(f)
+        f = answered(mc, b"<html>oops</html>", "text/html")
         assert f.response.status_code == 502 and f.response.reason == "Bad Gateway"
         assert f.response.headers["content-type"] == "application/json"
         assert "not a JSON object" in f.response.json()["error"]["message"]
@@ -277,13 +286,8 @@ def test_answer_that_is_not_json_is_a_502_in_the_responses_shape():
 def test_stream_large_bodies_cannot_stream_a_bridged_json_answer():
     mc = fresh()
     with taddons.context(mc):
-        f = bridged_flow(mc, {"model": "m", "input": "Hi"})
-        f.response = tflow.tresp(content=b'{"choices":[{"message":{"content":"ok"}}]}')
-        f.response.headers["content-type"] = "application/json"
-        f.response.stream = True  # as mitmproxy's StreamBodies sets it for a large answer
-        mc.responseheaders(f)
-        assert f.response.stream is False
-        mc.response(f)
+        # stream=True: as mitmproxy's StreamBodies sets it for a large answer; the bridge buffers it anyway
+        f = answered(mc, b'{"choices":[{"message":{"content":"ok"}}]}', "application/json", stream=True)
         assert f.response.json()["output"][0]["content"][0]["text"] == "ok"
 
 
