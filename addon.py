@@ -10,7 +10,6 @@ This file is the thin mitmproxy layer: options, hooks, and applying what the pur
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -19,7 +18,8 @@ from mitmproxy import contentviews, ctx, exceptions, http
 from mitmproxy.net.http import status_codes
 from mitmproxy.proxy import mode_specs
 
-from mistral_compat import report, responses
+from mistral_compat import answers, errors, report, responses
+from mistral_compat.encoding import Decoder
 from mistral_compat.changes import Change
 from mistral_compat.cors import CorsPolicy
 from mistral_compat.hosts import HostSet, allow_patterns
@@ -33,12 +33,6 @@ logger = logging.getLogger(__name__)
 
 META = "mistral_compat"  # flow.metadata key: what the addon saw and did (read by Report, the content view)
 MARKER = ":wrench:"      # flow.marked on changed flows: stands out in mitmweb's and the console's flow list
-
-
-def mistral_error(message: str) -> bytes:
-    """An error body from the proxy itself, in Mistral's error shape."""
-    return json.dumps({"object": "error", "message": f"mistral-compat: {message}",
-                       "type": "invalid_request_error", "param": None, "code": None}).encode()
 
 
 def reject(flow: http.HTTPFlow, status: int, message: str, body: bytes) -> None:
@@ -309,14 +303,14 @@ class Rewriter:
         info["dry_run"] = self.dry_run
         body = get_body(req, endpoint)
         if isinstance(body, str):
-            reject(flow, 400, body, mistral_error(body))
+            reject(flow, 400, body, errors.proxy_error(400, body))
         if not isinstance(body, bytes):
             return
         result = rewrite(self.rules, endpoint, body)
         if result.changes:
             info["changes"] = result.changes
         if result.error:
-            reject(flow, 400, result.error, mistral_error(result.error))
+            reject(flow, 400, result.error, errors.proxy_error(400, result.error))
         elif result.body is not None:
             info["original"] = body
             if not self.dry_run:
@@ -447,15 +441,134 @@ class ResponsesBridge:
         resp.content = body
 
 
-class StreamEvents:
-    """Passes streamed answers (text/event-stream) through as they arrive instead of buffering them."""
+class Answers:
+    """Mistral's answers to matched requests, in the shapes OpenAI clients read (mistral_compat/answers.py):
+    chat-shaped answers, JSON or event streams translated as they arrive, and error bodies given OpenAI's
+    error object. Event streams are passed on as they arrive, never buffered."""
+
+    def __init__(self) -> None:
+        self.mode = "auto"
+        self.native: tuple[str, ...] = ()
+        self.dry_run = False
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            name="mistral_answers", typespec=str, default="auto", choices=("auto", "openai", "mistral"),
+            help="How Mistral's answers reach clients. auto: translated into the shapes OpenAI clients read "
+                 "(text content with reasoning_content, tool-call type and index, finish_reason length, "
+                 "OpenAI's error object), except for Mistral-native clients (the mistralai SDKs and "
+                 "mistral_native_clients); openai: always translated; mistral: never.",
+        )
+        loader.add_option(
+            name="mistral_native_clients", typespec=Sequence[str], default=[],
+            help="User-Agent substrings (case-insensitive) of clients that read Mistral's own answer shapes, "
+                 "besides the mistralai SDKs; with mistral_answers=auto their answers are left as they are.",
+        )
+
+    def configure(self, updated) -> None:
+        if "mistral_answers" in updated:
+            self.mode = ctx.options.mistral_answers
+        if "mistral_native_clients" in updated:
+            self.native = tuple(s.strip().lower() for s in ctx.options.mistral_native_clients if s.strip())
+        if "mistral_dry_run" in updated:
+            self.dry_run = ctx.options.mistral_dry_run
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.error or not flow.live:
+            return
+        info = flow.metadata[META]
+        if info.get("endpoint") == "responses" or info.get("preflight") or self.mode == "mistral":
+            return  # (the Responses bridge translates its answers itself)
+        if self.mode == "auto" and answers.is_mistral_native(header(flow.request.headers, b"user-agent"),
+                                                             self.native):
+            return
+        info["answers"] = "chat" if info.get("endpoint") in answers.ENDPOINTS else "errors"
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        info = flow.metadata.get(META)
-        if info is None or flow.error or not flow.live or not flow.response or "bridge" in info:
-            return  # (the Responses bridge streams its flows itself)
-        if header(flow.response.headers, b"content-type").startswith("text/event-stream"):
-            flow.response.stream = True
+        info = flow.metadata[META]
+        resp = flow.response
+        if flow.error or not flow.live or resp is None or "bridge" in info:
+            return
+        kind = info.get("answers")
+        ok = 200 <= resp.status_code < 300
+        if not header(resp.headers, b"content-type").startswith("text/event-stream"):
+            if kind == "chat" or (kind and not ok):
+                resp.stream = False  # translated whole in `response` (even where stream_large_bodies would stream it)
+            return
+        if kind != "chat" or not ok:
+            resp.stream = True
+            return
+        coding = header(resp.headers, b"content-encoding").strip().lower()
+        decoder = None
+        if coding and coding != "identity":
+            try:
+                decoder = Decoder(coding)
+            except ValueError:
+                logger.info(f"mistral-compat: an event stream in Content-Encoding {coding!r} is passed on "
+                            f"untranslated")
+                resp.stream = True
+                return
+        translator = info["answer_stream"] = answers.StreamTranslator()
+        resp.stream = self._streamer(translator, decoder, self.dry_run)
+        if not self.dry_run:
+            resp.headers.pop("content-length", None)
+            if decoder is not None:
+                resp.headers.pop("content-encoding", None)
+            if resp.http_version == "HTTP/1.1" and "transfer-encoding" not in resp.headers:
+                resp.headers["transfer-encoding"] = "chunked"
+
+    @staticmethod
+    def _streamer(translator: answers.StreamTranslator, decoder: Decoder | None, dry_run: bool):
+        failed = False
+
+        def translate(data: bytes) -> list[bytes]:
+            # b"" is the end of the stream (mitmproxy calls once more with it); never return b"" mid-stream:
+            # mitmproxy 11 would end the stream there.
+            nonlocal failed
+            if failed:
+                return [data] if data and decoder is None else []
+            try:
+                text = data
+                if decoder is not None:
+                    text = decoder.feed(data) if data else decoder.close()
+                out = translator.feed(text)
+                if not data:
+                    out += translator.close()
+            except Exception as e:  # a safety net: the rest of the stream passes untranslated
+                failed = True
+                logger.warning(f"mistral-compat: an event stream could not be translated ({type(e).__name__}: "
+                               f"{e}); the rest is passed on as it is")
+                out = data if decoder is None and not dry_run else b""
+            if dry_run:
+                out = data
+            return [out] if out else []
+
+        return translate
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        info = flow.metadata[META]
+        resp = flow.response
+        kind = info.get("answers")
+        if not kind or not flow.live or resp is None or info.get("rejected") or info.get("preflight"):
+            return
+        if resp.stream:
+            translator = info.pop("answer_stream", None)
+            if translator is not None and translator.notes:
+                info["answer_notes"] = translator.notes.list()
+            return
+        if kind == "errors" and resp.status_code < 400:
+            return
+        try:
+            content = resp.get_content(strict=False) or b""
+            new, notes = answers.translate_json(resp.status_code, content)
+        except Exception as e:  # a safety net: the answer is passed on as it came
+            logger.warning(f"mistral-compat: an answer could not be translated ({type(e).__name__}: {e})")
+            return
+        if notes:
+            info["answer_notes"] = notes
+        if new is not None and not self.dry_run:
+            info["answer_original"] = content
+            resp.content = new
 
 
 class RequestLog:
@@ -499,10 +612,13 @@ class Report:
         self.view = BeforeAfterView()
         self.log = RequestLog()
         self.debug = False
+        self.dry_run = False
 
     def configure(self, updated) -> None:
         if "termlog_verbosity" in updated:
             self.debug = getattr(ctx.options, "termlog_verbosity", "info") == "debug"
+        if "mistral_dry_run" in updated:
+            self.dry_run = ctx.options.mistral_dry_run
 
     def running(self) -> None:
         contentviews.add(self.view)
@@ -544,10 +660,33 @@ class Report:
                 self.log.add(logging.DEBUG, report.before_after(info["original"],
                                                                 None if dry else flow.request.content, changes))
 
+    def response(self, flow: http.HTTPFlow) -> None:
+        info = flow.metadata[META]
+        notes = info.get("answer_notes")
+        if not notes or not flow.live:
+            return
+        dry = info.get("dry_run", self.dry_run)
+        client = info["client"]
+        endpoint = info.get("endpoint") or flow.request.path.partition("?")[0]
+        self.summary.answered(client, notes)
+        self.log.add(logging.INFO, report.answer_line(endpoint, client, notes, dry))
+        note = report.answer_comment(notes, dry)
+        flow.comment = f"{flow.comment}\n\n{note}" if flow.comment else note
+        flow.marked = MARKER
+        if self.debug and "answer_original" in info and flow.response is not None:
+            self.log.add(logging.DEBUG, report.answer_before_after(info["answer_original"],
+                                                                   flow.response.content, notes))
+
 
 def _view_text(data: bytes, flow, http_message) -> str | None:
     info = getattr(flow, "metadata", {}).get(META) if flow is not None else None
-    if not info or "original" not in info or http_message is not getattr(flow, "request", None):
+    if not info:
+        return None
+    if http_message is getattr(flow, "response", None) and http_message is not None:
+        if "answer_original" not in info:
+            return None
+        return report.answer_before_after(info["answer_original"], data, info.get("answer_notes", []))
+    if "original" not in info or http_message is not getattr(flow, "request", None):
         return None
     changes = [Change(*c) for c in info.get("changes", [])]
     return report.before_after(info["original"], None if info.get("dry_run") else data, changes)
@@ -682,4 +821,4 @@ class MistralCompat:
 
 _rewriter = Rewriter()
 addons = [MistralCompat(Matcher(), Redaction(), InterceptScope(), Cors(), ResponsesBridge(_rewriter), _rewriter,
-                        StreamEvents(), Report())]
+                        Answers(), Report())]

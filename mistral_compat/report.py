@@ -25,6 +25,23 @@ def comment(changes: list[Change], dry_run: bool = False) -> str:
     return "\n".join([head] + [f"- {c.kind} {c}" for c in changes])
 
 
+def answer_line(endpoint: str, client: str, notes: list[str], dry_run: bool = False) -> str:
+    """'mistral-compat chat/completions [client]: answer: content chunks -> text + reasoning_content; ...'"""
+    prefix = "mistral-compat (dry run, not applied)" if dry_run else "mistral-compat"
+    return f"{prefix} {endpoint} [{client}]: answer: {'; '.join(notes)}"
+
+
+def answer_comment(notes: list[str], dry_run: bool = False) -> str:
+    head = f"mistral-compat {'would translate' if dry_run else 'translated'} the answer for OpenAI clients:"
+    return "\n".join([head] + [f"- {n}" for n in notes])
+
+
+def answer_before_after(original: bytes, translated: bytes, notes: list[str]) -> str:
+    """The text of the content view of a translated answer (secrets masked, long strings shortened)."""
+    return "\n".join([answer_comment(notes), "", "--- sent by Mistral", _pretty(original), "",
+                      "+++ forwarded to the client", _pretty(translated)])
+
+
 def _pretty(body: bytes) -> str:
     try:
         return json.dumps(redact_json(json.loads(body)), indent=2, ensure_ascii=False)
@@ -53,6 +70,7 @@ class ClientStats:
     matched: int = 0
     changed: int = 0
     rejected: int = 0
+    answered: int = 0
     fields: Counter = field(default_factory=Counter)
 
 
@@ -60,7 +78,8 @@ OTHER_CLIENTS = "(other clients)"
 
 
 class Summary:
-    """Per client: requests matched, changed, answered 400, and how often each field was touched.
+    """Per client: requests matched, changed, answered 400, answers translated, and how often each field
+    was touched (answers: each kind of translation).
 
     At most max_clients distinct User-Agents are kept apart (memory stays bounded whatever clients
     send); the rest are counted together.
@@ -98,13 +117,20 @@ class Summary:
             else:
                 s.fields[f"{c.kind} {field_name(c)}"] += 1
 
+    def answered(self, client: str, notes: list[str]) -> None:
+        s = self._stats(client)
+        s.answered += 1
+        for note in notes:
+            s.fields[f"answer: {note}"] += 1
+
     def table(self, top: int = 40) -> str:
         """A compact table for a bug report; empty when nothing was matched."""
         if not self.clients:
             return ""
-        lines = ["mistral-compat summary", f"{'client':<48} {'matched':>7} {'changed':>7} {'400':>5}"]
+        lines = ["mistral-compat summary",
+                 f"{'client':<48} {'matched':>7} {'changed':>7} {'400':>5} {'answers':>7}"]
         for client, s in sorted(self.clients.items(), key=lambda kv: -kv[1].matched):
-            lines.append(f"{client[:48]:<48} {s.matched:>7} {s.changed:>7} {s.rejected:>5}")
+            lines.append(f"{client[:48]:<48} {s.matched:>7} {s.changed:>7} {s.rejected:>5} {s.answered:>7}")
             for name, n in s.fields.most_common(top):
                 lines.append(f"    {n:>6}x  {name}")
             if len(s.fields) > top:

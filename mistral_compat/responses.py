@@ -26,12 +26,13 @@ import time
 import uuid
 from typing import Any, NamedTuple
 
-from . import jsonio
+from . import answers, errors, jsonio, sse
 from .changes import DROPPED, REMOVED, RENAMED, VALUE, Change, format_path
 from .rewrite import rewrite
 from .rules import Rules
 
-PREFIX = "mistral-compat: "
+PREFIX = errors.PREFIX
+json_bytes = errors.json_bytes
 
 
 class BridgeError(Exception):
@@ -141,15 +142,6 @@ def bridge_request(rules: Rules, body: bytes) -> Bridged:
     if result.error:
         return Bridged(None, changes + result.changes, request, result.error)
     return Bridged(result.body or raw, changes + result.changes, request)
-
-
-def json_bytes(value: Any) -> bytes:
-    """value as compact JSON bytes. Text the client sent may hold lone surrogates (an escaped half of an
-    emoji): those stay escaped. RecursionError when it nests deeper than the encoder can go."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def _copy(value: Any) -> Any:
@@ -626,33 +618,23 @@ def usage(chat_usage: Any) -> dict | None:
 
 def _split_content(content: Any) -> tuple[str, str]:
     """Mistral message content (a string, or chunks with text and thinking) -> (text, reasoning)."""
-    if isinstance(content, str):
-        return content, ""
-    text, thinking = [], []
-    for chunk in content if isinstance(content, list) else []:
-        if not isinstance(chunk, dict):
-            continue
-        if chunk.get("type") == "text" and isinstance(chunk.get("text"), str):
-            text.append(chunk["text"])
-        elif chunk.get("type") == "thinking":
-            inner = chunk.get("thinking")
-            if isinstance(inner, str):
-                thinking.append(inner)
-            for part in inner if isinstance(inner, list) else []:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    thinking.append(part["text"])
-    return "".join(text), "".join(thinking)
+    text, thinking, _ = answers.split_content(content)
+    return text or "", thinking
 
 
-# finish_reason -> (status, incomplete reason)
+# OpenAI's finish_reason (answers.openai_finish) -> (status, incomplete reason)
 _FINISH = {
     "stop": ("completed", None),
     "tool_calls": ("completed", None),
     "length": ("incomplete", "max_output_tokens"),
-    "model_length": ("incomplete", "max_output_tokens"),
     "content_filter": ("incomplete", "content_filter"),
     "error": ("failed", None),
 }
+
+def _status(finish: Any) -> tuple[str, str | None]:
+    """A chat finish_reason -> (the response's status, its incomplete reason)."""
+    return _FINISH.get(answers.openai_finish(finish) if isinstance(finish, str) else "stop", ("completed", None))
+
 
 REASONING_EFFORTS = {"none", "minimal", "low", "medium", "high", "xhigh", "max"}
 
@@ -782,7 +764,7 @@ def chat_to_response(chat: dict, request: dict) -> dict:
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
     message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
     finish = choice.get("finish_reason")
-    status, reason = _FINISH.get(finish if isinstance(finish, str) else "stop", ("completed", None))
+    status, reason = _status(finish)
     item_status = "incomplete" if status == "incomplete" else "completed"
     text, thinking = _split_content(message.get("content"))
     output: list[dict] = []
@@ -816,82 +798,18 @@ def _name(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Errors
 
-_TYPES_BY_STATUS = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-                    429: "rate_limit_error"}
-
-
-def _loc(loc: Any) -> str:
-    if not isinstance(loc, list):
-        return ""
-    parts = tuple(p for p in loc[1:] if isinstance(p, (str, int))) if loc[:1] == ["body"] else tuple(loc)
-    return format_path(parts) if parts else "body"
-
-
-def _detail_message(detail: Any) -> tuple[str, str | None]:
-    """Mistral's 422 detail list -> (message, param of the first entry)."""
-    if isinstance(detail, str):
-        return detail, None
-    if not isinstance(detail, list):
-        return json.dumps(detail, ensure_ascii=False)[:2000], None
-    lines, param = [], None
-    for entry in detail[:20]:
-        if not isinstance(entry, dict):
-            continue
-        where = _loc(entry.get("loc"))
-        param = param or where or None
-        lines.append(f"{where}: {entry.get('msg', '')}" if where else str(entry.get("msg", "")))
-    return "; ".join(lines) or "invalid request", param
-
-
 def error_body(status: int, upstream: bytes | None, message: str | None = None, param: str | None = None,
                code: str | None = None) -> bytes:
-    """The Responses/OpenAI error shape {"error": {message, type, param, code}} as JSON bytes.
-
-    From Mistral's error body when `upstream` is given ({"object": "error", "message": str or
-    {"detail": [...]}, "type", "param", "code"}, FastAPI's {"detail": ...}, or anything else: HTML, empty),
-    else from `message`, `param` and `code` (the proxy's own answers, prefixed "mistral-compat: "). A given
-    `param` wins over the one found upstream.
-    """
-    etype = _TYPES_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    """The Responses/OpenAI error shape {"error": {message, type, param, code}} as JSON bytes: from Mistral's
+    error body when `upstream` is given (errors.describe), else the proxy's own (`message`, prefixed
+    "mistral-compat: "). A given `param` wins over the one found upstream."""
     if upstream is None:
-        text = message or "invalid request"
-        text = text if text.startswith(PREFIX) else PREFIX + text
+        info = errors.own(status, message or "invalid request", param, code)
     else:
-        text, found, upstream_type, code = _upstream_error(status, upstream)
-        param = param or found
-        etype = upstream_type or etype
-    body = {"error": {"message": text, "type": etype, "param": param, "code": code}}
-    return json_bytes(body)
-
-
-def _upstream_error(status: int, upstream: bytes) -> tuple[str, str | None, str | None, str | None]:
-    """Mistral's error body -> (message, param, type, code)."""
-    try:
-        data = json.loads(upstream)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        text = upstream[:500].decode("utf-8", "replace").strip()
-        return f"Mistral answered HTTP {status}" + (f": {text}" if text else ""), None, None, None
-    if isinstance(data, dict) and isinstance(data.get("error"), dict):  # already OpenAI-shaped
-        data = data["error"]
-    if not isinstance(data, dict):
-        return f"Mistral answered HTTP {status}: {json.dumps(data, ensure_ascii=False)[:500]}", None, None, None
-    etype = data["type"] if isinstance(data.get("type"), str) and data["type"] else None
-    code = str(data["code"]) if isinstance(data.get("code"), (str, int)) and data["code"] != "" else None
-    msg, param = data.get("message"), _str_or_none(data.get("param"))
-    if isinstance(msg, dict) and "detail" in msg:
-        text, where = _detail_message(msg["detail"])
-        text += " (in the chat completion request sent to Mistral)"
-        param = param or where
-    elif msg is None and "detail" in data:
-        text, where = _detail_message(data["detail"])
-        param = param or where
-    elif isinstance(msg, str) and msg:
-        text = msg
-    elif msg is not None and msg != "":
-        text = json.dumps(msg, ensure_ascii=False)[:2000]
-    else:
-        text = f"Mistral answered HTTP {status}"
-    return text, param, etype, code
+        info = errors.describe(status, upstream, " (in the chat completion request sent to Mistral)")
+        if param:
+            info = info._replace(param=param)
+    return errors.openai_error(info)
 
 
 def translate_answer(status: int, content_type: str, content: bytes, request: dict) -> tuple[int, str, bytes]:
@@ -965,30 +883,19 @@ class StreamTranslator:
         self.items: list[_Item] = []
         self.open: _Item | None = None      # the message or reasoning item being written
         self.calls: dict[int, _Item] = {}   # tool-call index -> its function_call item
-        self._partial: list[bytes] = []   # the bytes of an incomplete line
-        self._data: list[str] = []        # the data lines of the event being read
+        self._reader = sse.Reader()
         self._out: list[bytes] = []
 
     # -- SSE in ---------------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> bytes:
-        if b"\n" not in data:
-            if data:
-                self._partial.append(data)  # a line still incomplete: kept in pieces (no quadratic joins)
-            return self._take()
-        self._partial.append(data)
-        lines = b"".join(self._partial).split(b"\n")
-        tail = lines.pop()
-        self._partial = [tail] if tail else []
-        for line in lines:
-            self._line(line[:-1] if line.endswith(b"\r") else line)
+        for event in self._reader.feed(data):
+            self._dispatch(event.data)
         return self._take()
 
     def close(self) -> bytes:
-        if self._partial:
-            line, self._partial = b"".join(self._partial), []
-            self._line(line[:-1] if line.endswith(b"\r") else line)
-        self._dispatch()
+        for event in self._reader.close():
+            self._dispatch(event.data)
         if not self.finished:
             if self.finish_reason is not None:
                 self._finish()
@@ -1012,22 +919,8 @@ class StreamTranslator:
         out, self._out = b"".join(self._out), []
         return out
 
-    def _line(self, line: bytes) -> None:
-        if not line:
-            self._dispatch()
-            return
-        if line.startswith(b":"):
-            return
-        name, _, value = line.partition(b":")
-        if name == b"data":
-            self._data.append(value[1:].decode("utf-8", "replace") if value.startswith(b" ")
-                              else value.decode("utf-8", "replace"))
-
-    def _dispatch(self) -> None:
-        if not self._data:
-            return
-        data, self._data = "\n".join(self._data), []
-        if self.finished:
+    def _dispatch(self, data: str | None) -> None:
+        if data is None or self.finished:
             return
         if data.strip() == "[DONE]":
             self._finish()
@@ -1038,10 +931,8 @@ class StreamTranslator:
             return  # not an event we understand: skip it
         if not isinstance(obj, dict):
             return
-        if obj.get("object") == "error" or ("choices" not in obj and ("error" in obj or "message" in obj
-                                                                      or "detail" in obj)):
-            err = json.loads(error_body(500, data.encode("utf-8")))["error"]
-            self._fail(f"Mistral: {err['message']}")
+        if answers.is_error(obj) or ("choices" not in obj and "error" in obj):
+            self._fail(f"Mistral: {errors.describe_data(500, obj).message}")
             return
         self._chunk(obj)
 
@@ -1152,7 +1043,7 @@ class StreamTranslator:
         self._emit("response.output_item.done", output_index=item.index, item=item.json())
 
     def _item_status(self) -> str:
-        status = _FINISH.get(self.finish_reason or "stop", ("completed", None))[0]
+        status = _status(self.finish_reason)[0]
         return "incomplete" if status == "incomplete" else "completed"
 
     def _close_all(self, status: str | None = None) -> None:
@@ -1168,7 +1059,7 @@ class StreamTranslator:
         if not self.items and self.finish_reason != "error":  # an empty answer is still a message
             self._open_item("message")
             self._close_all()
-        status, reason = _FINISH.get(self.finish_reason or "stop", ("completed", None))
+        status, reason = _status(self.finish_reason)
         self.finished = True
         if status == "failed":
             error = {"code": "server_error", "message": "Mistral stopped with an error"}
