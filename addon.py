@@ -446,6 +446,8 @@ class Answers:
     chat-shaped answers, JSON or event streams translated as they arrive, and error bodies given OpenAI's
     error object. Event streams are passed on as they arrive, never buffered."""
 
+    MODES = ("auto", "openai", "mistral")
+
     def __init__(self) -> None:
         self.mode = "auto"
         self.native: tuple[str, ...] = ()
@@ -453,7 +455,7 @@ class Answers:
 
     def load(self, loader) -> None:
         loader.add_option(
-            name="mistral_answers", typespec=str, default="auto", choices=("auto", "openai", "mistral"),
+            name="mistral_answers", typespec=str, default="auto", choices=self.MODES,
             help="How Mistral's answers reach clients. auto: translated into the shapes OpenAI clients read "
                  "(text content with reasoning_content, tool-call type and index, finish_reason length, "
                  "OpenAI's error object), except for Mistral-native clients (the mistralai SDKs and "
@@ -467,7 +469,10 @@ class Answers:
 
     def configure(self, updated) -> None:
         if "mistral_answers" in updated:
-            self.mode = ctx.options.mistral_answers
+            mode = ctx.options.mistral_answers
+            if mode not in self.MODES:  # (a value set before the addon loaded is not checked by mitmproxy)
+                raise exceptions.OptionsError(f"mistral_answers: {mode!r} is not one of {', '.join(self.MODES)}")
+            self.mode = mode
         if "mistral_native_clients" in updated:
             self.native = tuple(s.strip().lower() for s in ctx.options.mistral_native_clients if s.strip())
         if "mistral_dry_run" in updated:
