@@ -27,7 +27,7 @@ def chat_flow(body: dict, host: str = "api.mistral.ai", **headers) -> http.HTTPF
 def fresh() -> addon.MistralCompat:
     rewriter = addon.Rewriter()
     return addon.MistralCompat(addon.Matcher(), addon.Redaction(), addon.InterceptScope(), addon.Cors(),
-                               addon.ResponsesBridge(rewriter), rewriter, addon.StreamEvents(), addon.Report())
+                               addon.ResponsesBridge(rewriter), rewriter, addon.Answers(), addon.Report())
 
 
 DIRTY = {"model": "m", "messages": [{"role": "user", "content": "hi", "name": "x"}], "user": "u", "seed": 1}
@@ -308,3 +308,124 @@ def test_backup_only_when_a_flow_view_can_revert():
         assert g.modified()
         g.revert()
         assert json.loads(g.request.content) == DIRTY
+
+
+# -- Answers: chat answers translated for OpenAI clients ------------------------------------------------
+
+REASONING_SSE = (b'data: {"choices":[{"index":0,"delta":{"content":[{"type":"thinking","thinking":'
+                 b'[{"type":"text","text":"hmm"}]},{"type":"text","text":"3"}]},"finish_reason":null}]}\n\n'
+                 b'data: {"choices":[{"index":0,"delta":{"content":"91"},"finish_reason":"model_length"}]}\n\n'
+                 b'data: [DONE]\n\n')
+
+
+def chat_answer_headers(mc: addon.MistralCompat, content_type: str = "text/event-stream", status: int = 200,
+                        dry_run: bool = False, **headers: str) -> http.HTTPFlow:
+    """A matched chat request whose answer's headers have arrived."""
+    f = chat_flow({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    mc.requestheaders(f)
+    mc.request(f)
+    f.response = tflow.tresp(content=b"", status_code=status)
+    f.response.headers["content-type"] = content_type
+    f.response.headers.update(headers)
+    mc.responseheaders(f)
+    return f
+
+
+def chunks_of(raw: bytes) -> list[dict]:
+    return [json.loads(line[6:]) for line in raw.split(b"\n") if line.startswith(b"data: {")]
+
+
+def run_stream(f: http.HTTPFlow, data: bytes, size: int = 5) -> bytes:
+    pieces = [f.response.stream(data[i:i + size]) for i in range(0, len(data), size)] + [f.response.stream(b"")]
+    assert all(isinstance(p, list) and b"" not in p for p in pieces)  # never b"" mid-stream
+    return b"".join(b"".join(p) for p in pieces)
+
+
+def test_chat_stream_translated_with_notes_in_the_log_and_comment(caplog):
+    mc = fresh()
+    with taddons.context(mc) as tctx, caplog.at_level(logging.INFO):
+        tctx.configure(mc, mistral_answers="auto")
+        f = chat_answer_headers(mc, **{"content-length": "999"})
+        assert callable(f.response.stream) and "content-length" not in f.response.headers
+        events = chunks_of(run_stream(f, REASONING_SSE))
+        assert [e["choices"][0]["delta"] for e in events] == [{"content": "3", "reasoning_content": "hmm"},
+                                                              {"content": "91"}]
+        assert events[1]["choices"][0]["finish_reason"] == "length"
+        mc.response(f)
+        mc.done()
+    assert "answer: content chunks -> text + reasoning_content; finish_reason model_length -> length" in caplog.text
+    assert "- finish_reason model_length -> length" in f.comment
+
+
+def test_chat_stream_compressed_is_decoded_as_it_streams():
+    import gzip
+    mc = fresh()
+    with taddons.context(mc):
+        f = chat_answer_headers(mc, **{"content-encoding": "gzip"})
+        assert "content-encoding" not in f.response.headers
+        out = run_stream(f, gzip.compress(REASONING_SSE), size=3)
+        assert chunks_of(out)[0]["choices"][0]["delta"]["content"] == "3"
+
+
+def test_chat_stream_with_an_unknown_encoding_is_passed_on():
+    mc = fresh()
+    with taddons.context(mc):
+        f = chat_answer_headers(mc, **{"content-encoding": "compress"})
+        assert f.response.stream is True and f.response.headers["content-encoding"] == "compress"
+
+
+def test_chat_stream_dry_run_passes_every_byte(caplog):
+    import gzip
+    mc = fresh()
+    with taddons.context(mc) as tctx, caplog.at_level(logging.INFO):
+        tctx.configure(mc, mistral_dry_run=True)
+        f = chat_answer_headers(mc, **{"content-encoding": "gzip", "content-length": "10"})
+        assert f.response.headers["content-encoding"] == "gzip" and f.response.headers["content-length"] == "10"
+        blob = gzip.compress(REASONING_SSE)
+        assert run_stream(f, blob) == blob
+        mc.response(f)
+        mc.done()
+    assert "(dry run, not applied) chat/completions [(no user-agent)]: answer: content chunks" in caplog.text
+
+
+def test_chat_stream_failure_passes_the_rest_untranslated(monkeypatch, caplog):
+    mc = fresh()
+    with taddons.context(mc):
+        f = chat_answer_headers(mc)
+        monkeypatch.setattr(addon.answers.StreamTranslator, "feed", lambda self, data: 1 / 0)
+        assert f.response.stream(b"data: x\n\n") == [b"data: x\n\n"]
+        assert f.response.stream(b"data: y\n\n") == [b"data: y\n\n"]
+        assert f.response.stream(b"") == []
+    assert "could not be translated (ZeroDivisionError" in caplog.text
+
+
+def test_json_answers_buffered_even_with_stream_large_bodies_and_shown_in_the_view():
+    mc = fresh()
+    body = b'{"choices":[{"index":0,"message":{"content":[{"type":"text","text":"x"}]},"finish_reason":"stop"}]}'
+    with taddons.context(mc):
+        f = chat_answer_headers(mc, content_type="application/json")
+        assert f.response.stream is False
+        f.response.content = body
+        mc.response(f)
+        assert json.loads(f.response.content)["choices"][0]["message"] == {"content": "x"}
+        view = addon._view_text(f.response.content, f, f.response)
+        assert "--- sent by Mistral" in view and '"text": "x"' in view and '"content": "x"' in view
+        assert addon._view_text(f.request.content, f, f.request) is None  # the request was not changed
+
+
+def test_error_answers_of_any_matched_path_but_not_successes():
+    mc = fresh()
+    with taddons.context(mc):
+        f = tflow.tflow()
+        f.request.host, f.request.method, f.request.path = "api.mistral.ai", "GET", "/v1/models"
+        mc.requestheaders(f)
+        mc.request(f)
+        f.response = tflow.tresp(content=b'{"object":"list","data":[]}', status_code=200)
+        mc.responseheaders(f)
+        mc.response(f)
+        assert f.response.content == b'{"object":"list","data":[]}'
+        f.response = tflow.tresp(content=b'{"detail":"Unauthorized"}', status_code=401)
+        mc.responseheaders(f)
+        assert f.response.stream is False
+        mc.response(f)
+        assert json.loads(f.response.content)["error"]["message"] == "Unauthorized"

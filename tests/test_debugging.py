@@ -81,8 +81,8 @@ def test_summary_after_sigterm(mitmdump, fake):
     assert "mistral-compat summary" in out
     summary = out[out.index("mistral-compat summary"):].splitlines()
     row = next(line for line in summary if line.startswith("SummaryClient/1.0"))
-    assert row.split()[-3:] == ["5", "3", "0"]
-    assert next(line for line in summary if line.startswith("BrokenClient/0.1")).split()[-3:] == ["1", "0", "1"]
+    assert row.split()[-4:] == ["5", "3", "0", "0"]
+    assert next(line for line in summary if line.startswith("BrokenClient/0.1")).split()[-4:] == ["1", "0", "1", "0"]
     assert "         3x  dropped stream_options" in summary
     assert "         3x  seed -> random_seed" in summary
     assert "         3x  dropped messages[].name" in summary

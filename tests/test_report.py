@@ -49,11 +49,16 @@ def test_summary_table_counts_by_client_and_field():
     s.matched("curl/8")
     s.matched("curl/8")
     s.rejected("curl/8")
+    s.answered("curl/8", ["content chunks -> text + reasoning_content", "tool_calls index added"])
+    s.answered("curl/8", ["tool_calls index added"])
     table = s.table()
     lines = table.splitlines()
     assert lines[0] == "mistral-compat summary"
-    assert any(line.startswith("OpenAI/Python 3.57.0") and line.split()[-3:] == ["3", "3", "0"] for line in lines)
-    assert any(line.startswith("curl/8") and line.split()[-3:] == ["2", "0", "1"] for line in lines)
+    assert any(line.startswith("OpenAI/Python 3.57.0") and line.split()[-4:] == ["3", "3", "0", "0"] for line in lines)
+    assert any(line.startswith("curl/8") and line.split()[-4:] == ["2", "0", "1", "2"] for line in lines)
+    assert lines[1].split() == ["client", "matched", "changed", "400", "answers"]
+    assert "         2x  answer: tool_calls index added" in lines
+    assert "         1x  answer: content chunks -> text + reasoning_content" in lines
     assert "         6x  dropped messages[].name" in lines
     assert "         3x  seed -> random_seed" in lines
     assert report.Summary().table() == ""

@@ -47,6 +47,7 @@ PDF = "data:application/pdf;base64,JVBERi0="
 EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
 TOOL_ID_RE = re.compile(r"[a-zA-Z0-9]{9}")
 
+CITY_ARGS = '{"city":"Paris"}'  # the fake fills required string parameters with "Paris"
 WEATHER = {"type": "function", "name": "get_weather", "description": "Current weather",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
            "strict": True}
@@ -361,7 +362,7 @@ def test_tool_call_answer_and_the_next_turn():
     response = Response.model_validate(chat_to_response(mistral_answer(body), body))
     (call,) = response.output
     assert isinstance(call, ResponseFunctionToolCall)
-    assert call.name == "get_weather" and call.arguments == "{}" and call.id.startswith("fc_")
+    assert call.name == "get_weather" and call.arguments == CITY_ARGS and call.id.startswith("fc_")
     assert TOOL_ID_RE.fullmatch(call.call_id) and call.status == "completed"
     assert [t.name for t in response.tools] == ["get_weather", "get_time"] and response.tool_choice == "required"
 
@@ -593,7 +594,7 @@ def test_the_fakes_tool_call_stream():
     events = translate(list(chat_chunks(chat, 3)), request=responses(stream=True, tools=[WEATHER]))
     final = check_lifecycle(events)
     (call,) = final.output
-    assert call.type == "function_call" and call.name == "get_weather" and call.arguments == "{}"
+    assert call.type == "function_call" and call.name == "get_weather" and call.arguments == CITY_ARGS
     assert TOOL_ID_RE.fullmatch(call.call_id)
     assert final.tools[0].name == "get_weather"
 
@@ -753,7 +754,7 @@ def test_sdk_create_tool_call_and_answer(sdk):
     second = sdk.responses.create(model=MODEL, tools=[SDK_TOOL], input=[
         {"role": "user", "content": "Weather in Paris?"}, *first.output,
         {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}])
-    assert second.output_text == "ok"
+    assert second.output_text == "Tool results: sunny"
 
 
 def test_sdk_stream_events(sdk):
@@ -774,7 +775,7 @@ def test_sdk_stream_helper_tool_call(sdk):
     with sdk.responses.stream(model=MODEL, input="Please call the tool", tools=[SDK_TOOL]) as stream:
         final = stream.get_final_response()
     (call,) = final.output
-    assert call.type == "function_call" and call.arguments == "{}" and TOOL_ID_RE.fullmatch(call.call_id)
+    assert call.type == "function_call" and call.arguments == CITY_ARGS and TOOL_ID_RE.fullmatch(call.call_id)
 
 
 def test_sdk_sees_our_400(sdk):

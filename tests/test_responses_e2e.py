@@ -14,6 +14,7 @@ from fake_mistral import validate
 
 MODEL = "mistral-small-latest"
 KEY = "sk-responses-test-0123456789SECRET"
+CITY_ARGS = '{"city":"Paris"}'  # the fake fills required string parameters with "Paris"
 WEATHER = {"type": "function", "name": "get_weather", "description": "The weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
            "strict": True}
@@ -121,7 +122,7 @@ def test_function_calling_round_trip(client, module_fake):
     first = client.responses.create(model=MODEL, input="What's the weather in Paris?", tools=[WEATHER],
                                     tool_choice="required", parallel_tool_calls=False)
     (call,) = first.output
-    assert call.type == "function_call" and call.name == "get_weather" and call.arguments == "{}"
+    assert call.type == "function_call" and call.name == "get_weather" and call.arguments == CITY_ARGS
     sent = sent_to_mistral(module_fake)
     assert sent["tools"] == [{"type": "function", "function": {
         "name": "get_weather", "description": "The weather in a city", "parameters": WEATHER["parameters"],
@@ -132,7 +133,7 @@ def test_function_calling_round_trip(client, module_fake):
         {"role": "user", "content": "What's the weather in Paris?"},
         *[item.model_dump(exclude_none=True) for item in first.output],
         {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}])
-    assert second.output_text == "ok"
+    assert second.output_text == "Tool results: sunny"
     sent = sent_to_mistral(module_fake)
     assistant, tool = sent["messages"][1], sent["messages"][2]
     assert assistant["role"] == "assistant" and assistant["tool_calls"][0]["function"]["name"] == "get_weather"
@@ -160,7 +161,7 @@ def test_stream_function_call(client, module_fake):
     kinds = [e.type for e in events]
     assert "response.function_call_arguments.delta" in kinds
     done = next(e for e in events if e.type == "response.function_call_arguments.done")
-    assert done.arguments == "{}" and done.name == "get_weather"
+    assert done.arguments == CITY_ARGS and done.name == "get_weather"
     final = events[-1].response
     assert events[-1].type == "response.completed"
     assert [o.type for o in final.output] == ["function_call"] and final.output[0].name == "get_weather"
