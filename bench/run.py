@@ -94,7 +94,8 @@ def bodies() -> dict[str, bytes]:
         ]}],
         "max_completion_tokens": 64, "seed": 42, "store": True, "user": "user-1234",
     }
-    return {"small": small, "stream": stream,
+    reasoning = dict(json.loads(stream), reasoning_effort="high")  # the fake answers with thinking chunks
+    return {"small": small, "stream": stream, "reasoning_stream": json.dumps(reasoning).encode("utf-8"),
             "image_8mb": json.dumps(big, separators=(",", ":")).encode("utf-8")}
 
 
@@ -163,7 +164,39 @@ def worker() -> None:
             "floor_ns": statistics.median(samples["floor"]),
             "core_ns": statistics.median(samples["core"]),
         }
+    out["stream_events"] = _stream_event_costs(7 if quick else 15)
     print(json.dumps(out))
+
+
+def _stream_event_costs(reps: int) -> dict:
+    """The core's CPU per streamed event: one needing translation (thinking chunks, Mistral's whole tool
+    calls) and one passed on byte for byte (a plain text delta)."""
+    from mistral_compat.answers import StreamTranslator
+
+    def event(delta: dict) -> bytes:
+        chunk = {"id": "0123456789abcdef0123456789abcdef", "object": "chat.completion.chunk", "created": 1764500000,
+                 "model": "mistral-small-latest", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+    kinds = {
+        "thinking": event({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "Let me see. " * 3}]}]}),
+        "tool_calls": event({"content": None, "tool_calls": [
+            {"id": "gSIMJiOkT", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+            {"id": "h7TRjw9Qa", "function": {"name": "get_time", "arguments": "{\"tz\":\"CET\"}"}}]}),
+        "plain": event({"content": "Paris is the capital of France. "}),
+    }
+    loops = 2000
+    out = {}
+    for name, data in kinds.items():
+        samples = []
+        for _ in range(reps):
+            t = StreamTranslator()
+            t0 = time.process_time_ns()
+            for _ in range(loops):
+                t.feed(data)
+            samples.append((time.process_time_ns() - t0) / loops)
+        out[name] = {"bytes": len(data), "us": statistics.median(samples) / 1000}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -358,8 +391,9 @@ def get_json(port: int, path: str) -> dict:
     return json.loads(body)
 
 
-def first_event_ms(port: int, request: bytes) -> float:
-    """Fresh connection (settled before the clock starts), request sent -> first `data:` line."""
+def first_event_ms(port: int, request: bytes, needle: bytes = b"data:") -> float:
+    """Fresh connection (settled before the clock starts), request sent -> first `data:` line (or the first
+    time `needle` is seen)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
@@ -367,7 +401,7 @@ def first_event_ms(port: int, request: bytes) -> float:
         t0 = time.perf_counter()
         s.sendall(request)
         buf = b""
-        while b"data:" not in buf:
+        while needle not in buf:
             chunk = s.recv(65536)
             if not chunk:
                 raise ConnectionError(f"closed before the first event: {buf[:300]!r}")
@@ -591,6 +625,16 @@ def run(args) -> dict:
               "proxied_samples_ms": [round(x, 3) for x in proxied],
               "stream_interval_s": STREAM_INTERVAL, "runs": fe_runs}
         fe["gap_ms"] = fe["proxied_ms"] - fe["direct_ms"]
+        # the first event that the addon translates (thinking chunks -> reasoning_content), same way
+        direct_req = http_request(fake.port, CHAT, as_forwarded(b["reasoning_stream"]))
+        proxied_req = http_request(addon.port, CHAT, b["reasoning_stream"])
+        first_event_ms(fake.port, direct_req, b'"thinking"'), first_event_ms(addon.port, proxied_req, b"reasoning_content")
+        direct, proxied = [], []
+        for _ in range(fe_runs):
+            direct.append(first_event_ms(fake.port, direct_req, b'"thinking"'))
+            proxied.append(first_event_ms(addon.port, proxied_req, b"reasoning_content"))
+        fe["translated"] = {"direct_ms": med(direct), "proxied_ms": med(proxied)}
+        fe["translated"]["gap_ms"] = fe["translated"]["proxied_ms"] - fe["translated"]["direct_ms"]
 
         if PIN["proxy"] is not None:
             for p in (bare, addon, timer):
@@ -706,6 +750,7 @@ def run(args) -> dict:
             "timer_bias_ns_per_hook_call": big_hook[0].get("timer_bias_ns") if big_hook else None,
         },
         "first_event": fe,
+        "stream_events": inproc["stream_events"],
         "small": {
             "body_bytes": inproc["small"]["body_bytes"],
             "changes": inproc["small"]["changes"],
@@ -770,6 +815,8 @@ def run(args) -> dict:
     result["targets"] = [
         {"name": "first-event gap", "value": fe["gap_ms"], "unit": "ms",
          "target": f"< {TARGET_GAP_MS:g} ms", "met": fe["gap_ms"] < TARGET_GAP_MS},
+        {"name": "first translated event gap", "value": fe["translated"]["gap_ms"], "unit": "ms",
+         "target": f"< {TARGET_GAP_MS:g} ms", "met": fe["translated"]["gap_ms"] < TARGET_GAP_MS},
         {"name": "addon CPU / bare mitmdump CPU, small request", "value": result["small"]["addon_vs_bare_pct"],
          "unit": "%", "target": f"<= {TARGET_SMALL_PCT:g} %",
          "met": result["small"]["addon_vs_bare_pct"] <= TARGET_SMALL_PCT},
@@ -800,6 +847,17 @@ def table(r: dict) -> str:
     row("  straight to the upstream", f"{fe['direct_ms']:.2f} ms")
     row("  through mitmdump -s addon.py", f"{fe['proxied_ms']:.2f} ms")
     row("  gap", f"{fe['gap_ms']:.2f} ms", f"< {TARGET_GAP_MS:g} ms", met["first-event gap"])
+    tr = fe["translated"]
+    row("First translated event of a reasoning stream (thinking chunks -> reasoning_content), median")
+    row("  straight to the upstream (untranslated)", f"{tr['direct_ms']:.2f} ms")
+    row("  through mitmdump -s addon.py (translated)", f"{tr['proxied_ms']:.2f} ms")
+    row("  gap", f"{tr['gap_ms']:.2f} ms", f"< {TARGET_GAP_MS:g} ms", met["first translated event gap"])
+    row("Core answer translation, CPU per streamed event, in-process")
+    for name, label in (("thinking", "thinking chunks -> reasoning_content"),
+                        ("tool_calls", "two whole tool calls -> type + index"),
+                        ("plain", "plain text delta, passed byte for byte")):
+        ev = r["stream_events"][name]
+        row(f"  {label} ({ev['bytes']} B)", f"{ev['us']:.1f} us")
     row(f"Small chat request ({s['body_bytes']} B, {len(s['changes'])} fields dropped/renamed), "
         f"{t['clients']} clients, CPU per request")
     row("  addon, timed inside its hooks", f"{s['addon_hooks_us']:.0f} us")

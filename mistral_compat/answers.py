@@ -43,7 +43,7 @@ def left_out(kind: str) -> str:
 
 # A JSON text that may need a change: chunk arrays, tool calls, Mistral's finish reasons, an error. Text
 # without any of these is passed on without being parsed.
-_LOOK = re.compile(rb'"content"\s*:\s*\[|"tool_calls"|"model_length"|"object"\s*:\s*"error"')
+_LOOK = re.compile(rb'"content"\s*:\s*\[|"tool_calls"\s*:\s*\[|"model_length"|"object"\s*:\s*"error"')
 
 
 def split_content(content: Any) -> tuple[str | None, str, list[str]]:
