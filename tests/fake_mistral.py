@@ -4,9 +4,80 @@ Request bodies are checked the way api.mistral.ai checks them:
   * against the request schemas of the published OpenAPI spec
     (tests/fixtures/mistral_request_schemas.json): unknown keys at any depth,
     types, enums and bounds are answered with HTTP 422 in Mistral's shape,
+    {"object":"error","message":{"detail":[...]},"type":"invalid_request_error","param":null,"code":null},
     with pydantic-style `detail` entries;
   * then, for chat and agents completions, against the conversation rules that
     Mistral's serving validator (mistral-common) enforces: HTTP 400.
+
+Answers come in the shapes the live service sends (see /work/shared/notes/mistral-answers.md). JSON is
+compact. The CONTRACT, for /v1/chat/completions and /v1/agents/completions, JSON and `"stream": true`
+(text/event-stream, events `data: <json>\n\n` spaced by `stream_interval`, then `data: [DONE]\n\n`; every
+chunk is {"id","object":"chat.completion.chunk","created","model","choices":[{"index":0,"delta",
+"finish_reason"}]}, the last one also with "usage"). "User text" is the text of the LAST user message
+(string content or its text chunks); triggers are case-insensitive; the first that applies wins:
+
+  1. Tool results: the last message has role "tool" -> never a tool call; the text is
+     TOOL_RESULT_PREFIX + the contents of the tool messages after the last assistant message, joined with
+     "; ", finish "stop". JSON: string content. Stream: {"role":"assistant","content":<piece>} deltas
+     (2+ pieces), then {"content":""} with finish and usage.
+  2. Tool calls: tool_choice naming a function calls it; user text containing "call every tool" calls every
+     function of `tools` in order (parallel calls); tool_choice "any"/"required" or user text containing
+     "call the tool" calls the first. Never with tool_choice "none" or without tools. Mistral's wire shape:
+     each call {"id": 9 chars [A-Za-z0-9], "function": {"name", "arguments"}}, NO "type", NO "index".
+     `arguments` is compact JSON made from the function's `parameters` schema (tool_arguments()): each
+     property in `required` (in that order; when `required` is absent or empty, each property of
+     `properties`) gets its first `enum` value, else by `type`: string "Paris", integer 3, number 1.5,
+     boolean true, array [], object {} (a type list uses its first non-"null" type), else null.
+     JSON: message {"role":"assistant","tool_calls":[...]} (no "content" key), finish "tool_calls".
+     Stream: {"role":"assistant","content":""}, then ONE chunk with delta
+     {"content":null,"tool_calls":[all calls]}, finish "tool_calls" and usage.
+  3. Truncation: user text contains "run out of context" -> as the default, finish "model_length".
+  4. Magistral: the model starts with "magistral". JSON content: [{"type":"thinking","thinking":[{"type":
+     "text","text":REASONING_THINKING}],"closed":true},{"type":"text","text":REASONING_ANSWER}]. Stream:
+     {"role":"assistant","content":""}; deltas [{"type":"thinking","thinking":[{"type":"text","text":<piece>}]}]
+     (the pieces join to REASONING_THINKING); [{"type":"text","text":"3"}]; [{"type":"text","text":"91"}];
+     then {"content":""} with finish "stop" and usage.
+  5. Reasoning (mistral-small style): `reasoning_effort` set and not "none". JSON content as in 4. Stream:
+     {"role":"assistant","content":""}; 2+ deltas, each an array with one thinking chunk (all pieces but the
+     last); ONE delta [<thinking chunk of the last piece, "closed":true>,{"type":"text","text":"3"}]; then
+     the STRING delta "91" with finish "stop" and usage in the same chunk.
+  6. References: user text contains "with references" -> REFERENCES_ANSWER with a reference chunk. JSON
+     content: [{"type":"text","text":"Paris is the capital"},{"type":"reference","reference_ids":[1]},
+     {"type":"text","text":" of France."}]. Stream: {"role":"assistant","content":""}, then one array delta
+     per chunk, then {"content":""} with finish "stop" and usage.
+  7. Default: JSON message {"role":"assistant","content":"ok","tool_calls":null}, finish "stop"; stream
+     {"role":"assistant","content":"tok0 "}, "tok1 ", ... (`stream_events` of them), then {"content":""}
+     with finish "stop" and usage.
+  JSON messages other than tool calls are {"role":"assistant","content":...,"tool_calls":null}; with `n`,
+  every choice is the same answer (fresh tool call ids). FIM (/v1/fim/completions) answers as the default,
+  with finish "model_length" when `prompt` contains "run out of context".
+
+Request headers that shape the answer (none is ever required):
+  * x-fake-error: NAME (checked before anything else, validation included; any path), see FAKE_ERRORS:
+      422-object  422 {"object":"error","message":{"detail":[<extra_forbidden at body.messages.1.content,
+                  input "x">,<missing body.model, input {}>]},"type":"invalid_request_error","param":null,
+                  "code":null}
+      422-detail  422 {"detail":[<the same two entries>]}
+      401-message 401 {"message":"Unauthorized","request_id":"<32 hex>"}
+      401-detail  401 {"detail":"Unauthorized"}
+      429-message 429 {"message":"Requests rate limit exceeded"}
+      429-object  429 {"object":"error","message":"Rate limit exceeded","type":"rate_limited","param":null,
+                  "code":"1300","raw_status_code":429}
+      stream-error 200 event stream: a role delta chunk, then the event STREAM_ERROR
+                  {"object":"error","message":"Internal server error","type":"internal_server_error",
+                  "param":null,"code":"3000"}, then the end of the body (no [DONE]).
+    An unknown NAME is answered 400.
+  * x-fake-status: N forces status N with a Mistral-style error body (after x-fake-error).
+  * x-fake-sse: crlf-split: streams use "\r\n" line ends, send ": keep-alive\r\n\r\n" before the first
+    event, and write every event (the [DONE] one too) in two network writes cut in the middle of its
+    payload, SPLIT_PAUSE (5 ms) apart.
+  * x-fake-encoding: gzip | deflate | br | zstd (or identity): the answer body gets that Content-Encoding:
+    JSON and error answers compressed whole; streams compressed with a streaming compressor flushed after
+    every network write (zlib Z_SYNC_FLUSH, brotli flush(), zstd FLUSH_BLOCK), so they still stream.
+    An unknown value of x-fake-sse or x-fake-encoding is answered 400.
+
+Exported constants: REASONING_THINKING, REASONING_ANSWER, REFERENCES_ANSWER, TOOL_RESULT_PREFIX,
+TOOL_CALL_TRIGGER, EVERY_TOOL_TRIGGER, REFERENCES_TRIGGER, TRUNCATION_TRIGGER, FAKE_ERRORS, STREAM_ERROR.
 
 Run standalone:  python tests/fake_mistral.py --port 8090 [--tls]
 """
@@ -15,6 +86,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import copy
 import functools
 import gzip
 import hashlib
@@ -443,6 +515,21 @@ def _usage(data: dict, completion_tokens: int) -> dict:
 
 
 TOOL_CALL_TRIGGER = "call the tool"
+EVERY_TOOL_TRIGGER = "call every tool"
+REFERENCES_TRIGGER = "with references"
+TRUNCATION_TRIGGER = "run out of context"
+
+REASONING_THINKING = "17 * 23: 17 * 20 = 340, 17 * 3 = 51, 340 + 51 = 391."
+REASONING_ANSWER = "391"
+REFERENCES_ANSWER = "Paris is the capital of France."
+TOOL_RESULT_PREFIX = "Tool results: "
+
+_REFERENCE_CHUNKS = (
+    {"type": "text", "text": "Paris is the capital"},
+    {"type": "reference", "reference_ids": [1]},
+    {"type": "text", "text": " of France."},
+)
+_ARGUMENT_VALUES = {"string": "Paris", "integer": 3, "number": 1.5, "boolean": True, "array": [], "object": {}}
 _TOOL_ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -452,60 +539,169 @@ def _text_of(content) -> str:
     return "".join(c.get("text") or "" for c in content or [] if isinstance(c, dict) and c.get("type") == "text")
 
 
-def _tool_to_call(data: dict):
-    """The function the answer calls, or None: tool_choice any/required or a named function, or the last
-    user message asks to "call the tool" (never with tool_choice none)."""
+def _user_text(data: dict) -> str:
+    """The text of the last user message (string content or its text chunks)."""
+    users = [m for m in data.get("messages") or [] if m.get("role") == "user"]
+    return _text_of(users[-1].get("content")) if users else ""
+
+
+def _tools_to_call(data: dict) -> list:
+    """The functions the answer calls, in order, or []: a named tool_choice calls that function;
+    "call every tool" in the user text calls every function; tool_choice any/required or "call the tool"
+    calls the first. Never with tool_choice none, nor when the last message is a tool result."""
     functions = [t["function"] for t in data.get("tools") or [] if t.get("type", "function") == "function"]
     choice = data.get("tool_choice")
-    if not functions or choice == "none":
-        return None
+    messages = data.get("messages") or []
+    if not functions or choice == "none" or (messages and messages[-1].get("role") == "tool"):
+        return []
     if isinstance(choice, dict):
-        return next((f for f in functions if f["name"] == choice["function"]["name"]), functions[0])
-    if choice in ("any", "required"):
-        return functions[0]
-    users = [m for m in data.get("messages") or [] if m["role"] == "user"]
-    if users and TOOL_CALL_TRIGGER in _text_of(users[-1].get("content")).lower():
-        return functions[0]
-    return None
+        return [next((f for f in functions if f["name"] == choice["function"]["name"]), functions[0])]
+    text = _user_text(data).lower()
+    if EVERY_TOOL_TRIGGER in text:
+        return functions
+    if choice in ("any", "required") or TOOL_CALL_TRIGGER in text:
+        return functions[:1]
+    return []
+
+
+def _argument_value(schema):
+    schema = schema if isinstance(schema, dict) else {}
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
+    type_ = schema.get("type")
+    if isinstance(type_, list):  # ["string", "null"]: the first non-null type
+        type_ = next((t for t in type_ if t != "null"), None)
+    return copy.copy(_ARGUMENT_VALUES.get(type_)) if isinstance(type_, str) else None
+
+
+def tool_arguments(parameters) -> str:
+    """The compact JSON arguments the fake passes to a function with this `parameters` JSON schema."""
+    schema = parameters if isinstance(parameters, dict) else {}
+    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    required = schema.get("required") if isinstance(schema.get("required"), list) else None
+    names = required or list(properties)
+    args = {name: _argument_value(properties.get(name)) for name in names if isinstance(name, str)}
+    return json.dumps(args, separators=(",", ":"))
 
 
 def _tool_call(function: dict) -> dict:
+    """One call in Mistral's wire shape: no `type`, no `index`."""
     call_id = "".join(random.choices(_TOOL_ID_ALPHABET, k=9))
-    return {"id": call_id, "type": "function", "function": {"name": function["name"], "arguments": "{}"}, "index": 0}
+    return {"id": call_id, "function": {"name": function["name"],
+                                        "arguments": tool_arguments(function.get("parameters"))}}
+
+
+def _tool_result_text(messages: list) -> str:
+    """TOOL_RESULT_PREFIX + the contents of the tool messages after the last assistant message."""
+    start = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1) + 1
+    results = [_text_of(m.get("content")) for m in messages[start:] if m.get("role") == "tool"]
+    return TOOL_RESULT_PREFIX + "; ".join(results)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a completion answers: kind is text, tool_result, tools, reasoning, magistral or references."""
+
+    kind: str
+    finish: str = "stop"
+    text: str = "ok"
+    functions: tuple = ()
+
+
+def _plan(data: dict) -> _Plan:
+    """The answer's kind, by the triggers in the module docstring, first match wins."""
+    if "messages" not in data:  # FIM
+        truncated = TRUNCATION_TRIGGER in str(data.get("prompt") or "").lower()
+        return _Plan("text", finish="model_length" if truncated else "stop")
+    messages = data["messages"]
+    if messages and messages[-1].get("role") == "tool":
+        return _Plan("tool_result", text=_tool_result_text(messages))
+    functions = _tools_to_call(data)
+    if functions:
+        return _Plan("tools", finish="tool_calls", functions=tuple(functions))
+    text = _user_text(data).lower()
+    if TRUNCATION_TRIGGER in text:
+        return _Plan("text", finish="model_length")
+    if str(data.get("model") or "").startswith("magistral"):
+        return _Plan("magistral", text=REASONING_ANSWER)
+    if data.get("reasoning_effort") not in (None, "none"):
+        return _Plan("reasoning", text=REASONING_ANSWER)
+    if REFERENCES_TRIGGER in text:
+        return _Plan("references", text=REFERENCES_ANSWER)
+    return _Plan("text")
+
+
+def _thinking(text: str, closed: bool = False) -> dict:
+    chunk = {"type": "thinking", "thinking": [{"type": "text", "text": text}]}
+    if closed:
+        chunk["closed"] = True
+    return chunk
+
+
+def _message(plan: _Plan) -> dict:
+    if plan.kind == "tools":
+        return {"role": "assistant", "tool_calls": [_tool_call(f) for f in plan.functions]}
+    if plan.kind in ("reasoning", "magistral"):
+        content = [_thinking(REASONING_THINKING, closed=True), {"type": "text", "text": REASONING_ANSWER}]
+    elif plan.kind == "references":
+        content = copy.deepcopy(list(_REFERENCE_CHUNKS))
+    else:
+        content = plan.text
+    return {"role": "assistant", "content": content, "tool_calls": None}
 
 
 def chat_completion(data: dict) -> dict:
-    function = _tool_to_call(data)
-    choices = []
-    for i in range(data.get("n") or 1):
-        if function is not None:
-            message = {"role": "assistant", "content": "", "tool_calls": [_tool_call(function)]}
-            choices.append({"index": i, "message": message, "finish_reason": "tool_calls"})
-        else:
-            message = {"role": "assistant", "content": "ok", "tool_calls": None}
-            choices.append({"index": i, "message": message, "finish_reason": "stop"})
+    """The JSON answer to a valid, non-streamed chat, agents or FIM completion."""
+    plan = _plan(data)
+    choices = [{"index": i, "message": _message(plan), "finish_reason": plan.finish}
+               for i in range(data.get("n") or 1)]
     return {"id": _new_id(), "object": "chat.completion", "created": int(time.time()), "model": _model(data),
             "choices": choices, "usage": _usage(data, 1)}
 
 
-def chat_chunks(data: dict, events: int):
-    """The chunk objects of a streamed completion, the last one with usage.
+def _pieces(text: str, count: int) -> list:
+    """`text` cut into `count` non-empty pieces (fewer when the text is shorter)."""
+    count = max(1, min(count, len(text)))
+    return [text[len(text) * i // count:len(text) * (i + 1) // count] for i in range(count)]
 
-    A tool call comes whole in one chunk, then a finish chunk, as Mistral sends it."""
-    head = {"id": _new_id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": _model(data)}
-    function = _tool_to_call(data)
-    if function is not None:
-        yield dict(head, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-        delta = {"tool_calls": [_tool_call(function)]}
-        yield dict(head, choices=[{"index": 0, "delta": delta, "finish_reason": None}])
-        final = [{"index": 0, "delta": {"content": ""}, "finish_reason": "tool_calls"}]
-        yield dict(head, choices=final, usage=_usage(data, 10))
-        return
-    for i in range(events):
-        delta = {"role": "assistant", "content": f"tok{i} "}
-        yield dict(head, choices=[{"index": 0, "delta": delta, "finish_reason": None}])
-    final = [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]
-    yield dict(head, choices=final, usage=_usage(data, events))
+
+def _deltas(plan: _Plan, events: int) -> list:
+    """[(delta, finish_reason), ...]; the last one carries the finish reason (and gets the usage)."""
+    role = ({"role": "assistant", "content": ""}, None)
+    final = ({"content": ""}, plan.finish)
+    if plan.kind == "tools":
+        calls = [_tool_call(f) for f in plan.functions]
+        return [role, ({"content": None, "tool_calls": calls}, plan.finish)]
+    if plan.kind == "text":
+        return [({"role": "assistant", "content": f"tok{i} "}, None) for i in range(events)] + [final]
+    if plan.kind == "tool_result":
+        pieces = _pieces(plan.text, max(2, events))
+        return [({"role": "assistant", "content": p}, None) for p in pieces] + [final]
+    if plan.kind == "references":
+        return [role] + [({"content": [dict(c)]}, None) for c in copy.deepcopy(_REFERENCE_CHUNKS)] + [final]
+    thoughts = _pieces(REASONING_THINKING, max(3, events))
+    if plan.kind == "magistral":
+        answer_deltas = [({"content": [{"type": "text", "text": t}]}, None) for t in ("3", "91")]
+        return [role] + [({"content": [_thinking(t)]}, None) for t in thoughts] + answer_deltas + [final]
+    mixed = [_thinking(thoughts[-1], closed=True), {"type": "text", "text": "3"}]
+    return ([role] + [({"content": [_thinking(t)]}, None) for t in thoughts[:-1]]
+            + [({"content": mixed}, None), ({"content": "91"}, plan.finish)])
+
+
+def _chunk_head(data: dict) -> dict:
+    return {"id": _new_id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": _model(data)}
+
+
+def chat_chunks(data: dict, events: int):
+    """The chunk objects of a streamed completion, the last one with the finish reason and usage."""
+    head = _chunk_head(data)
+    deltas = _deltas(_plan(data), events)
+    for number, (delta, finish) in enumerate(deltas, 1):
+        chunk = dict(head, choices=[{"index": 0, "delta": delta, "finish_reason": finish}])
+        if number == len(deltas):
+            chunk["usage"] = _usage(data, max(1, len(deltas) - 1))
+        yield chunk
 
 
 def _vector(text: str, size: int) -> list:
@@ -587,6 +783,25 @@ def status_error(status: int) -> dict:
     return error_body(message, type_, code)
 
 
+_ERROR_DETAILS = (
+    {"type": "extra_forbidden", "loc": ["body", "messages", 1, "content"], "msg": "Extra inputs are not permitted",
+     "input": "x"},
+    {"type": "missing", "loc": ["body", "model"], "msg": "Field required", "input": {}},
+)
+STREAM_ERROR = {"object": "error", "message": "Internal server error", "type": "internal_server_error",
+                "param": None, "code": "3000"}
+# x-fake-error NAME -> (status, a function making the body); "stream-error" is a 200 event stream instead
+FAKE_ERRORS = {
+    "422-object": (422, lambda: detail_body(copy.deepcopy(list(_ERROR_DETAILS)))),
+    "422-detail": (422, lambda: {"detail": copy.deepcopy(list(_ERROR_DETAILS))}),
+    "401-message": (401, lambda: {"message": "Unauthorized", "request_id": _new_id()}),
+    "401-detail": (401, lambda: {"detail": "Unauthorized"}),
+    "429-message": (429, lambda: {"message": "Requests rate limit exceeded"}),
+    "429-object": (429, lambda: dict(error_body("Rate limit exceeded", "rate_limited", "1300"), raw_status_code=429)),
+    "stream-error": (200, None),
+}
+
+
 # ---------------------------------------------------------------------------
 # Request bodies: chunked framing and Content-Encoding
 
@@ -598,8 +813,27 @@ def _inflate(data: bytes) -> bytes:
         return zlib.decompress(data, -zlib.MAX_WBITS)  # raw deflate, as some clients send
 
 
+class _Flushing:
+    """A streaming compressor: write() returns the compressed bytes of `data`, flushed so that a reader
+    can decode everything written so far; finish() ends the compressed stream."""
+
+    def __init__(self, write, finish):
+        self.write, self.finish = write, finish
+
+
+def _zlib_stream(wbits: int) -> _Flushing:
+    c = zlib.compressobj(wbits=wbits)
+    return _Flushing(lambda data: c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH), c.flush)
+
+
+def _brotli_stream() -> _Flushing:
+    c = brotli.Compressor()
+    return _Flushing(lambda data: c.process(data) + c.flush(), c.finish)
+
+
 def _zstd_codec():
-    """(compress, decompress) from zstandard (mitmproxy 11) or the PEP 784 zstd (mitmproxy 12)."""
+    """(compress, decompress, streaming compressor) from zstandard (mitmproxy 11) or the PEP 784 zstd
+    (mitmproxy 12)."""
     try:
         import zstandard
     except ImportError:
@@ -607,12 +841,22 @@ def _zstd_codec():
             from compression import zstd  # Python 3.14+
         except ImportError:
             from backports import zstd
-        return zstd.compress, zstd.decompress
+
+        def stream() -> _Flushing:
+            c = zstd.ZstdCompressor()
+            return _Flushing(lambda data: c.compress(data, mode=zstd.ZstdCompressor.FLUSH_BLOCK), c.flush)
+
+        return zstd.compress, zstd.decompress, stream
+
+    def stream() -> _Flushing:
+        c = zstandard.ZstdCompressor().compressobj()
+        return _Flushing(lambda data: c.compress(data) + c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK), c.flush)
+
     return (lambda data: zstandard.ZstdCompressor().compress(data),
-            lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data))
+            lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data), stream)
 
 
-_zstd_compress, _zstd_decompress = _zstd_codec()
+_zstd_compress, _zstd_decompress, _zstd_stream = _zstd_codec()
 
 ENCODERS = {
     "identity": lambda data: data,
@@ -620,6 +864,12 @@ ENCODERS = {
     "deflate": zlib.compress,
     "br": brotli.compress,
     "zstd": _zstd_compress,
+}
+STREAM_ENCODERS = {  # for answers: x-fake-encoding
+    "gzip": lambda: _zlib_stream(31),
+    "deflate": lambda: _zlib_stream(zlib.MAX_WBITS),
+    "br": _brotli_stream,
+    "zstd": _zstd_stream,
 }
 DECODERS = {
     "identity": lambda data: data,
@@ -690,6 +940,9 @@ class Received:
         return json.loads(self.body)
 
 
+SPLIT_PAUSE = 0.005  # seconds between the two writes of an event with x-fake-sse: crlf-split
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeMistral/1.0"
@@ -704,6 +957,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self):
+        self._options_error = self._read_options()
         try:
             raw = self._read_body()
         except ValueError as exc:
@@ -729,8 +983,31 @@ class _Handler(BaseHTTPRequestHandler):
             raise ValueError("body shorter than Content-Length")
         return data
 
+    def _read_options(self):
+        """The answer's x-fake-encoding and x-fake-sse options; an error message when one is unknown."""
+        self._encoding, self._sse_split = None, False
+        coding = self.headers.get("x-fake-encoding", "").strip().lower()
+        framing = self.headers.get("x-fake-sse", "").strip().lower()
+        if coding and coding != "identity" and coding not in STREAM_ENCODERS:
+            return f"Unknown x-fake-encoding: {coding}"
+        if framing and framing != "crlf-split":
+            return f"Unknown x-fake-sse: {framing}"
+        self._encoding = coding if coding in STREAM_ENCODERS else None
+        self._sse_split = framing == "crlf-split"
+        return None
+
     def _dispatch(self, raw: bytes, body: bytes):
         route = self.path.split("?", 1)[0]
+        if self._options_error:
+            return self._reply(raw, body, 400, error_body(self._options_error))
+        name = self.headers.get("x-fake-error", "").strip()
+        if name:
+            if name not in FAKE_ERRORS:
+                return self._reply(raw, body, 400, error_body(f"Unknown x-fake-error: {name}"))
+            status, make_body = FAKE_ERRORS[name]
+            if make_body is None:
+                return self._stream_error(raw, body)
+            return self._reply(raw, body, status, make_body())
         forced = self._forced_status()
         if forced:
             return self._reply(raw, body, forced, status_error(forced))
@@ -781,6 +1058,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, raw: bytes, body: bytes, status: int, payload):
         self._record(raw, body, status)
         data = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+        coding = self._encoding if data else None
+        if coding:
+            data = ENCODERS[coding](data)
         self.send_response(status)
         self._common_headers()
         if status == 204:
@@ -788,28 +1068,81 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("access-control-allow-headers", "authorization, content-type")
         else:
             self.send_header("Content-Type", "application/json")
+            if coding:
+                self.send_header("Content-Encoding", coding)
             self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
     def _stream(self, raw: bytes, body: bytes, data: dict):
-        self._record(raw, body, 200)
         fake = self.server.fake
+        try:
+            self._start_stream(raw, body)
+            for chunk in chat_chunks(data, fake.stream_events):
+                self._event(json.dumps(chunk, separators=(",", ":")).encode())
+                if chunk["choices"][0]["finish_reason"] is None:
+                    time.sleep(fake.stream_interval)
+            self._event(b"[DONE]")
+            self._end_stream()
+        except OSError:  # the client went away
+            self.close_connection = True
+
+    def _stream_error(self, raw: bytes, body: bytes):
+        """x-fake-error: stream-error: a role delta, then Mistral's error event, then the end (no [DONE])."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        data = data if isinstance(data, dict) else {}
+        first = dict(_chunk_head(data), choices=[
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        try:
+            self._start_stream(raw, body)
+            self._event(json.dumps(first, separators=(",", ":")).encode())
+            time.sleep(self.server.fake.stream_interval)
+            self._event(json.dumps(STREAM_ERROR, separators=(",", ":")).encode())
+            self._end_stream()
+        except OSError:
+            self.close_connection = True
+
+    def _start_stream(self, raw: bytes, body: bytes):
+        self._record(raw, body, 200)
         self.send_response(200)
         self._common_headers()
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
+        if self._encoding:
+            self.send_header("Content-Encoding", self._encoding)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        try:
-            for chunk in chat_chunks(data, fake.stream_events):
-                self._write_chunk(b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n")
-                if chunk["choices"][0]["finish_reason"] is None:
-                    time.sleep(fake.stream_interval)
-            self._write_chunk(b"data: [DONE]\n\n")
-            self.wfile.write(b"0\r\n\r\n")
-        except OSError:  # the client went away
-            self.close_connection = True
+        self._compressor = STREAM_ENCODERS[self._encoding]() if self._encoding else None
+        self._eol = b"\r\n" if self._sse_split else b"\n"
+        if self._sse_split:
+            self._send(b": keep-alive" + self._eol * 2)
+
+    def _event(self, payload: bytes):
+        """One `data:` event; with x-fake-sse: crlf-split, in two writes cut in the middle of the payload."""
+        data = b"data: " + payload + self._eol * 2
+        if not self._sse_split:
+            return self._send(data)
+        middle = len(b"data: ") + len(payload) // 2
+        self._send(data[:middle])
+        time.sleep(SPLIT_PAUSE)
+        self._send(data[middle:])
+
+    def _send(self, data: bytes):
+        """One network write (one HTTP chunk), compressed and flushed with x-fake-encoding."""
+        if self._compressor is not None:
+            data = self._compressor.write(data)
+        if data:
+            self._write_chunk(data)
+
+    def _end_stream(self):
+        if self._compressor is not None:
+            tail = self._compressor.finish()
+            if tail:
+                self._write_chunk(tail)
+        self.wfile.write(b"0\r\n\r\n")
 
     def _write_chunk(self, data: bytes):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

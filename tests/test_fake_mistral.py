@@ -15,7 +15,17 @@ import zlib
 import httpx
 import pytest
 
-from fake_mistral import FakeMistral, encode_content, validate
+from fake_mistral import (
+    REASONING_ANSWER,
+    REASONING_THINKING,
+    REFERENCES_ANSWER,
+    TOOL_RESULT_PREFIX,
+    FakeMistral,
+    decode_content,
+    encode_content,
+    tool_arguments,
+    validate,
+)
 
 CHAT = "/v1/chat/completions"
 USER = {"role": "user", "content": "What is the weather in Paris?"}
@@ -357,13 +367,50 @@ def test_stream_events_are_spread_in_time(fake, client):
     assert arrivals[3] - arrivals[0] >= 0.25  # three intervals of 0.1 s
 
 
+CHUNK_KEYS = {"id", "object", "created", "model", "choices"}
+
+
+def sse_data(text: str) -> list:
+    """The `data:` payloads of an event stream's text, in order."""
+    return [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
+
+
+def check_chunks(events: list, done: bool = True) -> list:
+    """Chunk objects of a stream's payloads, checked for the chunk shape; usage only on the last one."""
+    if done:
+        assert events[-1] == "[DONE]"
+        events = events[:-1]
+    chunks = [json.loads(e) for e in events]
+    for number, chunk in enumerate(chunks, 1):
+        last = number == len(chunks)
+        assert set(chunk) == CHUNK_KEYS | ({"usage"} if last else set()), chunk
+        assert chunk["object"] == "chat.completion.chunk"
+        (choice,) = chunk["choices"]
+        assert set(choice) == {"index", "delta", "finish_reason"} and choice["index"] == 0
+        assert (choice["finish_reason"] is not None) == last, chunk
+    assert len({(c["id"], c["created"], c["model"]) for c in chunks}) == 1
+    return chunks
+
+
+def stream_chunks(client, body: dict, path: str = CHAT, headers=None) -> list:
+    with client.stream("POST", path, json=body, headers=headers or {}) as response:
+        assert response.status_code == 200 and response.headers["content-type"] == "text/event-stream"
+        return check_chunks([line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")])
+
+
+def deltas(chunks: list) -> list:
+    return [c["choices"][0]["delta"] for c in chunks]
+
+
 SECOND_TOOL = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
 
 
 def _tool_call_of(message: dict) -> dict:
     (call,) = message["tool_calls"]
+    assert set(call) == {"id", "function"} and set(call["function"]) == {"name", "arguments"}  # no type/index
     assert re.fullmatch(r"[a-zA-Z0-9]{9}", call["id"])
-    assert call["type"] == "function" and call["function"]["arguments"] == "{}" and call["index"] == 0
+    expected = '{"city":"Paris"}' if call["function"]["name"] == "get_weather" else "{}"
+    assert call["function"]["arguments"] == expected
     return call
 
 
@@ -378,7 +425,7 @@ def test_tool_call_answers(client, fields, name):
     body = chat(tools=[WEATHER_TOOL, SECOND_TOOL], **fields)
     choice = client.post(CHAT, json=body).json()["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
-    assert choice["message"]["content"] == ""
+    assert set(choice["message"]) == {"role", "tool_calls"}  # no "content" key, as Mistral sends it
     assert _tool_call_of(choice["message"])["function"]["name"] == name
 
 
@@ -401,16 +448,14 @@ def test_tool_call_ids_are_fresh(client):
     assert len(ids) == 5
 
 
-def test_streamed_tool_call_comes_whole_then_finish(client):
-    with client.stream("POST", CHAT, json=chat(stream=True, tools=[WEATHER_TOOL], tool_choice="required")) as response:
-        events = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
-    assert events[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
-    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, None, "tool_calls"]
+def test_streamed_tool_call_comes_whole_with_finish_and_usage(client):
+    chunks = stream_chunks(client, chat(stream=True, tools=[WEATHER_TOOL], tool_choice="required"))
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, "tool_calls"]
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    call = _tool_call_of(chunks[1]["choices"][0]["delta"])
-    assert call["function"]["name"] == "get_weather"
-    assert "usage" in chunks[-1] and "tool_calls" not in chunks[-1]["choices"][0]["delta"]
+    delta = chunks[1]["choices"][0]["delta"]
+    assert set(delta) == {"content", "tool_calls"} and delta["content"] is None
+    assert _tool_call_of(delta)["function"]["name"] == "get_weather"
+    assert "usage" in chunks[1] and "usage" not in chunks[0]
 
 
 def test_fim_and_embeddings_over_http(client):
@@ -522,3 +567,492 @@ def test_openapi_nullable_is_honoured():
     schema = {"type": "object", "properties": {"a": {"type": "string", "enum": ["x"], "nullable": True}}}
     assert list(_MistralValidator(schema).iter_errors({"a": None})) == []
     assert list(_MistralValidator(schema).iter_errors({"a": 1}))
+
+
+# --- answers in the live service's shapes ---------------------------------------------------------
+
+
+def user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def thinking_text(delta: dict) -> str:
+    return "".join(part["text"] for chunk in delta["content"] if chunk["type"] == "thinking"
+                   for part in chunk["thinking"])
+
+
+REASONING_CONTENT = [
+    {"type": "thinking", "thinking": [{"type": "text", "text": REASONING_THINKING}], "closed": True},
+    {"type": "text", "text": REASONING_ANSWER},
+]
+
+
+def test_constants():
+    assert REASONING_THINKING == "17 * 23: 17 * 20 = 340, 17 * 3 = 51, 340 + 51 = 391."
+    assert (REASONING_ANSWER, REFERENCES_ANSWER) == ("391", "Paris is the capital of France.")
+    assert TOOL_RESULT_PREFIX == "Tool results: "
+
+
+@pytest.mark.parametrize("path, body", [
+    (CHAT, chat(reasoning_effort="high")),
+    (CHAT, chat(model="magistral-medium-2507")),
+    (CHAT, chat(model="magistral-small-latest", reasoning_effort="none")),
+    ("/v1/agents/completions", {"agent_id": "ag_1", "messages": [USER], "reasoning_effort": "low"}),
+])
+def test_reasoning_answer(client, path, body):
+    choice = client.post(path, json=dict(body, n=2)).json()["choices"]
+    assert [c["message"] for c in choice] == [{"role": "assistant", "content": REASONING_CONTENT,
+                                               "tool_calls": None}] * 2
+    assert [c["finish_reason"] for c in choice] == ["stop", "stop"]
+
+
+@pytest.mark.parametrize("effort", [None, "none"])
+def test_no_reasoning_without_effort(client, effort):
+    body = chat(reasoning_effort=effort) if effort else chat()
+    assert client.post(CHAT, json=body).json()["choices"][0]["message"]["content"] == "ok"
+
+
+@pytest.mark.parametrize("path, body", [
+    (CHAT, chat(reasoning_effort="medium", stream=True)),
+    ("/v1/agents/completions", {"agent_id": "ag_1", "messages": [USER], "reasoning_effort": "high", "stream": True}),
+])
+def test_reasoning_stream_mixes_arrays_and_a_string(client, path, body):
+    found = deltas(stream_chunks(client, body, path))
+    assert found[0] == {"role": "assistant", "content": ""}
+    thoughts, mixed, last = found[1:-2], found[-2], found[-1]
+    assert len(thoughts) >= 2
+    for delta in thoughts:
+        assert set(delta) == {"content"}
+        (chunk,) = delta["content"]
+        assert set(chunk) == {"type", "thinking"} and chunk["type"] == "thinking"
+        (part,) = chunk["thinking"]
+        assert set(part) == {"type", "text"} and part["type"] == "text" and part["text"]
+    assert set(mixed) == {"content"} and len(mixed["content"]) == 2
+    assert mixed["content"][0]["type"] == "thinking" and mixed["content"][0]["closed"] is True
+    assert mixed["content"][1] == {"type": "text", "text": "3"}
+    assert "".join(thinking_text(d) for d in thoughts + [mixed]) == REASONING_THINKING
+    assert last == {"content": "91"}
+
+
+def test_reasoning_stream_final_chunk(client):
+    chunks = stream_chunks(client, chat(reasoning_effort="high", stream=True))
+    assert chunks[-1]["choices"][0] == {"index": 0, "delta": {"content": "91"}, "finish_reason": "stop"}
+    assert set(chunks[-1]["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+
+
+def test_magistral_stream_is_all_arrays(client):
+    chunks = stream_chunks(client, chat(model="magistral-medium-2507", stream=True))
+    found = deltas(chunks)
+    assert found[0] == {"role": "assistant", "content": ""}
+    assert found[-3:] == [{"content": [{"type": "text", "text": "3"}]}, {"content": [{"type": "text", "text": "91"}]},
+                          {"content": ""}]
+    thoughts = found[1:-3]
+    assert len(thoughts) >= 2 and all(len(d["content"]) == 1 and d["content"][0]["type"] == "thinking"
+                                      for d in thoughts)
+    assert "".join(thinking_text(d) for d in thoughts) == REASONING_THINKING
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and "usage" in chunks[-1]
+
+
+REFERENCE_CONTENT = [{"type": "text", "text": "Paris is the capital"}, {"type": "reference", "reference_ids": [1]},
+                     {"type": "text", "text": " of France."}]
+
+
+def test_references_answer(client):
+    body = chat(messages=[user("What is the capital of France? Answer WITH REFERENCES.")])
+    choice = client.post(CHAT, json=body).json()["choices"][0]
+    assert choice == {"index": 0, "finish_reason": "stop",
+                      "message": {"role": "assistant", "content": REFERENCE_CONTENT, "tool_calls": None}}
+    assert "".join(c.get("text", "") for c in REFERENCE_CONTENT) == REFERENCES_ANSWER
+    chunks = stream_chunks(client, dict(body, stream=True))
+    assert deltas(chunks) == [{"role": "assistant", "content": ""}] + [{"content": [c]} for c in REFERENCE_CONTENT] \
+        + [{"content": ""}]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_references_only_on_non_reasoning_models(client):
+    body = chat(messages=[user("answer with references")], reasoning_effort="high")
+    assert client.post(CHAT, json=body).json()["choices"][0]["message"]["content"] == REASONING_CONTENT
+
+
+def test_trigger_is_the_last_user_message(client):
+    messages = [user("answer with references"), {"role": "assistant", "content": "Sure"}, user("thanks")]
+    assert client.post(CHAT, json=chat(messages=messages)).json()["choices"][0]["message"]["content"] == "ok"
+
+
+def test_default_stream_is_unchanged(client):
+    found = deltas(stream_chunks(client, chat(stream=True)))
+    assert found == [{"role": "assistant", "content": f"tok{i} "} for i in range(4)] + [{"content": ""}]
+
+
+def test_truncation_is_model_length(client):
+    body = chat(messages=[{"role": "user", "content": [{"type": "text", "text": "We will Run Out Of Context"}]}])
+    choice = client.post(CHAT, json=body).json()["choices"][0]
+    assert choice == {"index": 0, "finish_reason": "model_length",
+                      "message": {"role": "assistant", "content": "ok", "tool_calls": None}}
+    chunks = stream_chunks(client, dict(body, stream=True))
+    assert deltas(chunks)[:4] == [{"role": "assistant", "content": f"tok{i} "} for i in range(4)]
+    assert chunks[-1]["choices"][0] == {"index": 0, "delta": {"content": ""}, "finish_reason": "model_length"}
+
+
+def test_fim_truncation(client):
+    fim = "/v1/fim/completions"
+    body = {"model": "codestral-latest", "prompt": "# run out of context\ndef f("}
+    choice = client.post(fim, json=body).json()["choices"][0]
+    assert choice["finish_reason"] == "model_length" and choice["message"]["content"] == "ok"
+    assert stream_chunks(client, dict(body, stream=True), fim)[-1]["choices"][0]["finish_reason"] == "model_length"
+    normal = dict(body, prompt="def f(")
+    assert client.post(fim, json=normal).json()["choices"][0]["finish_reason"] == "stop"
+    assert stream_chunks(client, dict(normal, stream=True), fim)[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+# --- tool calls: arguments, parallel calls, and never after a tool result ------------------------------
+
+RICH_TOOL = {"type": "function", "function": {"name": "book", "parameters": {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"}, "nights": {"type": "integer"}, "budget": {"type": "number"},
+        "breakfast": {"type": "boolean"}, "guests": {"type": "array", "items": {"type": "string"}},
+        "extras": {"type": "object"}, "room": {"type": "string", "enum": ["double", "single"]},
+        "note": {"type": ["string", "null"]}, "anything": {}, "optional": {"type": "string"},
+    },
+    "required": ["room", "city", "nights", "budget", "breakfast", "guests", "extras", "note", "anything"],
+}}}
+RICH_ARGUMENTS = ('{"room":"double","city":"Paris","nights":3,"budget":1.5,"breakfast":true,"guests":[],'
+                  '"extras":{},"note":"Paris","anything":null}')
+
+
+@pytest.mark.parametrize("parameters, expected", [
+    (RICH_TOOL["function"]["parameters"], RICH_ARGUMENTS),
+    ({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"enum": [7, 8]}}}, '{"a":3,"b":7}'),
+    ({"type": "object", "properties": {"a": {"type": "integer"}}, "required": []}, '{"a":3}'),
+    ({"type": "object", "properties": {}}, "{}"),
+    ({}, "{}"),
+    (None, "{}"),
+    ({"type": "object", "properties": {"x": {"type": "string"}}, "required": ["y"]}, '{"y":null}'),
+])
+def test_tool_arguments_from_the_schema(parameters, expected):
+    assert tool_arguments(parameters) == expected
+
+
+def test_call_every_tool_makes_parallel_calls(client):
+    tools = [WEATHER_TOOL, SECOND_TOOL, RICH_TOOL]
+    body = chat(tools=tools, messages=[user("Please Call Every Tool.")])
+    choice = client.post(CHAT, json=body).json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and set(choice["message"]) == {"role", "tool_calls"}
+    calls = choice["message"]["tool_calls"]
+    assert [c["function"]["name"] for c in calls] == ["get_weather", "get_time", "book"]
+    assert [c["function"]["arguments"] for c in calls] == ['{"city":"Paris"}', "{}", RICH_ARGUMENTS]
+    assert all(set(c) == {"id", "function"} and re.fullmatch(r"[a-zA-Z0-9]{9}", c["id"]) for c in calls)
+    assert len({c["id"] for c in calls}) == 3
+    for tool, call in zip(tools, calls):  # the arguments hold exactly the required parameters
+        params = tool["function"]["parameters"]
+        assert set(json.loads(call["function"]["arguments"])) == set(params.get("required") or params["properties"])
+
+    chunks = stream_chunks(client, dict(body, stream=True))
+    assert len(chunks) == 2 and deltas(chunks)[0] == {"role": "assistant", "content": ""}
+    delta = deltas(chunks)[1]
+    assert delta["content"] is None and [c["function"]["name"] for c in delta["tool_calls"]] == [
+        "get_weather", "get_time", "book"]
+    assert all(set(c) == {"id", "function"} for c in delta["tool_calls"])
+    assert chunks[1]["choices"][0]["finish_reason"] == "tool_calls" and "usage" in chunks[1]
+
+
+def test_named_tool_choice_beats_call_every_tool(client):
+    body = chat(tools=[WEATHER_TOOL, SECOND_TOOL], messages=[user("call every tool")],
+                tool_choice={"type": "function", "function": {"name": "get_time"}})
+    calls = client.post(CHAT, json=body).json()["choices"][0]["message"]["tool_calls"]
+    assert [c["function"]["name"] for c in calls] == ["get_time"]
+
+
+def test_tool_choice_none_blocks_call_every_tool(client):
+    body = chat(tools=[WEATHER_TOOL], messages=[user("call every tool")], tool_choice="none")
+    assert client.post(CHAT, json=body).json()["choices"][0]["message"]["content"] == "ok"
+
+
+def tool_conversation() -> list:
+    """Two rounds: the second assistant turn made two calls, both answered."""
+    def call(call_id, name):
+        return {"id": call_id, "type": "function", "function": {"name": name, "arguments": "{}"}}
+    return [
+        user("call the tool"),
+        {"role": "assistant", "content": None, "tool_calls": [call("AAAAAAAA1", "get_weather")]},
+        {"role": "tool", "tool_call_id": "AAAAAAAA1", "content": "old result"},
+        user("now call every tool"),
+        {"role": "assistant", "content": "", "tool_calls": [call("BBBBBBBB2", "get_weather"),
+                                                            call("CCCCCCCC3", "get_time")]},
+        {"role": "tool", "tool_call_id": "BBBBBBBB2", "name": "get_weather", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "CCCCCCCC3", "content": [{"type": "text", "text": "12:00"}]},
+    ]
+
+
+@pytest.mark.parametrize("choice", [
+    None, "auto", "any", "required", {"type": "function", "function": {"name": "get_time"}},
+])
+def test_no_tool_call_after_tool_results(client, choice):
+    body = chat(tools=[WEATHER_TOOL, SECOND_TOOL], messages=tool_conversation())
+    if choice is not None:
+        body["tool_choice"] = choice
+    assert check(body) is None
+    expected = TOOL_RESULT_PREFIX + "sunny; 12:00"
+    answer = client.post(CHAT, json=body).json()["choices"][0]
+    assert answer == {"index": 0, "finish_reason": "stop",
+                      "message": {"role": "assistant", "content": expected, "tool_calls": None}}
+    chunks = stream_chunks(client, dict(body, stream=True))
+    found = deltas(chunks)
+    assert found[-1] == {"content": ""} and chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    pieces = found[:-1]
+    assert len(pieces) >= 2 and all(set(d) == {"role", "content"} and isinstance(d["content"], str) for d in pieces)
+    assert "".join(d["content"] for d in pieces) == expected
+
+
+def test_tool_result_with_a_single_call(client):
+    body = chat(tools=[WEATHER_TOOL], tool_choice="any", messages=tool_round("D681PevKs"))
+    assert client.post(CHAT, json=body).json()["choices"][0]["message"]["content"] == "Tool results: sunny"
+
+
+# --- x-fake-error ---------------------------------------------------------------------------------
+
+DETAILS = [
+    {"type": "extra_forbidden", "loc": ["body", "messages", 1, "content"], "msg": "Extra inputs are not permitted",
+     "input": "x"},
+    {"type": "missing", "loc": ["body", "model"], "msg": "Field required", "input": {}},
+]
+NAMED_ERRORS = {
+    "422-object": (422, {"object": "error", "message": {"detail": DETAILS}, "type": "invalid_request_error",
+                         "param": None, "code": None}),
+    "422-detail": (422, {"detail": DETAILS}),
+    "401-detail": (401, {"detail": "Unauthorized"}),
+    "429-message": (429, {"message": "Requests rate limit exceeded"}),
+    "429-object": (429, {"object": "error", "message": "Rate limit exceeded", "type": "rate_limited", "param": None,
+                         "code": "1300", "raw_status_code": 429}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NAMED_ERRORS))
+@pytest.mark.parametrize("path, body", [
+    (CHAT, chat()),
+    (CHAT, chat(user="u", stream=True)),  # named errors come before validation
+    ("/v1/embeddings", {"model": "e", "input": "a"}),
+    ("/v1/nope", {}),
+])
+def test_named_errors(fake, client, name, path, body):
+    status, expected = NAMED_ERRORS[name]
+    response = client.post(path, json=body, headers={"x-fake-error": name})
+    assert response.status_code == status and response.headers["content-type"] == "application/json"
+    assert response.json() == expected
+    assert response.content == json.dumps(expected, separators=(",", ":")).encode()
+    assert fake.received[-1].status == status
+
+
+def test_401_message_has_a_fresh_request_id(client):
+    bodies = [client.post(CHAT, json=chat(), headers={"x-fake-error": "401-message"}) for _ in range(2)]
+    assert [b.status_code for b in bodies] == [401, 401]
+    found = [b.json() for b in bodies]
+    assert all(set(b) == {"message", "request_id"} and b["message"] == "Unauthorized" for b in found)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", b["request_id"]) for b in found)
+    assert found[0]["request_id"] != found[1]["request_id"]
+
+
+def test_unknown_options_are_400(client):
+    for header in ({"x-fake-error": "418-teapot"}, {"x-fake-encoding": "lzma"}, {"x-fake-sse": "weird"}):
+        response = client.post(CHAT, json=chat(), headers=header)
+        assert response.status_code == 400 and response.json()["object"] == "error"
+        assert list(header.values())[0] in response.json()["message"]
+
+
+@pytest.mark.parametrize("body", [chat(stream=True), chat(), b"not json"])
+def test_stream_error(fake, client, body):
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    with client.stream("POST", CHAT, headers={"x-fake-error": "stream-error"}, **kwargs) as response:
+        assert response.status_code == 200 and response.headers["content-type"] == "text/event-stream"
+        text = response.read().decode()
+    events = sse_data(text)
+    assert len(events) == 2 and "[DONE]" not in text
+    first = json.loads(events[0])
+    assert first["object"] == "chat.completion.chunk"
+    assert first["choices"] == [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
+    assert json.loads(events[1]) == {"object": "error", "message": "Internal server error",
+                                     "type": "internal_server_error", "param": None, "code": "3000"}
+    assert fake.received[-1].status == 200
+
+
+def test_validation_422_keeps_its_shape(client):
+    response = client.post(CHAT, json=chat(seed=1))
+    assert response.status_code == 422
+    assert response.json() == {"object": "error", "message": {"detail": [
+        {"type": "extra_forbidden", "loc": ["body", "seed"], "msg": "Extra inputs are not permitted", "input": 1}]},
+        "type": "invalid_request_error", "param": None, "code": None}
+
+
+def test_forced_status_still_works(client):
+    response = client.post(CHAT, json=chat(user="invalid"), headers={"x-fake-status": "503"})
+    assert response.status_code == 503 and response.json()["type"] == "internal_server_error"
+
+
+# --- x-fake-sse: crlf-split --------------------------------------------------------------------------
+
+
+def raw_exchange(fake, path: str, body: dict, headers: dict) -> list:
+    """Every recv() of a whole HTTP/1.1 exchange (Connection: close), as received."""
+    data = json.dumps(body).encode()
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
+               f"\r\nConnection: close\r\n{head}\r\n").encode() + data
+    reads = []
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
+        sock.sendall(request)
+        while True:
+            piece = sock.recv(65536)
+            if not piece:
+                return reads
+            reads.append(piece)
+
+
+def split_response(raw: bytes):
+    """(head, [chunk data...], [raw offset of each body byte]) of a chunked HTTP answer."""
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    position = len(head) + len(sep)
+    chunks, offsets = [], []
+    while True:
+        line, _, rest = rest.partition(b"\r\n")
+        position += len(line) + 2
+        size = int(line, 16)
+        if size == 0:
+            assert rest == b"\r\n"
+            return head, chunks, offsets
+        chunks.append(rest[:size])
+        offsets.extend(range(position, position + size))
+        assert rest[size:size + 2] == b"\r\n"
+        rest = rest[size + 2:]
+        position += size + 2
+
+
+def read_index(reads: list, offset: int) -> int:
+    end = 0
+    for index, piece in enumerate(reads):
+        end += len(piece)
+        if offset < end:
+            return index
+    raise AssertionError(offset)
+
+
+@pytest.mark.parametrize("fields", [{}, {"reasoning_effort": "high"}, {"tools": [WEATHER_TOOL], "tool_choice": "any"}])
+def test_crlf_split_framing(fake, fields):
+    reads = raw_exchange(fake, CHAT, chat(stream=True, **fields), {"x-fake-sse": "crlf-split"})
+    head, chunks, offsets = split_response(b"".join(reads))
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Type: text/event-stream" in head
+    body = b"".join(chunks)
+    assert chunks[0] == b": keep-alive\r\n\r\n"
+    assert body.count(b"\r\n") == body.count(b"\n") == body.count(b"\r")  # every line end is \r\n
+    events = body[len(chunks[0]):].split(b"\r\n\r\n")
+    assert events[-1] == b"" and events[-2] == b"data: [DONE]"
+    events = events[:-1]
+    # every event is written in two pieces, cut inside its payload
+    assert len(chunks) == 1 + 2 * len(events)
+    for first, second, event in zip(chunks[1::2], chunks[2::2], events):
+        assert first + second == event + b"\r\n\r\n"
+        assert first.startswith(b"data: ") and len(first) > len(b"data: ")
+        assert len(second) > len(b"\r\n\r\n")
+    # and the pieces arrive in separate reads
+    start = len(chunks[0])
+    for event in events:
+        end = start + len(event) + 4
+        assert read_index(reads, offsets[end - 1]) > read_index(reads, offsets[start]), event
+        start = end
+    chunk_objects = check_chunks([e[len(b"data: "):].decode() for e in events])
+    assert chunk_objects[-1]["choices"][0]["finish_reason"] in ("stop", "tool_calls")
+
+
+def test_crlf_split_stream_error(fake):
+    reads = raw_exchange(fake, CHAT, chat(stream=True), {"x-fake-sse": "crlf-split", "x-fake-error": "stream-error"})
+    _, chunks, _ = split_response(b"".join(reads))
+    body = b"".join(chunks)
+    assert body.startswith(b": keep-alive\r\n\r\ndata: {") and body.endswith(b'"code":"3000"}\r\n\r\n')
+    assert b"[DONE]" not in body and len(chunks) == 5
+
+
+# --- x-fake-encoding --------------------------------------------------------------------------------
+
+CODINGS = ["gzip", "deflate", "br", "zstd"]
+
+
+def stream_decoder(coding: str):
+    """An incremental decoder for one Content-Encoding (the test's own, not the fake's)."""
+    if coding in ("gzip", "deflate"):
+        return zlib.decompressobj(31 if coding == "gzip" else zlib.MAX_WBITS).decompress
+    if coding == "br":
+        import brotli
+        return brotli.Decompressor().process
+    try:
+        import zstandard
+        return zstandard.ZstdDecompressor().decompressobj().decompress
+    except ImportError:
+        try:
+            from compression import zstd
+        except ImportError:
+            from backports import zstd
+        return zstd.ZstdDecompressor().decompress
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_encoded_json_and_error_answers(client, coding):
+    headers = {"x-fake-encoding": coding, "Accept-Encoding": "identity"}
+    for body, extra, status in ((chat(), {}, 200), (chat(seed=1), {}, 422),
+                                (chat(), {"x-fake-error": "429-object"}, 429),
+                                ({"model": "e", "input": "a"}, {}, 200)):
+        path = CHAT if "messages" in body else "/v1/embeddings"
+        with client.stream("POST", path, json=body, headers=dict(headers, **extra)) as response:
+            raw = b"".join(response.iter_raw())
+        assert response.status_code == status and response.headers["content-encoding"] == coding
+        assert int(response.headers["content-length"]) == len(raw)
+        decoded = decode_content(raw, [coding])
+        assert decoded.startswith(b"{") and b", " not in decoded and b'":' in decoded  # compact JSON
+        data = json.loads(decoded)
+        if status == 429:
+            assert data["raw_status_code"] == 429
+        elif status == 422:
+            assert data["message"]["detail"][0]["loc"] == ["body", "seed"]
+        else:
+            assert data["object"] in ("chat.completion", "list")
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_encoded_streams_still_stream(client, coding):
+    decode = stream_decoder(coding)
+    headers = {"x-fake-encoding": coding, "Accept-Encoding": "identity"}
+    decoded, seen_at = b"", []
+    with client.stream("POST", CHAT, json=chat(stream=True, reasoning_effort="high"), headers=headers) as response:
+        assert response.headers["content-encoding"] == coding
+        assert response.headers["content-type"] == "text/event-stream"
+        for piece in response.iter_raw():
+            decoded += decode(piece)
+            seen_at.append(decoded.count(b"\n\n"))
+    events = sse_data(decoded.decode())
+    found = deltas(check_chunks(events))
+    assert found[-1] == {"content": "91"}
+    assert seen_at[0] >= 1  # the first event decodes from the first bytes received
+    assert len(set(seen_at)) >= 5  # the events spaced in time decode one by one, as they arrive
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_encoded_split_stream(fake, coding):
+    reads = raw_exchange(fake, CHAT, chat(stream=True), {"x-fake-sse": "crlf-split", "x-fake-encoding": coding})
+    head, chunks, _ = split_response(b"".join(reads))
+    assert f"Content-Encoding: {coding}".encode() in head
+    decode = stream_decoder(coding)
+    plain = [decode(c) for c in chunks]
+    assert plain[0] == b": keep-alive\r\n\r\n"  # every write is flushed on its own
+    assert plain[1].startswith(b"data: {") and not plain[1].endswith(b"\r\n\r\n")
+    body = b"".join(plain)
+    assert body.endswith(b"data: [DONE]\r\n\r\n")
+    events = [e[len(b"data: "):].decode() for e in body.split(b"\r\n\r\n")[1:-1]]
+    assert deltas(check_chunks(events))[0] == {"role": "assistant", "content": "tok0 "}
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_encoded_stream_error(client, coding):
+    headers = {"x-fake-encoding": coding, "x-fake-error": "stream-error"}
+    with client.stream("POST", CHAT, json=chat(stream=True), headers=headers) as response:
+        raw = b"".join(response.iter_raw())
+    events = sse_data(decode_content(raw, [coding]).decode())
+    assert len(events) == 2 and json.loads(events[1])["code"] == "3000"
