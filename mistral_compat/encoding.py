@@ -1,7 +1,7 @@
 """Content-Encoding decoded piece by piece, for answers translated while they stream.
 
-gzip and deflate come with Python; brotli and zstandard are mitmproxy's own dependencies, imported when an
-answer uses them. Pure: no I/O, no mitmproxy.
+gzip and deflate come with Python; brotli and zstd (zstandard on mitmproxy 11, backports.zstd on 12) are
+mitmproxy's own dependencies, imported when an answer uses them. Pure: no I/O, no mitmproxy.
 """
 
 from __future__ import annotations
@@ -9,6 +9,20 @@ from __future__ import annotations
 import zlib
 
 CODINGS = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
+
+
+def _zstd_decompressor():
+    """The zstd module mitmproxy itself uses: the standard library's (3.14), its backport (mitmproxy 12),
+    or zstandard (mitmproxy 11)."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from backports import zstd  # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            import zstandard
+            return zstandard.ZstdDecompressor().decompressobj()
+    return zstd.ZstdDecompressor()
 
 
 class Decoder:
@@ -30,8 +44,7 @@ class Decoder:
             import brotli
             self._obj = brotli.Decompressor()
         else:
-            import zstandard
-            self._obj = zstandard.ZstdDecompressor().decompressobj()
+            self._obj = _zstd_decompressor()
 
     def feed(self, data: bytes) -> bytes:
         if not data:
@@ -42,7 +55,7 @@ class Decoder:
             if self.coding == "deflate" and self._head is not None:
                 return self._deflate_start(data)
             return self._obj.decompress(data)
-        except Exception as e:  # zlib.error, brotli.error, zstandard.ZstdError
+        except Exception as e:  # zlib.error, brotli.error, the zstd modules' errors
             raise ValueError(f"the answer is not valid {self.coding}: {e}") from None
 
     def _deflate_start(self, data: bytes) -> bytes:

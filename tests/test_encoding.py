@@ -7,7 +7,6 @@ import zlib
 
 import brotli
 import pytest
-import zstandard
 
 from mistral_compat.encoding import Decoder
 
@@ -19,11 +18,20 @@ def raw_deflate(data: bytes) -> bytes:
     return c.compress(data) + c.flush()
 
 
+def zstd_compress(data: bytes) -> bytes:
+    try:
+        import zstandard  # mitmproxy 11
+        return zstandard.ZstdCompressor().compress(data)
+    except ImportError:
+        from backports import zstd  # mitmproxy 12
+        return zstd.compress(data)
+
+
 ENCODED = {
     "gzip": gzip.compress(DATA),
     "deflate": zlib.compress(DATA),
     "br": brotli.compress(DATA),
-    "zstd": zstandard.ZstdCompressor().compress(DATA),
+    "zstd": zstd_compress(DATA),
 }
 
 
