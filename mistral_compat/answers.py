@@ -33,6 +33,7 @@ TOOL_TYPE = "tool_calls type added"
 TOOL_INDEX = "tool_calls index added"
 TOOL_ARGUMENTS = "tool_calls arguments object -> JSON text"
 FINISH = "finish_reason model_length -> length"
+TOOL_FINISH = "finish_reason after tool_calls sent as an event of its own"
 ERROR = "error object added"
 MAX_NOTES = 16  # other chunk types named in notes, at most (the type names come from the upstream)
 
@@ -227,12 +228,34 @@ class StreamTranslator(_Translator):
             doc = jsonio.parse(data.encode("utf-8"))
         except (jsonio.BodyError, UnicodeEncodeError):
             return event.raw
-        if not self.document(doc.data, stream=True):
+        changed = self.document(doc.data, stream=True)
+        split = self._split_finish(doc.data)
+        if not changed and split is None:
             return event.raw
         try:
-            return sse.replace_data(event, doc.dumps())
+            if split is None:
+                return sse.replace_data(event, doc.dumps())
+            return b"".join(sse.replace_data(event, jsonio.Document(part, True).dumps()) for part in split)
         except jsonio.BodyError:
             return event.raw
+
+    def _split_finish(self, chunk: dict) -> tuple[dict, dict] | None:
+        """Mistral sends a whole tool call, its finish_reason and usage in one chunk; OpenAI streams end with
+        a chunk of their own holding the finish_reason, and clients rely on it (openai-python's stream helper
+        reports a call's arguments done only when a later chunk comes). (the calls, the finish) or None."""
+        choices = chunk.get("choices")
+        if not (isinstance(choices, list) and len(choices) == 1 and isinstance(choices[0], dict)):
+            return None
+        choice = choices[0]
+        delta = choice.get("delta")
+        if choice.get("finish_reason") is None or not isinstance(delta, dict) or not delta.get("tool_calls"):
+            return None
+        self.notes.add(TOOL_FINISH)
+        calls = {k: v for k, v in chunk.items() if k != "usage"}
+        calls["choices"] = [dict(choice, finish_reason=None)]
+        finish = dict(chunk)
+        finish["choices"] = [{"index": choice.get("index", 0), "delta": {}, "finish_reason": choice["finish_reason"]}]
+        return calls, finish
 
 
 def is_mistral_native(user_agent: str, extra: tuple[str, ...] = ()) -> bool:

@@ -225,7 +225,13 @@ def test_parallel_tool_calls_in_one_delta_get_type_and_separate_indexes():
     calls = events(out)[1]["choices"][0]["delta"]["tool_calls"]
     assert [(c["index"], c["type"], c["id"], c["function"]["name"]) for c in calls] == \
         [(0, "function", "gSIMJiOkT", "weather"), (1, "function", "Qw3rTy7Ui", "time")]
-    assert t.notes.list() == [answers.TOOL_TYPE, answers.TOOL_INDEX]
+    assert t.notes.list() == [answers.TOOL_TYPE, answers.TOOL_INDEX, answers.TOOL_FINISH]
+    # the finish_reason and usage come in an event of their own after the calls, as OpenAI sends them
+    calls_event, finish_event = events(out)[1:]
+    assert calls_event["choices"][0]["finish_reason"] is None and "usage" not in calls_event
+    assert finish_event["choices"] == [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]
+    assert finish_event["usage"]["total_tokens"] == 3 and finish_event["id"] == calls_event["id"]
+    assert out.endswith(b"data: [DONE]\n\n")
 
 
 def test_tool_call_index_counts_across_the_whole_stream_per_choice():
@@ -245,9 +251,13 @@ def test_incremental_tool_calls_with_index_are_kept():
     stream = sse(chunk({"tool_calls": [{"index": 0, "id": "abcdefghi", "type": "function",
                                         "function": {"name": "f", "arguments": ""}}]}),
                  chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":"}}]}),
-                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}, "tool_calls"))
+                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}))
     out, t = run(stream, 3)
     assert out == stream and not t.notes
+    # a finish_reason in the chunk of a call's last piece gets an event of its own
+    out, t = run(stream.replace(b'"finish_reason":null}]}\n\ndata: [DONE]', b'"finish_reason":"tool_calls"}]}\n\ndata: [DONE]'))
+    assert t.notes.list() == [answers.TOOL_FINISH]
+    assert [e["choices"][0]["finish_reason"] for e in events(out)] == [None, None, None, "tool_calls"]
     # and a later call without an index continues the count
     more = sse(chunk({"tool_calls": [{"index": 0, "id": "abcdefghi", "type": "function",
                                       "function": {"name": "f", "arguments": "{}"}}]}),

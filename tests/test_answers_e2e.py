@@ -199,6 +199,7 @@ FIXED_JSON = json.dumps({"id": "x", "object": "chat.completion", "choices": [{"i
 FIXED_STREAM = (b": ping\r\n\r\ndata: {\"choices\": [{\"index\": 0, \"delta\": {\"content\": \"a\"}}]}\r\n\r\n"
                 b"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"abcdefghi\","
                 b"\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+                b"\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},"
                 b"\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n")
 
 
