@@ -19,7 +19,8 @@ from mitmproxy.net.http import status_codes
 from mitmproxy.proxy import mode_specs
 
 from mistral_compat import answers, errors, report, responses
-from mistral_compat.encoding import Decoder
+from mistral_compat.encoding import Decoder, TooLarge, decode_body
+from mistral_compat.jsonio import DEFAULT_MAX_BODY, format_size, parse_size
 from mistral_compat.changes import Change
 from mistral_compat.cors import CorsPolicy
 from mistral_compat.hosts import HostSet, allow_patterns
@@ -60,19 +61,43 @@ def header(headers: http.Headers, name: bytes, default: str = "") -> str:
     return default
 
 
-def get_body(req: http.Request, endpoint: str) -> bytes | str | None:
-    """The request body, decoded; None when it was streamed past the addon (logged); a str saying why
-    when its Content-Encoding does not decode."""
-    if req.raw_content is None:
+# Content-Encodings of request bodies: decoded here (in pieces, no further than the size limit) and
+# re-encoded by mitmproxy when the body is rewritten. mitmproxy's own get_content() would decode whole,
+# with no limit, and also any Python codec named there (bz2, zlib, base64, ...), none an HTTP coding.
+_PLAIN = frozenset({"", "identity", "none"})
+_DECODED = frozenset({"gzip", "deflate", "br", "zstd"})
+
+
+def get_body(req: http.Request, endpoint: str, max_body: int = DEFAULT_MAX_BODY) -> bytes | tuple[int, str] | None:
+    """The request body, decoded; None when it was streamed past the addon (logged); (status, why) when it
+    cannot be used: 413 when it is, or decodes to, more than max_body bytes (a compressed body is decoded
+    piece by piece and no further than that: a bomb costs max_body at most), 400 when its Content-Encoding
+    does not decode."""
+    raw = req.raw_content
+    if raw is None:
         logger.warning(f"mistral-compat {endpoint}: the request body was streamed (stream_large_bodies?), "
                        f"so it could not be rewritten")
         return None
     if not header(req.headers, b"content-encoding"):
-        return req.raw_content
+        coding = ""
+    else:
+        coding = req.headers.get("content-encoding", "").strip().lower()  # (several fields: joined by ", ")
+    if len(raw) > max_body:  # compressed too: the decoder's own work grows with what it is given
+        return 413, (f"the request body ({format_size(len(raw))}) is larger than the proxy's limit of "
+                     f"{format_size(max_body)} (the mistral_max_body option)")
+    if coding in _PLAIN:
+        return raw
+    cannot = (f"the body cannot be decoded as Content-Encoding {req.headers.get('content-encoding', '')!r} "
+              f"(the proxy decodes gzip, deflate, br and zstd)")
+    if coding not in _DECODED:
+        return 400, cannot
     try:
-        return req.get_content(strict=True) or b""
+        return decode_body(raw, coding, max_body)
+    except TooLarge:
+        return 413, (f"the request body decodes (Content-Encoding {coding}) to more than the proxy's limit of "
+                     f"{format_size(max_body)} (the mistral_max_body option); it was not decoded further")
     except ValueError:
-        return f"the body cannot be decoded as Content-Encoding {req.headers.get('content-encoding', '')!r}"
+        return 400, cannot
 
 
 def set_body(req: http.Request, body: bytes) -> None:
@@ -87,9 +112,25 @@ def set_body(req: http.Request, body: bytes) -> None:
     req.headers.fields = tuple((k, length) if k.lower() == b"content-length" else (k, v) for k, v in fields)
 
 
+def option_error(part: object, message: str) -> None:
+    """A bad value for one of the addon's options. mitmproxy prints whatever a script's configure raises
+    while it loads the script (start-up) with a traceback; so at a part's first configure the message is
+    logged as an error instead, and mitmdump/mitmweb stop with "Error logged during startup" (exit code 1).
+    Later (an option changed at run time) OptionsError is raised: mitmproxy refuses the change and keeps the
+    value before it. Each part's configure ends with configured(self)."""
+    if getattr(part, "_mistral_configured", False):
+        raise exceptions.OptionsError(message)
+    logger.error(f"OptionsError: {message}")
+
+
+def configured(part: object) -> None:
+    part._mistral_configured = True  # type: ignore[attr-defined]
+
+
 def client_name(req: http.Request) -> str:
+    """The User-Agent as printed in log lines and the summary: escaped and cut (report.printable)."""
     ua = header(req.headers, b"user-agent")
-    return ua[:80] if ua else "(no user-agent)"
+    return report.printable(ua, 80) if ua else "(no user-agent)"
 
 
 class Matcher:
@@ -111,7 +152,8 @@ class Matcher:
             try:
                 self.hosts = HostSet.parse(ctx.options.mistral_hosts)
             except ValueError as e:
-                raise exceptions.OptionsError(f"mistral_hosts: {e}") from e
+                option_error(self, f"mistral_hosts: {e}")
+        configured(self)
 
     def running(self) -> None:
         for name in sorted(k for k in getattr(ctx.options, "deferred", {}) if k.startswith("mistral_")):
@@ -166,7 +208,10 @@ class InterceptScope:
             logger.info("mistral-compat: intercepting TLS for every host (mistral_intercept_all); "
                         "only Mistral hosts are rewritten")
             return
-        hosts = HostSet.parse(opts.mistral_hosts)
+        try:
+            hosts = HostSet.parse(opts.mistral_hosts)
+        except ValueError:
+            return  # reported by the Matcher (at start-up, mitmproxy stops before this is reached)
         self.owned = allow_patterns(hosts)
         opts.update(allow_hosts=self.owned)
         logger.info(f"mistral-compat: intercepting TLS only for {', '.join(hosts.patterns)}; "
@@ -191,7 +236,8 @@ class Cors:
             try:
                 self.policy = CorsPolicy(ctx.options.mistral_cors_origins)
             except ValueError as e:
-                raise exceptions.OptionsError(f"mistral_cors_origins: {e}") from e
+                option_error(self, f"mistral_cors_origins: {e}")
+        configured(self)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or META not in flow.metadata:
@@ -235,6 +281,7 @@ class Rewriter:
     """Rewrites request bodies of matched flows to what each Mistral endpoint accepts."""
 
     WATCH_INTERVAL = 1.0  # seconds between checks of mistral_openapi for changes
+    max_body = DEFAULT_MAX_BODY  # mistral_max_body in bytes (set in configure)
 
     def __init__(self) -> None:
         self.rules = builtin()
@@ -253,14 +300,35 @@ class Rewriter:
             help="Path of a Mistral OpenAPI spec (YAML or JSON) to take the rules from instead of the "
                  "built-in ones; reloaded when the file changes. Endpoints it lacks keep the built-in rules.",
         )
+        loader.add_option(
+            name="mistral_max_body", typespec=str, default="64m",
+            help="The largest request body bound for Mistral that the proxy takes, once decoded (a compressed "
+                 "body is decoded no further than this, so a few KB that decode to gigabytes cost no more); "
+                 "larger ones are answered 413 without being parsed or forwarded. A size such as 64m, 512k, 1g "
+                 "or a number of bytes. Mistral documents no limit; its largest bodies carry base64 documents "
+                 "(a 50 MB OCR document is about 67 MB), which the default holds. mitmproxy's body_size_limit "
+                 "still limits the raw bytes of every body.",
+        )
 
     def configure(self, updated) -> None:
+        if "mistral_max_body" in updated:
+            try:
+                self.max_body = parse_size(ctx.options.mistral_max_body)
+            except ValueError as e:
+                option_error(self, f"mistral_max_body: {e}")
+        configured(self)
         if "mistral_dry_run" in updated:
             self.dry_run = ctx.options.mistral_dry_run
         if "mistral_openapi" in updated:
             self.spec_path = ctx.options.mistral_openapi
-            self.spec_stamp = _stamp(self.spec_path)
-            self.rules = load_rules(self.spec_path)
+            if not self.spec_path:
+                self.spec_stamp = None
+                self.rules = builtin()
+            elif self.watcher is None:  # start-up: load it now, so that the first request has these rules
+                self.spec_stamp = _stamp(self.spec_path)
+                self.rules = load_rules(self.spec_path)
+            else:  # changed while running: the watcher loads it within a second, off the event loop
+                self.spec_stamp = ("changed",)
 
     def running(self) -> None:
         if self.watcher is None:
@@ -270,20 +338,27 @@ class Rewriter:
         if self.watcher is not None:
             self.watcher.cancel()
             self.watcher = None
+        from mistral_compat.rules import stop_parsing
+        stop_parsing()  # a spec file still being parsed would hold up the exit
 
     async def watch(self) -> None:
-        """Reload the rules when the mistral_openapi file changes (parsed off the event loop)."""
+        """Reload the rules when the mistral_openapi file changes. It is parsed in a separate process that a
+        thread waits for, so requests keep flowing; no failure ends the watch (the next good file loads)."""
         while True:
             await asyncio.sleep(self.WATCH_INTERVAL)
             path = self.spec_path
             if not path:
                 continue
-            stamp = _stamp(path)
-            if stamp != self.spec_stamp:
-                self.spec_stamp = stamp
-                rules = await asyncio.to_thread(load_rules, path)
-                if path == self.spec_path:
-                    self.rules = rules
+            try:
+                stamp = _stamp(path)
+                if stamp != self.spec_stamp:
+                    self.spec_stamp = stamp
+                    rules = await asyncio.to_thread(load_rules, path, self.rules)
+                    if path == self.spec_path:
+                        self.rules = rules
+            except Exception as e:  # load_rules reports its failures itself; this is the last resort
+                logger.warning(f"mistral-compat: mistral_openapi: reloading {path} failed "
+                               f"({type(e).__name__}: {e}); the rules in force stay")
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -301,10 +376,12 @@ class Rewriter:
             return
         info["endpoint"] = endpoint
         info["dry_run"] = self.dry_run
-        body = get_body(req, endpoint)
-        if isinstance(body, str):
-            reject(flow, 400, body, errors.proxy_error(400, body))
-        if not isinstance(body, bytes):
+        body = get_body(req, endpoint, self.max_body)
+        if isinstance(body, tuple):  # (status, why): too large, or an encoding that does not decode
+            status, message = body
+            reject(flow, status, message, errors.proxy_error(status, message))
+            return
+        if body is None:
             return
         result = rewrite(self.rules, endpoint, body)
         if result.changes:
@@ -319,22 +396,31 @@ class Rewriter:
 
 
 def _stamp(path: str) -> tuple | None:
+    """What tells a changed file: a file replaced by another (a new inode) with the same size and time too."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return st.st_mtime_ns, st.st_size
+    return st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns
 
 
-def load_rules(path: str) -> Rules:
-    """The rules from a spec file, or the built-in ones (with the reason logged) when it is of no use."""
+def load_rules(path: str, keep: Rules | None = None) -> Rules:
+    """The rules from a spec file, parsed in a separate process with limits (rules.from_spec_file); when it
+    is of no use, the reason is logged and keep (the rules in force; the built-in ones at start-up) stays."""
     if not path:
         return builtin()
+    keep = keep or builtin()
+    stay = "the built-in rules stay in force" if keep is builtin() else \
+        f"the rules loaded before from {keep.source} stay in force"
     try:
-        rules, problems = rules_from_spec_file(path)
+        rules, problems = rules_from_spec_file(path, isolate=True)
     except SpecError as e:
-        logger.warning(f"mistral-compat: mistral_openapi: {e}; the built-in rules stay in force")
-        return builtin()
+        logger.warning(f"mistral-compat: mistral_openapi: {e}; {stay}")
+        return keep
+    except Exception as e:  # pragma: no cover - every failure should be a SpecError
+        logger.warning(f"mistral-compat: mistral_openapi: {path} could not be loaded ({type(e).__name__}: {e}); "
+                       f"{stay}")
+        return keep
     for problem in problems:
         logger.warning(f"mistral-compat: mistral_openapi {path}: {problem}")
     fallback = f"; built-in rules for {', '.join(rules.from_fallback)}" if rules.from_fallback else ""
@@ -368,12 +454,12 @@ class ResponsesBridge:
         if kind == "stored":
             self._reject(flow, 404, responses.STORED_MESSAGE)
             return
-        body = get_body(req, "responses")
+        body = get_body(req, "responses", self.rewriter.max_body)
         if body is None:
-            body = ("the request body was streamed past the addon (stream_large_bodies is set below its size), "
-                    "so it cannot be translated")
-        if isinstance(body, str):
-            self._reject(flow, 400, body)
+            body = (400, "the request body was streamed past the addon (stream_large_bodies is set below its "
+                         "size), so it cannot be translated")
+        if isinstance(body, tuple):  # (status, why)
+            self._reject(flow, *body)
             return
         bridged = responses.bridge_request(self.rewriter.rules, body)
         if bridged.changes:
@@ -471,12 +557,14 @@ class Answers:
         if "mistral_answers" in updated:
             mode = ctx.options.mistral_answers
             if mode not in self.MODES:  # (a value set before the addon loaded is not checked by mitmproxy)
-                raise exceptions.OptionsError(f"mistral_answers: {mode!r} is not one of {', '.join(self.MODES)}")
-            self.mode = mode
+                option_error(self, f"mistral_answers: {mode!r} is not one of {', '.join(self.MODES)}")
+            else:
+                self.mode = mode
         if "mistral_native_clients" in updated:
             self.native = tuple(s.strip().lower() for s in ctx.options.mistral_native_clients if s.strip())
         if "mistral_dry_run" in updated:
             self.dry_run = ctx.options.mistral_dry_run
+        configured(self)
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.error or not flow.live:
@@ -653,9 +741,8 @@ class Report:
         rejected = info.get("rejected")
         if rejected:
             self.summary.rejected(client)
-            verb = "would answer" if dry else "answered"
-            self.log.add(logging.WARNING, f"mistral-compat {endpoint} [{client}]: {verb} "
-                                          f"{info.get('reject_status', 400)}: {rejected}")
+            self.log.add(logging.WARNING, report.rejected_line(endpoint, client, info.get("reject_status", 400),
+                                                               rejected, dry))
         elif changes:
             self.summary.changed(client, changes)
             self.log.add(logging.INFO, report.log_line(endpoint, client, changes, dry))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .redact import printable
+
 # kinds
 DROPPED = "dropped"        # a key Mistral does not accept (detail says why when not simply unknown)
 RENAMED = "renamed"        # OpenAI name -> Mistral name (detail: new name)
@@ -19,11 +21,13 @@ class Change(NamedTuple):
     detail: str = ""
 
     def __str__(self) -> str:
+        """For a log line: path and detail hold client text (key names, ids, values), so each is escaped
+        and cut (redact.printable)."""
         if self.kind == RENAMED:
-            return f"{self.path} -> {self.detail}"
+            return f"{printable(self.path)} -> {printable(self.detail)}"
         if self.detail:
-            return f"{self.path} ({self.detail})"
-        return self.path
+            return f"{printable(self.path)} ({printable(self.detail)})"
+        return printable(self.path)
 
 
 def format_path(path: tuple) -> str:
@@ -39,9 +43,23 @@ def format_path(path: tuple) -> str:
     return out or "$"
 
 
-def summarize(changes: list[Change]) -> str:
-    """One line: 'dropped stream_options, messages[2].refusal; renamed seed -> random_seed'."""
-    groups: dict[str, list[str]] = {}
+def summarize(changes: list[Change], limit: int | None = None) -> str:
+    """One line: 'dropped stream_options, messages[2].refusal; renamed seed -> random_seed'. With limit, at
+    most about limit characters: the changes that do not fit are counted, '... and 9999 more changes'."""
+    groups: dict[str, list[Change]] = {}
     for c in changes:
-        groups.setdefault(c.kind, []).append(str(c))
-    return "; ".join(f"{kind} {', '.join(items)}" for kind, items in groups.items())
+        groups.setdefault(c.kind, []).append(c)
+    out: list[str] = []
+    size = shown = 0
+    for kind, items in groups.items():
+        sep = f"; {kind} " if out else f"{kind} "
+        for c in items:
+            piece = sep + str(c)
+            if limit is not None and size + len(piece) > limit:
+                out.append(f" ... and {len(changes) - shown} more changes")
+                return "".join(out)
+            out.append(piece)
+            size += len(piece)
+            shown += 1
+            sep = ", "
+    return "".join(out)

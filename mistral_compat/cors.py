@@ -6,6 +6,8 @@ import re
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from .hosts import ascii_host, is_host_name
+
 MAX_AGE = "86400"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Response headers a browser can read without being told (CORS-safelisted), and ones not to expose.
@@ -18,9 +20,15 @@ _ALWAYS_EXPOSED = ("content-type", "x-request-id", "mistral-correlation-id", "re
 
 
 def parse_origin(spec: str) -> str:
-    """Validate one allowed origin ('https://chat.example.com', 'http://localhost:3000'); ValueError says why."""
+    """Validate one allowed origin ('https://chat.example.com', 'http://localhost:3000'); ValueError says why.
+    An internationalised host is given in the ASCII form browsers send in Origin (https://bücher.example ->
+    https://xn--bcher-kva.example)."""
     s = spec.strip()
-    parts = urlsplit(s)
+    try:
+        parts = urlsplit(s)
+    except ValueError:
+        raise ValueError(f"{spec!r} is not an origin; use scheme://host[:port], e.g. https://chat.example.com") \
+            from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{spec!r} is not an origin; use scheme://host[:port], e.g. https://chat.example.com")
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
@@ -30,7 +38,10 @@ def parse_origin(spec: str) -> str:
     except ValueError:
         raise ValueError(f"{spec!r} has an invalid port") from None
     default = {"http": 80, "https": 443}[parts.scheme]
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    host = ascii_host(parts.hostname, spec)
+    if not is_host_name(host):
+        raise ValueError(f"{spec!r} does not have a valid host name")
+    host = host if ":" not in host else f"[{host}]"
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 

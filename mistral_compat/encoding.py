@@ -1,40 +1,90 @@
-"""Content-Encoding decoded piece by piece, for answers translated while they stream.
+"""Content-Encoding decoded piece by piece: answers translated while they stream, and request bodies
+decoded under a size limit (a few compressed bytes can stand for gigabytes: a decompression bomb).
 
 gzip and deflate come with Python; brotli and zstd (zstandard on mitmproxy 11, backports.zstd on 12) are
-mitmproxy's own dependencies, imported when an answer uses them. Pure: no I/O, no mitmproxy.
+mitmproxy's own dependencies, imported when a body uses them. Pure: no I/O, no mitmproxy.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
 CODINGS = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
 
+# With a max_output, decoded bytes are made at most STEP at a time (zlib's max_length, brotli's
+# output_buffer_limit, zstd's max_length), so that a decoder never holds much more than the limit.
+STEP = 1 << 20
+# Where a library can only be given less input instead (brotli before 1.2 and zstandard, as mitmproxy 11
+# has), the input is fed in slices this small: a zstd slice of 64 bytes stands for 2 MiB at most (16 blocks of
+# 128 KiB: an RLE block takes 4 bytes); a brotli slice of 16 bytes for a meta-block or two (16 MiB each at
+# most: 8 MiB in the densest bomb we made).
+BROTLI_SLICE = 16
+ZSTD_SLICE = 64
+# Input is also given a slice at a time where a library copies what it has not used yet (zlib's
+# unconsumed_tail at each max_length stop, zstd's unused_data at each frame's end): so the copying is
+# bounded by the slice, not the body (a body of a thousand tiny zstd frames, or a limit far above STEP).
+ZLIB_INPUT = 64 << 10
+ZSTD_INPUT = 256
+# Each zstd frame costs a new decompression context (~10 us): with a max_output, a body may hold this many
+# frames (a client sends one; a few bytes per empty frame would otherwise cost a second per MB).
+MAX_ZSTD_FRAMES = 1000
 
-def _zstd_decompressor():
-    """The zstd module mitmproxy itself uses: the standard library's (3.14), its backport (mitmproxy 12),
-    or zstandard (mitmproxy 11)."""
-    try:
-        from compression import zstd  # type: ignore[import-not-found]
-    except ImportError:
+
+class TooLarge(Exception):
+    """The data decodes to more than the decoder's max_output (decoding stopped there)."""
+
+
+_ZSTD: list = []  # [the zstd module, or None for zstandard], looked up once (a failed import is not cached)
+
+
+def _zstd_module():
+    """The zstd module mitmproxy itself uses: the standard library's (3.14) or its backport (mitmproxy 12),
+    or None for zstandard (mitmproxy 11)."""
+    if not _ZSTD:
         try:
-            from backports import zstd  # type: ignore[import-not-found,no-redef]
+            from compression import zstd  # type: ignore[import-not-found]
         except ImportError:
+            try:
+                from backports import zstd  # type: ignore[import-not-found,no-redef]
+            except ImportError:
+                zstd = None
+        _ZSTD.append(zstd)
+    return _ZSTD[0]
+
+
+def _zstd_decompressor(zstandard_context=None):
+    zstd = _zstd_module()
+    if zstd is None:
+        if zstandard_context is None:
             import zstandard
-            return zstandard.ZstdDecompressor().decompressobj()
+            zstandard_context = zstandard.ZstdDecompressor()
+        return zstandard_context.decompressobj()
     return zstd.ZstdDecompressor()
 
 
 class Decoder:
     """feed(compressed bytes) -> the decoded bytes so far; close() -> the rest. ValueError when the data is
-    not in that encoding."""
+    not in that encoding.
 
-    def __init__(self, coding: str) -> None:
+    max_output: decode no more than this many bytes in all; TooLarge as soon as the data stands for more
+    (the decoded bytes past the limit are never returned, and at most about one STEP or one slice's worth
+    of them is ever made). pieces() is feed() without joining the pieces (no copy of the whole).
+    finished tells whether the compressed data ended properly (a truncated body has not); trailing counts
+    the bytes that came after the end, which are not decoded (zstd's further frames are: a zstd body may hold
+    several).
+    """
+
+    def __init__(self, coding: str, max_output: int | None = None) -> None:
         coding = coding.strip().lower()
         if coding not in CODINGS:
             raise ValueError(f"no streaming decoder for Content-Encoding {coding!r}")
         self.coding = coding
-        self._raw_deflate = False
+        self.max_output = max_output
+        self.total = 0           # decoded bytes made so far
+        self.trailing = 0        # bytes after the end of the compressed data (gzip, deflate, br)
+        self._head: bytes | None = None
+        self._zstd = None
         if coding in ("gzip", "x-gzip"):
             self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif coding == "deflate":
@@ -43,20 +93,85 @@ class Decoder:
         elif coding == "br":
             import brotli
             self._obj = brotli.Decompressor()
+            self._br_limit = hasattr(self._obj, "can_accept_more_data")  # brotli >= 1.2: output_buffer_limit
         else:
-            self._obj = _zstd_decompressor()
+            self._zstd = _zstd_module()
+            self._context = None
+            if self._zstd is None:  # zstandard: one context, a decompressobj per frame
+                import zstandard
+                self._context = zstandard.ZstdDecompressor()
+            self._obj = _zstd_decompressor(self._context)
+            self._zstd_ended = False  # a frame ended and no other has started
+            self._frames = 1
+
+    # -- public ------------------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> bytes:
         if not data:
             return b""
+        pieces = list(self.pieces(data))
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """The decoded bytes of data, in pieces (of at most about STEP bytes when there is a max_output)."""
+        if not data:
+            return
         try:
-            if self.coding == "br":
-                return self._obj.process(data)
-            if self.coding == "deflate" and self._head is not None:
-                return self._deflate_start(data)
-            return self._obj.decompress(data)
+            for piece in self._decode(data):
+                if piece:
+                    self._count(piece)
+                    yield piece
+        except (TooLarge, GeneratorExit):
+            raise
         except Exception as e:  # zlib.error, brotli.error, the zstd modules' errors
-            raise ValueError(f"the answer is not valid {self.coding}: {e}") from None
+            raise ValueError(f"the data is not valid {self.coding}: {e}") from None
+
+    def close(self) -> bytes:
+        if self.coding in ("gzip", "x-gzip", "deflate"):
+            if self._head:  # fewer than 2 bytes came: not finished
+                return b""
+            try:
+                rest = self._obj.flush()
+            except zlib.error as e:
+                raise ValueError(f"the data is not valid {self.coding}: {e}") from None
+            if rest:
+                self._count(rest)
+            return rest
+        return b""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the compressed data seen so far ends where its format says it ends."""
+        if self.coding == "br":
+            return self._obj.is_finished()
+        if self.coding == "zstd":
+            return self._zstd_ended
+        return self._head is None and self._obj.eof
+
+    # -- inside --------------------------------------------------------------------------------------
+
+    def _count(self, piece: bytes) -> None:
+        self.total += len(piece)
+        if self.max_output is not None and self.total > self.max_output:
+            raise TooLarge(f"the data decodes to more than {self.max_output} bytes")
+
+    def _step(self) -> int:
+        """How many decoded bytes the next call may make: 0 for any number (no max_output)."""
+        if self.max_output is None:
+            return 0
+        return max(1, min(STEP, self.max_output - self.total + 1))
+
+    def _decode(self, data: bytes) -> Iterator[bytes]:
+        if self.coding == "br":
+            yield from self._brotli(data)
+        elif self.coding == "zstd":
+            yield from self._zstd_frames(data)
+        else:
+            if self._head is not None:
+                data = self._deflate_start(data)
+                if not data:
+                    return
+            yield from self._zlib(data)
 
     def _deflate_start(self, data: bytes) -> bytes:
         head = self._head + data
@@ -66,12 +181,102 @@ class Decoder:
         self._head = None
         if (head[0] & 0x0F) != 8 or (head[0] << 8 | head[1]) % 31:
             self._obj = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
-        return self._obj.decompress(head)
+        return head
 
-    def close(self) -> bytes:
-        if self.coding in ("gzip", "x-gzip", "deflate"):
-            try:
-                return self._obj.flush()
-            except zlib.error as e:
-                raise ValueError(f"the answer is not valid {self.coding}: {e}") from None
+    def _zlib(self, data: bytes) -> Iterator[bytes]:
+        obj = self._obj
+        view = memoryview(data)
+        size = len(view) if self.max_output is None else ZLIB_INPUT
+        for pos in range(0, len(view), size):
+            if obj.eof:  # after the end: only counted (zlib would keep it in unused_data)
+                self.trailing += len(view) - pos
+                return
+            rest = view[pos:pos + size]
+            while True:
+                step = self._step()
+                out = obj.decompress(rest, step)
+                yield out
+                rest = obj.unconsumed_tail
+                if obj.eof:
+                    self.trailing += len(obj.unused_data)
+                    break
+                if not rest and (step == 0 or len(out) < step):
+                    break  # all this input taken, and nothing held back for want of room
+
+    def _brotli(self, data: bytes) -> Iterator[bytes]:
+        obj = self._obj
+        if obj.is_finished():
+            self.trailing += len(data)
+            return
+        if self.max_output is None:
+            yield obj.process(data)
+        elif self._br_limit:
+            # brotli >= 1.2 holds back what does not fit; process() takes only b"" until it can take more
+            yield from self._brotli_drain()
+            yield obj.process(data, output_buffer_limit=self._step())
+            yield from self._brotli_drain()
+        else:
+            view = memoryview(data)
+            for i in range(0, len(view), BROTLI_SLICE):
+                if obj.is_finished():
+                    self.trailing += len(view) - i
+                    return
+                yield obj.process(view[i:i + BROTLI_SLICE])
+
+    def _brotli_drain(self) -> Iterator[bytes]:
+        obj = self._obj
+        while not obj.is_finished():
+            out = obj.process(b"", output_buffer_limit=self._step())
+            if not out:
+                return
+            yield out
+
+    def _zstd_frames(self, data: bytes) -> Iterator[bytes]:
+        """One frame after another (a zstd body may hold several: they decode to their concatenation)."""
+        view = memoryview(data)
+        limited = self.max_output is not None
+        # zstandard has no max_length: with a max_output it is given slices small enough to bound its output
+        size = ZSTD_SLICE if limited and self._zstd is None else ZSTD_INPUT
+        pos = 0
+        while pos < len(view):
+            if self._zstd_ended:
+                self._frames += 1
+                if limited and self._frames > MAX_ZSTD_FRAMES:
+                    raise ValueError(f"more than {MAX_ZSTD_FRAMES} zstd frames")
+                self._obj = _zstd_decompressor(self._context)
+                self._zstd_ended = False
+            obj = self._obj
+            piece = view[pos:pos + size]
+            if limited and self._zstd is not None:  # compression.zstd / backports.zstd: max_length
+                yield obj.decompress(piece, self._step())
+                while not obj.eof and not obj.needs_input:  # what max_length held back
+                    yield obj.decompress(b"", self._step())
+            else:
+                yield obj.decompress(piece)
+            used = len(piece)
+            if obj.eof:  # the frame ended in this piece: the next one starts after it
+                self._zstd_ended = True
+                used -= len(obj.unused_data)
+                if used <= 0:  # pragma: no cover - a frame is never empty
+                    raise ValueError("a zstd frame of no bytes")
+            pos += used
+
+
+def decode_body(data: bytes, coding: str, max_output: int) -> bytes:
+    """A whole body in a Content-Encoding this module decodes, decoded to at most max_output bytes.
+
+    TooLarge as soon as it would decode to more (nothing more is decoded); ValueError when it is not valid
+    in that encoding, ends before its compressed data does, or has anything after the end."""
+    if not data:
         return b""
+    decoder = Decoder(coding, max_output)
+    pieces = list(decoder.pieces(data))
+    rest = decoder.close()
+    if rest:
+        pieces.append(rest)
+    if not decoder.finished:
+        raise ValueError(f"the data is not valid {decoder.coding}: it ends before the compressed data does")
+    if decoder.trailing:
+        raise ValueError(f"the data is not valid {decoder.coding}: {decoder.trailing} bytes follow the end "
+                         f"of the compressed data")
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)

@@ -9,6 +9,36 @@ DEFAULT_HOSTS = ("api.mistral.ai", "codestral.mistral.ai")
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOSTNAME = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*\.?")
+_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")  # a host name, no wildcard
+
+# Characters that IDNA 2003 (Python's idna codec) maps away but browsers (UTS #46, nontransitional) keep:
+# the same name would become two different ASCII names.
+_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")  # ß, final sigma, zero-width non-joiner and joiner
+
+
+def ascii_host(host: str, spec: str) -> str:
+    """A host name as clients send it (Host, Origin): internationalised labels in their ASCII (punycode)
+    form, bücher.example -> xn--bcher-kva.example. ValueError (naming spec) when it has no such form."""
+    if host.isascii():
+        return host
+    odd = sorted(c for c in set(host) if c in _DEVIATIONS)
+    if odd:
+        chars = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in odd)
+        raise ValueError(f"{spec!r} has {chars}, which browsers and other clients encode in two different ways; "
+                         f"give the host in its xn-- (punycode) form, as your client sends it")
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"{spec!r} is not a valid internationalised host name") from None
+
+
+def is_host_name(host: str) -> bool:
+    """An ASCII host name (labels of letters, digits, '-' and '_'), or an IP address."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return bool(_NAME.fullmatch(host))
 
 
 def parse_host(spec: str) -> str:
@@ -26,6 +56,10 @@ def parse_host(spec: str) -> str:
         pass
     if ":" in h:
         raise ValueError(f"{spec!r} has a port; give the host name only (every port of it is matched)")
+    if h.startswith("*."):
+        h = "*." + ascii_host(h[2:], spec)
+    else:
+        h = ascii_host(h, spec)
     if not _HOSTNAME.fullmatch(h):
         raise ValueError(f"{spec!r} is not a host name; use e.g. llm.example.com or *.example.com")
     return h.rstrip(".")

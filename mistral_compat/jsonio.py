@@ -24,6 +24,36 @@ class BodyError(ValueError):
     """The body is not a JSON object Mistral could read; the message says what is wrong."""
 
 
+# The largest request body (decoded) the proxy takes by default. Mistral documents no request size limit;
+# its largest legitimate bodies carry base64 inside JSON: a 50 MB document for OCR is about 67 MB. 64 MiB
+# (67.1 MB) holds that, and is a few times any chat request (images are sent by URL or a few MB each).
+DEFAULT_MAX_BODY = 64 << 20
+
+_SIZE = re.compile(r"\s*(\d+)\s*(?:([kmg])(?:i?b)?|b)?\s*", re.IGNORECASE | re.ASCII)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """'64m', '10M', '512k', '1g', '64MiB', '100mb' or a number of bytes -> bytes (k, m, g are 1024-based,
+    as in mitmproxy's own body_size_limit). ValueError says why."""
+    m = _SIZE.fullmatch(text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a size; use e.g. 64m, 512k, 1g or a number of bytes")
+    size = int(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
+    if size <= 0:
+        raise ValueError(f"{text!r} is not a size above 0")
+    return size
+
+
+def format_size(size: int) -> str:
+    """67108864 -> '64 MiB', 67108865 -> '67,108,865 bytes': exact, so that a size just over a limit never
+    reads as the limit itself."""
+    for unit, name in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if size >= unit and size % unit == 0:
+            return f"{size // unit} {name}"
+    return f"{size:,} bytes"
+
+
 class RawNumber(float):
     """A number literal kept as written. As a float it is the nearest double (for range checks and
     comparisons; 1e400 is inf), so code that takes strings never takes it; .literal is the text."""

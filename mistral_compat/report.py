@@ -1,5 +1,9 @@
 """Change records -> what people read: the log line, the flow comment, the before/after view and the
-shutdown summary. Pure: no mitmproxy, no I/O."""
+shutdown summary. Pure: no mitmproxy, no I/O.
+
+Everything a client controls (key names, tool-call ids, values, the User-Agent, a path, the reason a
+body was refused) is escaped and cut before it is printed (redact.printable), and every line and the
+summary are bounded, whatever the client sends."""
 
 from __future__ import annotations
 
@@ -9,31 +13,66 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .changes import DROPPED, RENAMED, Change, summarize
-from .redact import redact_json
+from .redact import escape_json_text, printable, redact_json
 
 _INDEX = re.compile(r"\[\d+\]")
 
+LINE_LIMIT = 4096        # characters of one log line (the changes that do not fit are counted)
+MESSAGE_LIMIT = 600      # characters of the reason a body was refused (its start and its end are kept)
+COMMENT_CHANGES = 100    # changes listed in a flow comment
+DUMP_LIMIT = 100_000     # characters of each body in the before/after view and the debug dump
+SUMMARY_LIMIT = 65_536   # characters of the shutdown summary
+MAX_FIELDS = 200         # distinct fields counted apart per client in the summary
+
+
+def _head(endpoint: str, client: str, dry_run: bool) -> str:
+    prefix = "mistral-compat (dry run, not applied)" if dry_run else "mistral-compat"
+    return f"{prefix} {printable(endpoint)} [{printable(client)}]: "
+
 
 def log_line(endpoint: str, client: str, changes: list[Change], dry_run: bool = False) -> str:
-    prefix = "mistral-compat (dry run, not applied)" if dry_run else "mistral-compat"
-    return f"{prefix} {endpoint} [{client}]: {summarize(changes)}"
+    head = _head(endpoint, client, dry_run)
+    return head + summarize(changes, LINE_LIMIT - len(head))
+
+
+def rejected_line(endpoint: str, client: str, status: int, message: str, dry_run: bool = False) -> str:
+    """'mistral-compat chat/completions [client]: answered 400: the body is not JSON (...)'; the message
+    may repeat what the client sent: escaped, and cut in the middle when long."""
+    verb = "would answer" if dry_run else "answered"
+    return (f"mistral-compat {printable(endpoint)} [{printable(client)}]: {verb} {status}: "
+            f"{printable(message, MESSAGE_LIMIT, tail=MESSAGE_LIMIT // 3)}")
 
 
 def comment(changes: list[Change], dry_run: bool = False) -> str:
-    """The flow comment shown in mitmweb and the console: one change per line."""
+    """The flow comment shown in mitmweb and the console: one change per line (at most COMMENT_CHANGES)."""
     head = f"mistral-compat {'would change' if dry_run else 'changed'} this request ({len(changes)}):"
-    return "\n".join([head] + [f"- {c.kind} {c}" for c in changes])
+    lines = [head] + [f"- {c.kind} {c}" for c in changes[:COMMENT_CHANGES]]
+    if len(changes) > COMMENT_CHANGES:
+        lines.append(f"- ... and {len(changes) - COMMENT_CHANGES} more changes")
+    return "\n".join(lines)
 
 
 def answer_line(endpoint: str, client: str, notes: list[str], dry_run: bool = False) -> str:
     """'mistral-compat chat/completions [client]: answer: content chunks -> text + reasoning_content; ...'"""
-    prefix = "mistral-compat (dry run, not applied)" if dry_run else "mistral-compat"
-    return f"{prefix} {endpoint} [{client}]: answer: {'; '.join(notes)}"
+    head = _head(endpoint, client, dry_run) + "answer: "
+    out: list[str] = []
+    size = len(head)
+    for i, note in enumerate(notes):
+        piece = ("; " if out else "") + printable(note)
+        if size + len(piece) > LINE_LIMIT:
+            out.append(f" ... and {len(notes) - i} more")
+            break
+        out.append(piece)
+        size += len(piece)
+    return head + "".join(out)
 
 
 def answer_comment(notes: list[str], dry_run: bool = False) -> str:
     head = f"mistral-compat {'would translate' if dry_run else 'translated'} the answer for OpenAI clients:"
-    return "\n".join([head] + [f"- {n}" for n in notes])
+    lines = [head] + [f"- {printable(n)}" for n in notes[:COMMENT_CHANGES]]
+    if len(notes) > COMMENT_CHANGES:
+        lines.append(f"- ... and {len(notes) - COMMENT_CHANGES} more")
+    return "\n".join(lines)
 
 
 def answer_before_after(original: bytes, translated: bytes, notes: list[str]) -> str:
@@ -43,10 +82,16 @@ def answer_before_after(original: bytes, translated: bytes, notes: list[str]) ->
 
 
 def _pretty(body: bytes) -> str:
+    """A body for the view and the debug dump: pretty JSON, secrets masked, long strings shortened, the
+    characters a terminal could act on escaped, at most DUMP_LIMIT characters; not JSON: its start, escaped."""
     try:
-        return json.dumps(redact_json(json.loads(body)), indent=2, ensure_ascii=False)
+        text = escape_json_text(json.dumps(redact_json(json.loads(body)), indent=2, ensure_ascii=False))
     except (ValueError, RecursionError):
-        return body[:2000].decode("utf-8", "replace")
+        return printable(body[:2000].decode("utf-8", "replace"), 2000) + (
+            f"...({len(body)} bytes)" if len(body) > 2000 else "")
+    if len(text) > DUMP_LIMIT:
+        text = f"{text[:DUMP_LIMIT]}\n...(cut at {DUMP_LIMIT} of {len(text)} characters)"
+    return text
 
 
 def before_after(original: bytes, rewritten: bytes | None, changes: list[Change]) -> str:
@@ -61,8 +106,8 @@ def before_after(original: bytes, rewritten: bytes | None, changes: list[Change]
 
 
 def field_name(change: Change) -> str:
-    """messages[3].tool_calls[0].name -> messages[].tool_calls[].name (for counting)."""
-    return _INDEX.sub("[]", change.path)
+    """messages[3].tool_calls[0].name -> messages[].tool_calls[].name (for counting; escaped and cut)."""
+    return _INDEX.sub("[]", printable(change.path))
 
 
 @dataclass
@@ -75,19 +120,22 @@ class ClientStats:
 
 
 OTHER_CLIENTS = "(other clients)"
+OTHER_FIELDS = "(other fields)"
 
 
 class Summary:
     """Per client: requests matched, changed, answered 400, answers translated, and how often each field
     was touched (answers: each kind of translation).
 
-    At most max_clients distinct User-Agents are kept apart (memory stays bounded whatever clients
-    send); the rest are counted together.
+    Memory stays bounded whatever clients send: at most max_clients distinct User-Agents are kept apart
+    (the rest are counted together), and per client at most max_fields distinct fields (the rest are
+    counted as one, OTHER_FIELDS); names are escaped and cut (a path or detail to 200 characters).
     """
 
-    def __init__(self, max_clients: int = 100) -> None:
+    def __init__(self, max_clients: int = 100, max_fields: int = MAX_FIELDS) -> None:
         self.clients: dict[str, ClientStats] = {}
         self.max_clients = max_clients
+        self.max_fields = max_fields
 
     def _stats(self, client: str) -> ClientStats:
         s = self.clients.get(client)
@@ -106,22 +154,29 @@ class Summary:
     def rejected(self, client: str) -> None:
         self._stats(client).rejected += 1
 
+    def _count(self, s: ClientStats, name: str) -> None:
+        fields = s.fields
+        if name in fields or len(fields) < self.max_fields:
+            fields[name] += 1
+        else:
+            fields[OTHER_FIELDS] += 1
+
     def changed(self, client: str, changes: list[Change]) -> None:
         s = self._stats(client)
         s.changed += 1
         for c in changes:
             if c.kind == RENAMED:
-                s.fields[f"{field_name(c)} -> {c.detail}"] += 1
+                self._count(s, f"{field_name(c)} -> {printable(c.detail)}")
             elif c.kind == DROPPED:
-                s.fields[f"dropped {field_name(c)}"] += 1
+                self._count(s, f"dropped {field_name(c)}")
             else:
-                s.fields[f"{c.kind} {field_name(c)}"] += 1
+                self._count(s, f"{c.kind} {field_name(c)}")
 
     def answered(self, client: str, notes: list[str]) -> None:
         s = self._stats(client)
         s.answered += 1
         for note in notes:
-            s.fields[f"answer: {note}"] += 1
+            self._count(s, f"answer: {printable(note)}")
 
     def table(self, top: int = 40) -> str:
         """A compact table for a bug report; empty when nothing was matched."""
@@ -129,10 +184,18 @@ class Summary:
             return ""
         lines = ["mistral-compat summary",
                  f"{'client':<48} {'matched':>7} {'changed':>7} {'400':>5} {'answers':>7}"]
-        for client, s in sorted(self.clients.items(), key=lambda kv: -kv[1].matched):
-            lines.append(f"{client[:48]:<48} {s.matched:>7} {s.changed:>7} {s.rejected:>5} {s.answered:>7}")
+        size = 0
+        ranked = sorted(self.clients.items(), key=lambda kv: -kv[1].matched)
+        for i, (client, s) in enumerate(ranked):
+            block = [f"{printable(client)[:48]:<48} {s.matched:>7} {s.changed:>7} {s.rejected:>5} {s.answered:>7}"]
             for name, n in s.fields.most_common(top):
-                lines.append(f"    {n:>6}x  {name}")
+                block.append(f"    {n:>6}x  {printable(name, 1000)}")  # (escaped and cut when counted)
             if len(s.fields) > top:
-                lines.append(f"    ... and {len(s.fields) - top} more")
+                block.append(f"    ... and {len(s.fields) - top} more")
+            size += sum(len(line) + 1 for line in block)
+            if size > SUMMARY_LIMIT and i:
+                lines.append(f"... and {len(ranked) - i} more clients (the summary is cut at {SUMMARY_LIMIT} "
+                             f"characters)")
+                break
+            lines += block
         return "\n".join(lines)

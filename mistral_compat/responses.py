@@ -313,7 +313,8 @@ class _Request:
                                                              "Mistral's chat completions", "unsupported_value")
             names.append(t["name"])
         out["tool_choice"] = mode
-        kept = [t for t in chat_tools or [] if t.get("function", {}).get("name") in names]
+        allowed_names = set(names)  # (a list would make this tools x allowed tools)
+        kept = [t for t in chat_tools or [] if _str_or_none(t.get("function", {}).get("name")) in allowed_names]
         self.change(VALUE, "tool_choice", f"allowed_tools -> {mode!r}, tools limited to {', '.join(names)}")
         return kept
 
@@ -381,6 +382,9 @@ class _Input:
         self.req = req
         self.messages = messages
         self.call_names: dict[str, str] = {}  # call_id -> function name, for the tool messages
+        # id(assistant message) -> (it, the contents of the consecutive assistant items that make it), joined
+        # once at the end: joining as they come would copy the content so far for each (quadratic)
+        self.joins: dict[int, tuple[dict, list]] = {}
 
     def add(self, value: Any) -> None:
         if isinstance(value, str):
@@ -390,6 +394,9 @@ class _Input:
             raise BridgeError("input", "input must be a string or a list of input items")
         for i, item in enumerate(value):
             self.item(item, ("input", i))
+        for message, contents in self.joins.values():
+            message["content"] = _join(contents)
+        self.joins.clear()
 
     def dropped(self, item: dict, used: tuple, path: tuple) -> None:
         for key in item:
@@ -432,7 +439,10 @@ class _Input:
             chunks = "" if content is None else self.content(content, path)
             last = self.last_assistant()
             if last is not None:  # no tool result since: the same assistant turn
-                last["content"] = _join(last.get("content"), chunks)
+                join = self.joins.get(id(last))
+                if join is None:
+                    join = self.joins[id(last)] = (last, [last.get("content")])
+                join[1].append(chunks)
             else:
                 self.messages.append({"role": "assistant", "content": chunks})
         else:
@@ -563,16 +573,27 @@ def _one_of(value: Any, options) -> bool:
     return isinstance(value, str) and value in options
 
 
-def _join(a: Any, b: Any) -> Any:
-    """Two assistant contents -> one."""
-    if a in (None, "", []):
-        return b
-    if b in (None, "", []):
-        return a
-    if isinstance(a, str) and isinstance(b, str):
-        return a + b
-    as_list = lambda c: [{"type": "text", "text": c}] if isinstance(c, str) else list(c)  # noqa: E731
-    return as_list(a) + as_list(b)
+def _join(contents: list) -> Any:
+    """The contents of consecutive assistant items (str, a list of parts, or None) -> one content, in one
+    pass: strings before the first list are run together into one text; after it, each string is a text part
+    and each list's parts follow; empty ones count for nothing (all empty: the last of them)."""
+    full = [c for c in contents if c not in (None, "", [])]
+    if not full:
+        return contents[-1]
+    if len(full) == 1:
+        return full[0]
+    lead = 0
+    while lead < len(full) and isinstance(full[lead], str):
+        lead += 1
+    if lead == len(full):
+        return "".join(full)
+    out: list = [{"type": "text", "text": "".join(full[:lead])}] if lead else []
+    for c in full[lead:]:
+        if isinstance(c, str):
+            out.append({"type": "text", "text": c})
+        else:
+            out.extend(c)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -837,17 +858,27 @@ def translate_answer(status: int, content_type: str, content: bytes, request: di
 
 
 class _Item:
-    __slots__ = ("kind", "id", "index", "text", "call_id", "name", "status", "done")
+    __slots__ = ("kind", "id", "index", "parts", "call_id", "name", "status", "done")
 
     def __init__(self, kind: str, index: int, call_id: str = "", name: str = "") -> None:
         self.kind = kind  # "message", "reasoning" or "function_call"
         self.id = _new_id({"message": "msg", "reasoning": "rs", "function_call": "fc"}[kind])
         self.index = index
-        self.text = ""     # the text, reasoning text or arguments so far
+        self.parts: list[str] = []  # the text, reasoning text or arguments so far, as the deltas came
         self.call_id = call_id
         self.name = name
         self.status = "in_progress"
         self.done = False
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)  # (text += delta would copy the text so far for every delta: quadratic)
+
+    @property
+    def text(self) -> str:
+        parts = self.parts
+        if len(parts) > 1:
+            parts[:] = ["".join(parts)]
+        return parts[0] if parts else ""
 
     def json(self, empty: bool = False) -> dict:
         if self.kind == "message":
@@ -881,6 +912,7 @@ class StreamTranslator:
         self.finish_reason: str | None = None
         self.usage: dict | None = None
         self.items: list[_Item] = []
+        self.unclosed: list[_Item] = []     # the items not closed yet (closing walks these, not all items)
         self.open: _Item | None = None      # the message or reasoning item being written
         self.calls: dict[int, _Item] = {}   # tool-call index -> its function_call item
         self._reader = sse.Reader()
@@ -988,7 +1020,7 @@ class StreamTranslator:
         item = self.open
         if item is None or item.kind != kind or item.done:
             item = self._open_item(kind)
-        item.text += text
+        item.add(text)
         if kind == "message":
             self._emit("response.output_text.delta", item_id=item.id, output_index=item.index, content_index=0,
                        delta=text, logprobs=[])
@@ -1001,6 +1033,7 @@ class StreamTranslator:
         self._close_all()
         item = self.open = _Item(kind, len(self.items))
         self.items.append(item)
+        self.unclosed.append(item)
         self._emit("response.output_item.added", output_index=item.index, item=item.json(empty=True))
         part = _text_part("") if kind == "message" else {"type": "reasoning_text", "text": ""}
         self._emit("response.content_part.added", item_id=item.id, output_index=item.index, content_index=0,
@@ -1016,12 +1049,13 @@ class StreamTranslator:
             item = _Item("function_call", len(self.items), _call_id(call.get("id")), _name(fn.get("name")))
             self.calls[index] = item
             self.items.append(item)
+            self.unclosed.append(item)
             self._emit("response.output_item.added", output_index=item.index, item=item.json(empty=True))
         arguments = fn.get("arguments")
         if arguments is not None:
             text = _arguments(arguments)
             if text:
-                item.text += text
+                item.add(text)
                 self._emit("response.function_call_arguments.delta", item_id=item.id, output_index=item.index,
                            delta=text)
 
@@ -1048,7 +1082,8 @@ class StreamTranslator:
 
     def _close_all(self, status: str | None = None) -> None:
         status = status or self._item_status()
-        for item in self.items:
+        unclosed, self.unclosed = self.unclosed, []
+        for item in unclosed:
             self._close(item, status)
         self.open = None
 

@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
+import threading
 from functools import lru_cache
 from pathlib import Path
 
 from . import schema, spec
 
 BUILTIN = Path(__file__).with_name("rules.json")
+
+# Limits on the process that parses a spec file (isolate=True). Mistral's 1.1 MB spec takes 0.3 s of CPU
+# (2 s where ruamel.yaml has no libyaml, as on Python 3.12 with ruamel.yaml 0.19) and 30 MB.
+PARSE_TIMEOUT = 60.0          # seconds of wall time
+PARSE_CPU = 60                # seconds of CPU time
+PARSE_MEMORY = 1024 * 2**20   # bytes of address space
 
 
 class Rules:
@@ -43,24 +53,81 @@ def builtin() -> Rules:
     return Rules(json.loads(BUILTIN.read_text(encoding="utf-8")))
 
 
-def from_spec_file(path: str | Path) -> tuple[Rules, list[str]]:
+def from_spec_file(path: str | Path, *, isolate: bool = False) -> tuple[Rules, list[str]]:
     """Rules from a Mistral OpenAPI file (YAML or JSON), with the built-in rules for whatever it lacks.
 
     Returns (rules, problems); raises spec.SpecError with a readable message when the file is of no use.
+    isolate: parse it in a separate process with a time and memory limit (what the proxy does), so that
+    nothing in the file (a crash of the YAML library, a runaway, a memory blow-up) can reach this process.
     """
+    if isolate and sys.executable and not getattr(sys, "frozen", False):
+        compiled, problems = _compile_in_child(path)
+    else:
+        compiled, problems = spec.compile_file(path)
     try:
-        doc = spec.load_spec_file(path)
-    except OSError as e:
-        raise spec.SpecError(f"cannot read {path}: {e.strerror or e}") from None
-    except spec.SpecError:
-        raise
-    except Exception as e:  # YAML/JSON/encoding errors of every kind
-        raise spec.SpecError(f"{path} is not valid YAML or JSON: {str(e).splitlines()[0] if str(e) else e}") from None
-    rules, problems = spec.compile_spec(doc, source=str(path))
-    if not rules["endpoints"]:
-        raise spec.SpecError(f"{path} describes none of the endpoints mistral-compat rewrites: "
-                             + "; ".join(problems))
-    try:
-        return Rules(rules, fallback=builtin()), problems
-    except (ValueError, KeyError, TypeError) as e:
+        return Rules(compiled, fallback=builtin()), problems
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise spec.SpecError(f"{path} gave rules that cannot be used: {e}") from None
+
+
+# -c rather than -m: -I (isolated mode) leaves the current directory out of sys.path
+_CHILD = "import sys; sys.path.insert(0, sys.argv.pop(1)); from mistral_compat.spec import main; sys.exit(main())"
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+_children: set[subprocess.Popen] = set()
+_children_lock = threading.Lock()
+
+
+def _compile_in_child(path: str | Path) -> tuple[dict, list[str]]:
+    """spec.compile_file(path), run as `python -m mistral_compat.spec` in a child process."""
+    cmd = [sys.executable, "-I", "-c", _CHILD, _PACKAGE_PARENT,
+           "--memory", str(PARSE_MEMORY), "--cpu", str(PARSE_CPU), "--", str(path)]
+    try:
+        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as e:
+        raise spec.SpecError(f"cannot start a process to parse {path}: {e}") from None
+    with _children_lock:
+        _children.add(child)
+    try:
+        out, err = child.communicate(timeout=PARSE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        raise spec.SpecError(f"parsing {path} took longer than {PARSE_TIMEOUT:g} s; stopped") from None
+    finally:
+        with _children_lock:
+            _children.discard(child)
+    code = child.returncode
+    if code == 0:
+        try:
+            result = json.loads(out)
+        except ValueError:  # pragma: no cover - the child writes JSON
+            result = None
+        if isinstance(result, dict) and "error" in result:
+            raise spec.SpecError(str(result["error"]))
+        if isinstance(result, dict) and isinstance(result.get("rules"), dict) \
+                and isinstance(result.get("problems"), list):
+            return result["rules"], [str(p) for p in result["problems"]]
+        raise spec.SpecError(f"the process parsing {path} wrote no rules")  # pragma: no cover
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:  # pragma: no cover
+            name = f"signal {-code}"
+        why = {"SIGXCPU": f"it used more than {PARSE_CPU} s of CPU",
+               "SIGKILL": "it was killed (out of memory, or stopped)",
+               "SIGTERM": "it was stopped"}.get(name, "it crashed")
+        raise spec.SpecError(f"the process parsing {path} ended with {name} ({why})")
+    last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    if "MemoryError" in last[0]:
+        raise spec.SpecError(f"{path} needs more than {PARSE_MEMORY // 2**20} MB of memory to load")
+    detail = f": {last[0][:300]}" if last[0] else ""
+    raise spec.SpecError(f"the process parsing {path} failed (exit status {code}){detail}")
+
+
+def stop_parsing() -> None:
+    """Kill any process still parsing a spec file (at shutdown)."""
+    with _children_lock:
+        children = list(_children)
+    for child in children:
+        if child.poll() is None:
+            child.kill()

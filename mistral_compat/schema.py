@@ -3,6 +3,10 @@
 Every node has fix(value, fx, path) -> value | Drop. Objects are repaired in place; a node returns a
 new value only when it replaces a scalar. Drop asks the parent to remove the value; the parent
 decides (a required key is kept) and records the change.
+
+The walk recurses, one level per key or index (path), so its depth is bounded: objects and arrays deeper
+than MAX_DEPTH (possible only with a recursive schema, e.g. a tree of nodes) are left as they are, and
+compile_rules refuses rules that would walk in a circle without going deeper into the body.
 """
 
 from __future__ import annotations
@@ -14,6 +18,12 @@ from .changes import DROPPED, REMOVED, RENAMED, VALUE
 
 _KINDS = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
           float: "number", type(None): "null"}
+
+# Objects and arrays at a path longer than this are left untouched (only a recursive schema goes this deep;
+# Mistral's own reach 9 levels). A level costs the walk 2-4 Python frames, far from Python's limit of 1000;
+# RootNode catches what rules with long chains of anyOf schemas could still cause.
+MAX_DEPTH = 100
+TOO_DEEP = "the body is nested too deep for mistral-compat's rules"
 
 
 def kind_of(value: Any) -> str:
@@ -168,7 +178,7 @@ class ObjectNode(Node):
         return s
 
     def fix(self, value: Any, fx, path: tuple) -> Any:
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) or len(path) > MAX_DEPTH:
             return value
         if self.before is not None:
             self.before(value, fx, path)
@@ -279,21 +289,21 @@ class ArrayNode(Node):
         if not isinstance(value, list):
             return value
         items = self.items
-        if items.trivial:
+        if items.trivial or len(path) > MAX_DEPTH:
             return value
-        removed = 0
-        for i in range(len(value)):
-            j = i - removed
-            v = value[j]
+        kept: list | None = None  # the items kept, from the first removal on (a del per removal is quadratic)
+        for i, v in enumerate(value):
             new = items.fix(v, fx, path + (i,))
-            if new is v:
-                continue
             if isinstance(new, Drop):
-                del value[j]
-                removed += 1
+                if kept is None:
+                    kept = value[:i]
                 fx.add(REMOVED, path + (i,), new.reason)
-            else:
-                value[j] = new
+            elif kept is not None:
+                kept.append(new)
+            elif new is not v:
+                value[i] = new
+        if kept is not None:
+            value[:] = kept
         if self.messages and fx.conversation:
             toolids.repair(value, fx, path)
         return value
@@ -388,10 +398,34 @@ class AnyOfNode(Node):
         return best
 
 
+class RootNode(Node):
+    """The node of a request body: its schema's node, with a last safety net. A walk that still runs out of
+    stack (rules that chain hundreds of schemas per level) answers Drop, so the request gets a 400 saying
+    so, rather than an exception in the proxy."""
+
+    __slots__ = ("node", "trivial", "kinds", "accepts_null")
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.trivial, self.kinds, self.accepts_null = node.trivial, node.kinds, node.accepts_null
+
+    def fix(self, value: Any, fx, path: tuple) -> Any:
+        try:
+            return self.node.fix(value, fx, path)
+        except RecursionError:
+            return Drop(TOO_DEEP)
+
+    def score(self, value: Any) -> int:
+        return self.node.score(value)
+
+
 def compile_rules(rules: dict) -> dict[str, Node]:
-    """rules -> {endpoint suffix: root node}."""
+    """rules -> {endpoint suffix: root node}. ValueError when the rules cannot be used (a missing schema,
+    a schema that is only an alias of itself, shapes that lead back to themselves without going deeper)."""
     schemas = rules.get("schemas", {})
     named: dict[str, Node] = {}
+    aliasing: list[str] = []  # the chain of schemas being resolved that are only a ref to another one
+    branching: list[Node] = []  # the unions and anyOfs: what hands a value on without going deeper
 
     def compile_(spec: Any, name: str | None) -> Node:
         if spec == "any":
@@ -403,7 +437,14 @@ def compile_rules(rules: dict) -> dict[str, Node]:
                     raise ValueError(f"rules refer to a missing schema {ref!r}")
                 target = schemas[ref]
                 if isinstance(target, dict) and "ref" in target:  # an alias of another schema
-                    named[ref] = compile_(target, ref)
+                    if ref in aliasing:
+                        cycle = " -> ".join(aliasing[aliasing.index(ref):] + [ref])
+                        raise ValueError(f"schemas that are only a $ref to one another form a cycle: {cycle}")
+                    aliasing.append(ref)
+                    try:
+                        named[ref] = compile_(target, ref)
+                    finally:
+                        aliasing.pop()
                 else:
                     named[ref] = _shell(target)
                     _fill(named[ref], target, ref)
@@ -432,7 +473,49 @@ def compile_rules(rules: dict) -> dict[str, Node]:
             node.setup(spec, name, compile_)
         elif isinstance(node, (ArrayNode, UnionNode, AnyOfNode)):
             node.setup(spec, compile_)
+            if not isinstance(node, ArrayNode):
+                branching.append(node)
         elif isinstance(node, ScalarNode):
             node.name = name
 
-    return {suffix: compile_(spec, None) for suffix, spec in rules.get("endpoints", {}).items()}
+    roots = {suffix: compile_(spec, None) for suffix, spec in rules.get("endpoints", {}).items()}
+    _refuse_cycles(branching, {id(node): ref for ref, node in named.items()})
+    return {suffix: RootNode(node) for suffix, node in roots.items()}
+
+
+def _same_value_steps(node: Node) -> tuple:
+    """The nodes that node.fix hands the very same value to (no key or index further into the body)."""
+    if isinstance(node, UnionNode):
+        return tuple(node.map.values())
+    if isinstance(node, AnyOfNode):  # the branches fix() can choose, by the value's kind
+        return tuple({id(o): o for options in node.by_kind.values() for o in options}.values())
+    return ()
+
+
+def _refuse_cycles(branching: list, names: dict[int, str]) -> None:
+    """ValueError if a walk could go round a circle of unions and anyOfs on one value (forever), e.g. a
+    discriminated union whose member is the union itself. Cycles through an object or array are fine: they
+    go one level deeper into the body each time (a recursive schema). Iterative: no depth limit."""
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+    for start in branching:
+        if id(start) in state:
+            continue
+        path = [start]
+        stack = [iter(_same_value_steps(start))]
+        state[id(start)] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[id(path.pop())] = 2
+                stack.pop()
+                continue
+            s = state.get(id(nxt))
+            if s == 1:
+                loop = path[[id(n) for n in path].index(id(nxt)):] + [nxt]
+                shown = " -> ".join(names.get(id(n), type(n).__name__) for n in loop)
+                raise ValueError(f"rules lead from a schema back to itself without going deeper into the "
+                                 f"body ({shown})")
+            if s is None:
+                state[id(nxt)] = 1
+                path.append(nxt)
+                stack.append(iter(_same_value_steps(nxt)))

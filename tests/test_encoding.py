@@ -55,3 +55,67 @@ def test_bad_data_and_unknown_codings():
         Decoder("gzip").feed(b"not gzip at all")
     with pytest.raises(ValueError, match="no streaming decoder"):
         Decoder("compress")
+
+
+# --- max_output and decode_body (request bodies: a size limit, and strict about the end) ----------------
+
+from mistral_compat.encoding import TooLarge, decode_body  # noqa: E402
+
+
+@pytest.mark.parametrize("coding", sorted(ENCODED))
+@pytest.mark.parametrize("size", [1, 7, 1000, 1 << 20])
+def test_max_output_exactly_the_data_passes_one_byte_less_does_not(coding, size):
+    blob = ENCODED[coding]
+    d = Decoder(coding, max_output=len(DATA))
+    out = b"".join(d.feed(blob[i:i + size]) for i in range(0, len(blob), size)) + d.close()
+    assert out == DATA and d.finished
+    d = Decoder(coding, max_output=len(DATA) - 1)
+    with pytest.raises(TooLarge):
+        for i in range(0, len(blob), size):
+            d.feed(blob[i:i + size])
+        d.close()
+
+
+@pytest.mark.parametrize("coding", sorted(ENCODED))
+def test_decode_body(coding):
+    blob = ENCODED[coding]
+    assert decode_body(blob, coding, len(DATA)) == DATA
+    assert decode_body(b"", coding, 10) == b""
+    with pytest.raises(TooLarge):
+        decode_body(blob, coding, len(DATA) - 1)
+    with pytest.raises(ValueError, match="ends before"):
+        decode_body(blob[:-5], coding, 1 << 20)  # truncated
+    with pytest.raises(ValueError, match=f"not valid {coding}"):
+        decode_body(blob + b"junk", coding, 1 << 20)  # something after the end
+    with pytest.raises(ValueError, match=f"not valid {coding}"):
+        decode_body(b"\x00" * 64, coding, 1 << 20)
+
+
+def test_zstd_frames_one_after_another():
+    blob = ENCODED["zstd"] + zstd_compress(b"and more")
+    assert decode_body(blob, "zstd", 1 << 20) == DATA + b"and more"
+    d = Decoder("zstd")
+    assert b"".join(d.feed(blob[i:i + 5]) for i in range(0, len(blob), 5)) == DATA + b"and more"
+
+
+def test_pieces_are_bounded_with_max_output():
+    data = b"x" * (20 << 20)
+    for coding, blob in (("gzip", gzip.compress(data)), ("br", brotli.compress(data)), ("zstd", zstd_compress(data))):
+        d = Decoder(coding, max_output=len(data))
+        pieces = list(d.pieces(blob))
+        assert b"".join(pieces) == data
+        assert max(map(len, pieces)) <= 16 << 20, coding  # never the whole at once (brotli 1.1: meta-blocks)
+
+
+def test_a_body_of_many_zstd_frames_is_refused_quickly():
+    """A few bytes per empty frame, and a new decompression context for each: 100k frames (0.9 MB) took
+    1-12 s. With a max_output (request bodies) more than MAX_ZSTD_FRAMES is not valid; answers stay lenient."""
+    from mistral_compat.encoding import MAX_ZSTD_FRAMES
+    import time
+    frames = zstd_compress(b"") * 100_000 + zstd_compress(b"{}")
+    started = time.process_time()
+    with pytest.raises(ValueError, match=f"more than {MAX_ZSTD_FRAMES} zstd frames"):
+        decode_body(frames, "zstd", 1 << 20)
+    assert time.process_time() - started < 0.5
+    assert decode_body(zstd_compress(b"{}") * MAX_ZSTD_FRAMES, "zstd", 1 << 20) == b"{}" * MAX_ZSTD_FRAMES
+    assert Decoder("zstd").feed(frames) == b"{}"

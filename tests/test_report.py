@@ -94,3 +94,16 @@ def test_summary_memory_is_bounded():
         s.matched(f"client-{i}")
     assert len(s.clients) == 4  # three by name, the rest together
     assert s.clients[report.OTHER_CLIENTS].matched == 47
+
+
+def test_rejected_line_and_bounded_summaries():
+    assert report.rejected_line("chat/completions", "c", 400, "the body is not JSON") == \
+        "mistral-compat chat/completions [c]: answered 400: the body is not JSON"
+    assert report.rejected_line("embeddings", "c", 400, "x", dry_run=True) == \
+        "mistral-compat embeddings [c]: would answer 400: x"
+    changes = [Change("dropped", f"k{i}") for i in range(5)]
+    assert report.summarize(changes) == "dropped k0, k1, k2, k3, k4"
+    assert report.summarize(changes, 12) == "dropped k0 ... and 4 more changes"
+    s = report.Summary(max_fields=3)
+    s.changed("c", changes)
+    assert s.clients["c"].fields == {"dropped k0": 1, "dropped k1": 1, "dropped k2": 1, report.OTHER_FIELDS: 2}
