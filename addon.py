@@ -652,7 +652,8 @@ class Answers:
         if kind == "errors" and resp.status_code < 400:
             return
         try:
-            content = resp.get_content(strict=False) or b""
+            content = (resp.get_content(strict=False) if header(resp.headers, b"content-encoding")
+                       else resp.raw_content) or b""
             new, notes = answers.translate_json(resp.status_code, content)
         except Exception as e:  # a safety net: the answer is passed on as it came
             logger.warning(f"mistral-compat: an answer could not be translated ({type(e).__name__}: {e})")
