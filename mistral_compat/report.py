@@ -46,9 +46,14 @@ def rejected_line(endpoint: str, client: str, status: int, message: str, dry_run
 def comment(changes: list[Change], dry_run: bool = False) -> str:
     """The flow comment shown in mitmweb and the console: one change per line (at most COMMENT_CHANGES)."""
     head = f"mistral-compat {'would change' if dry_run else 'changed'} this request ({len(changes)}):"
-    lines = [head] + [f"- {c.kind} {c}" for c in changes[:COMMENT_CHANGES]]
-    if len(changes) > COMMENT_CHANGES:
-        lines.append(f"- ... and {len(changes) - COMMENT_CHANGES} more changes")
+    return _bulleted(head, [f"{c.kind} {c}" for c in changes[:COMMENT_CHANGES]], len(changes), " changes")
+
+
+def _bulleted(head: str, shown: list[str], total: int, what: str = "") -> str:
+    """head, then one '- ' line per item shown, and how many more there were."""
+    lines = [head] + [f"- {item}" for item in shown]
+    if total > len(shown):
+        lines.append(f"- ... and {total - len(shown)} more{what}")
     return "\n".join(lines)
 
 
@@ -69,10 +74,7 @@ def answer_line(endpoint: str, client: str, notes: list[str], dry_run: bool = Fa
 
 def answer_comment(notes: list[str], dry_run: bool = False) -> str:
     head = f"mistral-compat {'would translate' if dry_run else 'translated'} the answer for OpenAI clients:"
-    lines = [head] + [f"- {printable(n)}" for n in notes[:COMMENT_CHANGES]]
-    if len(notes) > COMMENT_CHANGES:
-        lines.append(f"- ... and {len(notes) - COMMENT_CHANGES} more")
-    return "\n".join(lines)
+    return _bulleted(head, [printable(n) for n in notes[:COMMENT_CHANGES]], len(notes))
 
 
 def answer_before_after(original: bytes, translated: bytes, notes: list[str]) -> str:
