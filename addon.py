@@ -19,7 +19,7 @@ from mitmproxy.net.http import status_codes
 from mitmproxy.proxy import mode_specs
 
 from mistral_compat import answers, errors, report, responses
-from mistral_compat.encoding import Decoder, TooLarge, decode_body
+from mistral_compat.encoding import CODINGS, Decoder, TooLarge, decode_body
 from mistral_compat.jsonio import DEFAULT_MAX_BODY, format_size, parse_size
 from mistral_compat.changes import Change
 from mistral_compat.cors import CorsPolicy
@@ -65,7 +65,6 @@ def header(headers: http.Headers, name: bytes, default: str = "") -> str:
 # re-encoded by mitmproxy when the body is rewritten. mitmproxy's own get_content() would decode whole,
 # with no limit, and also any Python codec named there (bz2, zlib, base64, ...), none an HTTP coding.
 _PLAIN = frozenset({"", "identity", "none"})
-_DECODED = frozenset({"gzip", "deflate", "br", "zstd"})
 
 
 def get_body(req: http.Request, endpoint: str, max_body: int = DEFAULT_MAX_BODY) -> bytes | tuple[int, str] | None:
@@ -89,7 +88,7 @@ def get_body(req: http.Request, endpoint: str, max_body: int = DEFAULT_MAX_BODY)
         return raw
     cannot = (f"the body cannot be decoded as Content-Encoding {req.headers.get('content-encoding', '')!r} "
               f"(the proxy decodes gzip, deflate, br and zstd)")
-    if coding not in _DECODED:
+    if coding not in CODINGS:
         return 400, cannot
     try:
         return decode_body(raw, coding, max_body)
@@ -612,27 +611,35 @@ class Answers:
 
     @staticmethod
     def _streamer(translator: answers.StreamTranslator, decoder: Decoder | None, dry_run: bool):
-        failed = False
+        broken = False  # the compressed data did not decode: nothing more can be made of it
 
         def translate(data: bytes) -> list[bytes]:
             # b"" is the end of the stream (mitmproxy calls once more with it); never return b"" mid-stream:
-            # mitmproxy 11 would end the stream there.
-            nonlocal failed
-            if failed:
-                return [data] if data and decoder is None else []
-            try:
-                text = data
-                if decoder is not None:
-                    text = decoder.feed(data) if data else decoder.close()
-                out = translator.feed(text)
-                if not data:
-                    out += translator.close()
-            except Exception as e:  # a safety net: the rest of the stream passes untranslated
-                failed = True
-                logger.warning(f"mistral-compat: an event stream could not be translated ({type(e).__name__}: "
-                               f"{e}); the rest is passed on as it is")
-                out = data if decoder is None and not dry_run else b""
-            if dry_run:
+            # mitmproxy 11 would end the stream there. An event that cannot be translated passes as it came
+            # (StreamTranslator.event); what is left here is the decoding, and the unforeseen.
+            nonlocal broken
+            out = b""
+            if not broken:
+                try:
+                    text = data
+                    if decoder is not None:
+                        text = decoder.feed(data) if data else decoder.close()
+                    out = translator.feed(text)
+                    if not data:
+                        out += translator.close()
+                except Exception as e:  # a safety net: never an exception in mitmproxy's stream
+                    broken = True
+                    logger.warning(f"mistral-compat: an event stream could not be {'decoded' if decoder else 'read'} "
+                                   f"({type(e).__name__}: {report.printable(str(e))}); "
+                                   + ("it was passed on as it came" if dry_run or decoder is None
+                                      else "it ends here"))
+                    # no decoder: what the reader held and this piece, as they came; a decoder: what it held
+                    # is an unfinished event that can no longer be finished, so it ends here
+                    held = translator.reader.drain()
+                    out = held + data if decoder is None else b""
+            elif decoder is None:
+                out = data
+            if dry_run:  # the translation only gathered what it would change
                 out = data
             return [out] if out else []
 

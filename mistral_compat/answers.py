@@ -34,6 +34,7 @@ TOOL_INDEX = "tool_calls index added"
 TOOL_ARGUMENTS = "tool_calls arguments object -> JSON text"
 FINISH = "finish_reason model_length -> length"
 TOOL_FINISH = "finish_reason after tool_calls sent as an event of its own"
+UNTRANSLATED = "an event that could not be translated passed as it came"
 ERROR = "error object added"
 MAX_NOTES = 16  # other chunk types named in notes, at most (the type names come from the upstream)
 
@@ -104,12 +105,31 @@ class Notes:
         return list(self._seen)
 
 
+class ToolIndexes:
+    """The index of each streamed tool call, per choice, across the whole stream: the one Mistral sent, or
+    else counted (a call with an id is a new call; one without continues the call before it), never
+    restarting per chunk, so parallel calls stay apart."""
+
+    def __init__(self) -> None:
+        self._next: dict[int, int] = {}  # choice index -> the next index to give
+
+    def of(self, call: dict, choice: int = 0) -> tuple[int, bool]:
+        """(the call's index, whether Mistral sent it)."""
+        index = call.get("index")
+        following = self._next.get(choice, 0)
+        given = isinstance(index, int) and not isinstance(index, bool)
+        if not given:
+            index = following if "id" in call or following == 0 else following - 1
+        self._next[choice] = max(following, index + 1)
+        return index, given
+
+
 class _Translator:
     """The repairs shared by whole answers and stream events."""
 
     def __init__(self) -> None:
         self.notes = Notes()
-        self._next_index: dict[Any, int] = {}  # choice index -> the next tool-call index to give (streams)
+        self.indexes = ToolIndexes()
 
     def document(self, obj: dict, stream: bool, status: int = 200) -> bool:
         """Repair one parsed answer (stream=False) or chunk (stream=True) in place; whether it changed."""
@@ -133,8 +153,8 @@ class _Translator:
                     changed |= self._tool_calls(holder["tool_calls"], key if isinstance(key, int) else position,
                                                 stream)
             reason = choice.get("finish_reason")
-            if reason in FINISH_REASONS:
-                choice["finish_reason"] = FINISH_REASONS[reason]
+            if openai_finish(reason) is not reason:
+                choice["finish_reason"] = openai_finish(reason)
                 self.notes.add(FINISH)
                 changed = True
         return changed
@@ -169,16 +189,11 @@ class _Translator:
                 changed = True
             if not stream:
                 continue
-            index = call.get("index")
-            given = self._next_index.get(choice, 0)
-            if isinstance(index, int) and not isinstance(index, bool):
-                self._next_index[choice] = max(given, index + 1)
-                continue
-            # A call without an index: a new call when it has an id, else the rest of the call before it.
-            call["index"] = given if starts or given == 0 else given - 1
-            self._next_index[choice] = max(given, call["index"] + 1)
-            self.notes.add(TOOL_INDEX)
-            changed = True
+            index, given = self.indexes.of(call, choice)
+            if not given:
+                call["index"] = index
+                self.notes.add(TOOL_INDEX)
+                changed = True
         return changed
 
 
@@ -220,7 +235,15 @@ class StreamTranslator(_Translator):
         return b"".join(self.event(e) for e in self.reader.close())
 
     def event(self, event: sse.Event) -> bytes:
-        """One event -> its bytes to send."""
+        """One event -> its bytes to send; an event that cannot be translated passes as it came (a safety
+        net: the translation of well-formed events is tested to never raise)."""
+        try:
+            return self._event(event)
+        except Exception:  # noqa: BLE001 - whatever the upstream sent, the stream goes on
+            self.notes.add(UNTRANSLATED)
+            return event.raw
+
+    def _event(self, event: sse.Event) -> bytes:
         data = event.data
         if data is None or not _LOOK.search(event.raw):
             return event.raw

@@ -29,6 +29,7 @@ ZSTD_INPUT = 256
 # Each zstd frame costs a new decompression context (~10 us): with a max_output, a body may hold this many
 # frames (a client sends one; a few bytes per empty frame would otherwise cost a second per MB).
 MAX_ZSTD_FRAMES = 1000
+MAX_GZIP_MEMBERS = 1000  # members of one gzip body, likewise (each a header and a trailer at least)
 
 
 class TooLarge(Exception):
@@ -82,9 +83,10 @@ class Decoder:
         self.coding = coding
         self.max_output = max_output
         self.total = 0           # decoded bytes made so far
-        self.trailing = 0        # bytes after the end of the compressed data (gzip, deflate, br)
+        self.trailing = 0        # bytes after the end of the compressed data (deflate, br)
         self._head: bytes | None = None
         self._zstd = None
+        self._members = 1
         if coding in ("gzip", "x-gzip"):
             self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif coding == "deflate":
@@ -184,24 +186,40 @@ class Decoder:
         return head
 
     def _zlib(self, data: bytes) -> Iterator[bytes]:
-        obj = self._obj
         view = memoryview(data)
         size = len(view) if self.max_output is None else ZLIB_INPUT
         for pos in range(0, len(view), size):
-            if obj.eof:  # after the end: only counted (zlib would keep it in unused_data)
-                self.trailing += len(view) - pos
-                return
-            rest = view[pos:pos + size]
-            while True:
-                step = self._step()
-                out = obj.decompress(rest, step)
-                yield out
-                rest = obj.unconsumed_tail
+            pending: bytes | memoryview = view[pos:pos + size]
+            while pending:  # a gzip member may end inside this slice: the next one starts after it
+                obj = self._obj
                 if obj.eof:
-                    self.trailing += len(obj.unused_data)
-                    break
-                if not rest and (step == 0 or len(out) < step):
-                    break  # all this input taken, and nothing held back for want of room
+                    if not self._next_member():  # after the end: only counted (zlib keeps it in unused_data)
+                        self.trailing += len(pending) + max(0, len(view) - pos - size)
+                        return
+                    obj = self._obj
+                rest = pending
+                while True:
+                    step = self._step()
+                    out = obj.decompress(rest, step)
+                    yield out
+                    rest = obj.unconsumed_tail
+                    if obj.eof:
+                        pending = obj.unused_data
+                        break
+                    if not rest and (step == 0 or len(out) < step):
+                        pending = b""
+                        break  # all this input taken, and nothing held back for want of room
+
+    def _next_member(self) -> bool:
+        """After a gzip member, another may follow (RFC 1952; mitmproxy's own decoder reads them all): start
+        it. False for deflate, which has one stream."""
+        if self.coding not in ("gzip", "x-gzip"):
+            return False
+        self._members += 1
+        if self.max_output is not None and self._members > MAX_GZIP_MEMBERS:
+            raise ValueError(f"more than {MAX_GZIP_MEMBERS} gzip members")
+        self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return True
 
     def _brotli(self, data: bytes) -> Iterator[bytes]:
         obj = self._obj

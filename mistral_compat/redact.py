@@ -248,8 +248,9 @@ def redact_json(value: Any, max_string: int = 200) -> Any:
             if isinstance(k, str):
                 if len(k) > max_string:
                     key = f"{k[:max_string // 2]}...<{len(k)} characters>"
-                if secret_name(k) and not (_count_name(k) and (
-                        v is None or isinstance(v, dict) or (isinstance(v, (int, float)) and not isinstance(v, bool)))):
+                if secret_name(k) and not (_count_name(k) and (  # usage counts: max_tokens, prompt_tokens_details
+                        v is None or (isinstance(v, dict) and k.lower().endswith("details"))
+                        or (isinstance(v, (int, float)) and not isinstance(v, bool)))):
                     out[key] = MASK
                     continue
             out[key] = redact_json(v, max_string)

@@ -915,6 +915,7 @@ class StreamTranslator:
         self.unclosed: list[_Item] = []     # the items not closed yet (closing walks these, not all items)
         self.open: _Item | None = None      # the message or reasoning item being written
         self.calls: dict[int, _Item] = {}   # tool-call index -> its function_call item
+        self.indexes = answers.ToolIndexes()
         self._reader = sse.Reader()
         self._out: list[bytes] = []
 
@@ -1007,9 +1008,9 @@ class StreamTranslator:
                     self._delta("reasoning", thinking)
                     self._delta("message", text)
             calls = delta.get("tool_calls")
-            for position, call in enumerate(calls if isinstance(calls, list) else []):
+            for call in calls if isinstance(calls, list) else []:
                 if isinstance(call, dict):
-                    self._tool_call(call, position)
+                    self._tool_call(call)
             if choice.get("finish_reason") is not None:
                 self.finish_reason = str(choice["finish_reason"])
                 self._close_all()
@@ -1040,8 +1041,8 @@ class StreamTranslator:
                    part=part)
         return item
 
-    def _tool_call(self, call: dict, position: int) -> None:
-        index = call.get("index") if isinstance(call.get("index"), int) else position
+    def _tool_call(self, call: dict) -> None:
+        index, _ = self.indexes.of(call)
         fn = call.get("function") if isinstance(call.get("function"), dict) else {}
         item = self.calls.get(index)
         if item is None:

@@ -38,15 +38,39 @@ def parse_event(raw: bytes) -> Event:
     return Event(raw, data)
 
 
+# Bytes of an unfinished event held at most; past that they pass on as they came. Far above any real event
+# (a tool call writing a whole file as its arguments is a few MB), so it only bounds a stream without line ends.
+MAX_HELD = 32 << 20
+
+
 class Reader:
     """feed(bytes) -> the events completed by them; close() -> the rest (an event the stream did not end
-    with a blank line), so that every byte fed comes out again in exactly one event."""
+    with a blank line), so that every byte fed comes out again in exactly one event, in order.
+
+    An event that grows past MAX_HELD bytes before its end (a stream without line ends, say) is let go
+    as it is, as an Event without data, so that nothing is held back for long."""
 
     def __init__(self) -> None:
         self._lines: list[bytes] = []     # the complete lines of the event being read, with their line ends
         self._partial: list[bytes] = []   # the pieces of a line still incomplete (no quadratic joins)
+        self._held = 0                    # bytes in both
 
     def feed(self, data: bytes) -> list[Event]:
+        events = self._feed(data)
+        self._held += len(data) - sum(len(e.raw) for e in events)
+        if self._held > MAX_HELD:
+            events.append(Event(self.drain(), None))
+        return events
+
+    def drain(self) -> bytes:
+        """The bytes held (an unfinished event), let go."""
+        rest = b"".join(self._lines) + b"".join(self._partial)
+        self._lines.clear()
+        self._partial.clear()
+        self._held = 0
+        return rest
+
+    def _feed(self, data: bytes) -> list[Event]:
         if b"\n" not in data:
             if data:
                 self._partial.append(data)
@@ -72,9 +96,7 @@ class Reader:
         return events
 
     def close(self) -> list[Event]:
-        rest = b"".join(self._lines) + b"".join(self._partial)
-        self._lines.clear()
-        self._partial.clear()
+        rest = self.drain()
         return [parse_event(rest)] if rest else []
 
 

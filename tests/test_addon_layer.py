@@ -396,7 +396,39 @@ def test_chat_stream_failure_passes_the_rest_untranslated(monkeypatch, caplog):
         assert f.response.stream(b"data: x\n\n") == [b"data: x\n\n"]
         assert f.response.stream(b"data: y\n\n") == [b"data: y\n\n"]
         assert f.response.stream(b"") == []
-    assert "could not be translated (ZeroDivisionError" in caplog.text
+    assert "could not be read (ZeroDivisionError" in caplog.text and "passed on as it came" in caplog.text
+
+
+def test_an_event_that_cannot_be_translated_passes_as_it_came_and_the_stream_goes_on(monkeypatch):
+    bad = b'data: {"choices":[{"index":0,"delta":{"content":[{"type":"text","text":"BAD"}]}}]}\n\n'
+    original = addon.answers._Translator.document
+
+    def document(self, obj, stream, status=200):
+        if "BAD" in json.dumps(obj):
+            raise TypeError("unforeseen")
+        return original(self, obj, stream, status)
+
+    monkeypatch.setattr(addon.answers._Translator, "document", document)
+    mc = fresh()
+    with taddons.context(mc):
+        f = chat_answer_headers(mc)
+        out = run_stream(f, bad + REASONING_SSE, size=7)  # split across network chunks
+    assert out.startswith(bad)  # whole, as it came
+    assert chunks_of(out[len(bad):])[0]["choices"][0]["delta"]["content"] == "3"  # and the rest translated
+
+
+def test_a_compressed_stream_that_breaks_ends_with_what_decoded(caplog):
+    import gzip
+    mc = fresh()
+    blob = gzip.compress(REASONING_SSE)
+    with taddons.context(mc):
+        f = chat_answer_headers(mc, **{"content-encoding": "gzip"})
+        first = f.response.stream(blob[:len(blob) // 2])
+        assert f.response.stream(b"\xff" * 64) == []  # not gzip: nothing more can be made of it
+        assert f.response.stream(b"more") == [] and f.response.stream(b"") == []
+    out = b"".join(first)
+    assert not out or out.startswith(b"data: ")  # only whole, decoded text reached the client
+    assert "could not be decoded" in caplog.text and "it ends here" in caplog.text
 
 
 def test_json_answers_buffered_even_with_stream_large_bodies_and_shown_in_the_view():

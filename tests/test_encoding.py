@@ -119,3 +119,21 @@ def test_a_body_of_many_zstd_frames_is_refused_quickly():
     assert time.process_time() - started < 0.5
     assert decode_body(zstd_compress(b"{}") * MAX_ZSTD_FRAMES, "zstd", 1 << 20) == b"{}" * MAX_ZSTD_FRAMES
     assert Decoder("zstd").feed(frames) == b"{}"
+
+
+@pytest.mark.parametrize("max_output", [None, 1 << 20])
+def test_gzip_of_several_members_decodes_to_their_concatenation(max_output):
+    """RFC 1952 allows several members, and mitmproxy's own decoder reads them all."""
+    blob = gzip.compress(b"data: a\n\n") + gzip.compress(b"data: b\n\n") + gzip.compress(DATA)
+    for size in (1, 5, len(blob)):
+        d = Decoder("gzip", max_output)
+        out = b"".join(d.feed(blob[i:i + size]) for i in range(0, len(blob), size)) + d.close()
+        assert out == b"data: a\n\ndata: b\n\n" + DATA and d.finished and not d.trailing
+    from mistral_compat.encoding import decode_body
+    assert decode_body(blob, "gzip", 1 << 20) == b"data: a\n\ndata: b\n\n" + DATA
+
+
+def test_gzip_members_are_capped_in_bodies():
+    from mistral_compat.encoding import MAX_GZIP_MEMBERS, decode_body
+    with pytest.raises(ValueError, match="gzip members"):
+        decode_body(gzip.compress(b"") * (MAX_GZIP_MEMBERS + 1), "gzip", 1 << 20)

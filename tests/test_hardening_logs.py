@@ -463,3 +463,10 @@ def test_summary_fields_per_client_are_bounded():
     assert grown < 1_000_000
     table = s.table()
     assert "(other fields)" in table and len(table) < 20_000
+
+
+def test_an_object_under_a_token_name_is_masked_unless_it_is_usage_details():
+    from mistral_compat.redact import MASK, redact_json
+    out = redact_json({"tokens": {"access": "sk-live-1"}, "max_tokens": 5,
+                       "usage": {"prompt_tokens_details": {"cached_tokens": 1}}})
+    assert out == {"tokens": MASK, "max_tokens": 5, "usage": {"prompt_tokens_details": {"cached_tokens": 1}}}

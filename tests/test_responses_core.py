@@ -924,3 +924,17 @@ def test_object_arguments_stay_an_object_with_their_numbers_exact():
                                        b'"arguments":{"n":1.0000000000000001}},'
                                        b'{"type":"function_call_output","call_id":"abcDEF123","output":"y"}]}')
     assert b'"arguments":{"n":1.0000000000000001}' in bridged.body
+
+
+def test_index_less_calls_in_separate_chunks_stay_separate():
+    """The count of answers.ToolIndexes, shared with the chat translation: never restarting per chunk."""
+    head = {"id": "x", "object": "chat.completion.chunk", "model": "m"}
+    chunks = [dict(head, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}}]),
+              dict(head, choices=[{"index": 0, "delta": {"tool_calls": [
+                  {"id": "AAAAAAAA1", "function": {"name": "get_weather", "arguments": '{"x":1}'}}]}}]),
+              dict(head, choices=[{"index": 0, "delta": {"tool_calls": [
+                  {"id": "AAAAAAAA2", "function": {"name": "get_time", "arguments": '{"y":2}'}}]},
+                  "finish_reason": "tool_calls"}])]
+    final = check_lifecycle(translate(chunks))
+    assert [(o.call_id, o.name, o.arguments) for o in final.output] == [
+        ("AAAAAAAA1", "get_weather", '{"x":1}'), ("AAAAAAAA2", "get_time", '{"y":2}')]
