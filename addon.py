@@ -111,6 +111,17 @@ def set_body(req: http.Request, body: bytes) -> None:
     req.headers.fields = tuple((k, length) if k.lower() == b"content-length" else (k, v) for k, v in fields)
 
 
+def stream_through(resp: http.Response, translate, decoded: bool) -> None:
+    """Stream an answer through translate (bytes -> pieces), with the framing that needs: no length (the size
+    changes), chunked on HTTP/1.1, and no Content-Encoding when translate decodes it."""
+    resp.stream = translate
+    resp.headers.pop("content-length", None)
+    if decoded:
+        resp.headers.pop("content-encoding", None)
+    if resp.http_version == "HTTP/1.1" and "transfer-encoding" not in resp.headers:
+        resp.headers["transfer-encoding"] = "chunked"
+
+
 def option_error(part: object, message: str) -> None:
     """A bad value for one of the addon's options. mitmproxy prints whatever a script's configure raises
     while it loads the script (start-up) with a traceback; so at a part's first configure the message is
@@ -485,27 +496,31 @@ class ResponsesBridge:
         if info is None or "bridge" not in info or flow.error or not flow.live or not flow.response:
             return
         resp = flow.response
+        coding = header(resp.headers, b"content-encoding").strip().lower()
         if not (200 <= resp.status_code < 300 and header(resp.headers, b"content-type").startswith("text/event-stream")
-                and not header(resp.headers, b"content-encoding")):
+                and (coding in ("", "identity") or coding in CODINGS)):
             resp.stream = False  # translated whole in `response` (even where stream_large_bodies would stream it)
             return
         translator = responses.StreamTranslator(info["bridge"])
+        decoder = Decoder(coding) if coding in CODINGS else None  # (asked for identity, but compressed all the same)
 
         def translate(data: bytes) -> list[bytes]:
             # b"" is the end of the stream (mitmproxy calls once more with it). An HTTP/2 upstream could in
             # principle also send an empty DATA frame mid-stream, which would end the translation early.
             try:
-                out = translator.feed(data) if data else translator.close()
+                text = data
+                if decoder is not None:
+                    text = decoder.feed(data) if data else decoder.close()
+                out = translator.feed(text)
+                if not data:
+                    out += translator.close()
             except Exception as e:  # a safety net: the client gets a failed response, never a broken stream
                 logger.warning(f"mistral-compat responses: the event stream could not be translated "
                                f"({type(e).__name__}); ended with response.failed")
                 out = translator.abort()
             return [out] if out else []  # never b"" mid-stream: mitmproxy 11 would end the stream there
 
-        resp.stream = translate
-        resp.headers.pop("content-length", None)
-        if resp.http_version == "HTTP/1.1" and "transfer-encoding" not in resp.headers:
-            resp.headers["transfer-encoding"] = "chunked"
+        stream_through(resp, translate, decoded=decoder is not None)
 
     def response(self, flow: http.HTTPFlow) -> None:
         info = flow.metadata.get(META)
@@ -601,13 +616,10 @@ class Answers:
                 resp.stream = True
                 return
         translator = info["answer_stream"] = answers.StreamTranslator()
-        resp.stream = self._streamer(translator, decoder, self.dry_run)
-        if not self.dry_run:
-            resp.headers.pop("content-length", None)
-            if decoder is not None:
-                resp.headers.pop("content-encoding", None)
-            if resp.http_version == "HTTP/1.1" and "transfer-encoding" not in resp.headers:
-                resp.headers["transfer-encoding"] = "chunked"
+        if self.dry_run:  # the bytes pass as they came: so do the headers
+            resp.stream = self._streamer(translator, decoder, True)
+        else:
+            stream_through(resp, self._streamer(translator, decoder, False), decoded=decoder is not None)
 
     @staticmethod
     def _streamer(translator: answers.StreamTranslator, decoder: Decoder | None, dry_run: bool):

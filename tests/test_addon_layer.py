@@ -249,16 +249,33 @@ def test_stream_translation_failure_ends_with_response_failed(monkeypatch, caplo
         assert "could not be translated" in caplog.text
 
 
-def test_compressed_event_stream_is_buffered_and_translated_whole():
+def test_compressed_event_stream_is_decoded_and_translated_as_it_streams():
+    import gzip
     mc = fresh()
     with taddons.context(mc):
         f = streamed_answer(mc, **{"content-encoding": "gzip"})
-        assert f.response.stream is False
-        f.response.content = SSE  # gzip-compressed by mitmproxy, as the upstream sent it
-        mc.response(f)
-        assert f.response.headers["content-encoding"] == "gzip"
-        events = events_of(f.response.content)
+        assert callable(f.response.stream) and "content-encoding" not in f.response.headers
+        blob = gzip.compress(SSE)
+        pieces = [f.response.stream(blob[i:i + 9]) for i in range(0, len(blob), 9)] + [f.response.stream(b"")]
+        assert all(isinstance(p, list) and b"" not in p for p in pieces)
+        events = events_of(b"".join(b"".join(p) for p in pieces))
         assert events[-1]["type"] == "response.completed"
+        assert events[-1]["response"]["output"][0]["content"][0]["text"] == "hello"
+
+
+def test_event_stream_in_an_unknown_encoding_is_translated_whole():
+    mc = fresh()
+    with taddons.context(mc):
+        f = streamed_answer(mc, **{"content-encoding": "compress"})
+        assert f.response.stream is False
+
+
+def test_broken_compressed_event_stream_ends_with_response_failed():
+    mc = fresh()
+    with taddons.context(mc):
+        f = streamed_answer(mc, **{"content-encoding": "gzip"})
+        out = b"".join(b"".join(f.response.stream(p)) for p in (b"\x1f\x8b not gzip", b"more", b""))
+        assert events_of(out)[-1]["type"] == "response.failed"
 
 
 def answered(mc: addon.MistralCompat, content: bytes, content_type: str, stream: bool = False) -> http.HTTPFlow:
