@@ -85,7 +85,7 @@ def openai_finish(reason: Any) -> Any:
 def is_error(obj: Any) -> bool:
     """Whether a parsed answer or stream event is an error rather than a completion."""
     return isinstance(obj, dict) and (obj.get("object") == "error" or (
-        "choices" not in obj and ("message" in obj or "detail" in obj)))
+        "choices" not in obj and ("message" in obj or "detail" in obj or "error" in obj)))
 
 
 class Notes:

@@ -964,7 +964,7 @@ class StreamTranslator:
             return  # not an event we understand: skip it
         if not isinstance(obj, dict):
             return
-        if answers.is_error(obj) or ("choices" not in obj and "error" in obj):
+        if answers.is_error(obj):
             self._fail(f"Mistral: {errors.describe_data(500, obj).message}")
             return
         self._chunk(obj)
