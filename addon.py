@@ -3,8 +3,10 @@
     mitmdump -s addon.py                                   # as an HTTP(S) proxy
     mitmdump -s addon.py --mode reverse:https://api.mistral.ai --set connection_strategy=lazy
 
-This file is the thin mitmproxy layer: options, hooks, and applying what the pure core
-(the mistral_compat package beside it) decides.
+This file is the thin mitmproxy layer: it declares the options (mistral_compat/settings.py), reads and writes
+flows, and applies what the pure core (the mistral_compat package beside it) decides. Each flow bound for
+Mistral carries a FlowState (mistral_compat/state.py) under flow.metadata[META]: the Matcher writes it when the
+request's headers arrive, and every other part reads it.
 """
 
 from __future__ import annotations
@@ -12,45 +14,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+import time
 
-from mitmproxy import contentviews, ctx, exceptions, http
+from mitmproxy import ctx, exceptions, http
 from mitmproxy.net.http import status_codes
 from mitmproxy.proxy import mode_specs
 
-from mistral_compat import answers, errors, report, responses
-from mistral_compat.encoding import CODINGS, Decoder, TooLarge, decode_body
-from mistral_compat.jsonio import DEFAULT_MAX_BODY, format_size, parse_size
+import mitmcompat
+from mistral_compat import answers, errors, models, pacing, redirect, report, responses, settings, state
 from mistral_compat.changes import Change
-from mistral_compat.cors import CorsPolicy
+from mistral_compat.encoding import CODINGS, Decoder, read_body
 from mistral_compat.hosts import HostSet, allow_patterns
 from mistral_compat.redact import redact_text
 from mistral_compat.rewrite import rewrite
-from mistral_compat.rules import Rules, builtin
-from mistral_compat.rules import from_spec_file as rules_from_spec_file
-from mistral_compat.spec import SpecError
+from mistral_compat.rules import builtin, stop_parsing
+from mistral_compat.rules import load as load_rules
+from mistral_compat.state import FlowState
 
 logger = logging.getLogger(__name__)
 
-META = "mistral_compat"  # flow.metadata key: what the addon saw and did (read by Report, the content view)
+META = "mistral_compat"  # flow.metadata key of the FlowState
 MARKER = ":wrench:"      # flow.marked on changed flows: stands out in mitmweb's and the console's flow list
 
 
-def reject(flow: http.HTTPFlow, status: int, message: str, body: bytes) -> None:
-    """Answer a matched request from the proxy itself (unless in a dry run), and note why for Report."""
-    info = flow.metadata[META]
-    info["rejected"] = message
-    info["reject_status"] = status
-    if not info.get("dry_run"):
-        flow.response = http.Response.make(status, body, {"content-type": "application/json"})
-
-
-def backup(flow: http.HTTPFlow) -> None:
-    """Keep the flow as the client sent it for mitmweb's and the console's "revert", when one of them
-    shows the flows (a backup copies the whole flow: too dear for mitmdump, which cannot revert)."""
-    if ctx.master.addons.get("view") is not None:
-        flow.backup()
-
+# --- reading and writing flows --------------------------------------------------------------------------
 
 def header(headers: http.Headers, name: bytes, default: str = "") -> str:
     """The first value of a header (name in lower case): one plain pass over the raw fields, several
@@ -59,44 +46,6 @@ def header(headers: http.Headers, name: bytes, default: str = "") -> str:
         if key.lower() == name:
             return value.decode("utf-8", "surrogateescape")
     return default
-
-
-# Content-Encodings of request bodies: decoded here (in pieces, no further than the size limit) and
-# re-encoded by mitmproxy when the body is rewritten. mitmproxy's own get_content() would decode whole,
-# with no limit, and also any Python codec named there (bz2, zlib, base64, ...), none an HTTP coding.
-_PLAIN = frozenset({"", "identity", "none"})
-
-
-def get_body(req: http.Request, endpoint: str, max_body: int = DEFAULT_MAX_BODY) -> bytes | tuple[int, str] | None:
-    """The request body, decoded; None when it was streamed past the addon (logged); (status, why) when it
-    cannot be used: 413 when it is, or decodes to, more than max_body bytes (a compressed body is decoded
-    piece by piece and no further than that: a bomb costs max_body at most), 400 when its Content-Encoding
-    does not decode."""
-    raw = req.raw_content
-    if raw is None:
-        logger.warning(f"mistral-compat {endpoint}: the request body was streamed (stream_large_bodies?), "
-                       f"so it could not be rewritten")
-        return None
-    if not header(req.headers, b"content-encoding"):
-        coding = ""
-    else:
-        coding = req.headers.get("content-encoding", "").strip().lower()  # (several fields: joined by ", ")
-    if len(raw) > max_body:  # compressed too: the decoder's own work grows with what it is given
-        return 413, (f"the request body ({format_size(len(raw))}) is larger than the proxy's limit of "
-                     f"{format_size(max_body)} (the mistral_max_body option)")
-    if coding in _PLAIN:
-        return raw
-    cannot = (f"the body cannot be decoded as Content-Encoding {req.headers.get('content-encoding', '')!r} "
-              f"(the proxy decodes gzip, deflate, br and zstd)")
-    if coding not in CODINGS:
-        return 400, cannot
-    try:
-        return decode_body(raw, coding, max_body)
-    except TooLarge:
-        return 413, (f"the request body decodes (Content-Encoding {coding}) to more than the proxy's limit of "
-                     f"{format_size(max_body)} (the mistral_max_body option); it was not decoded further")
-    except ValueError:
-        return 400, cannot
 
 
 def set_body(req: http.Request, body: bytes) -> None:
@@ -122,19 +71,24 @@ def stream_through(resp: http.Response, translate, decoded: bool) -> None:
         resp.headers["transfer-encoding"] = "chunked"
 
 
-def option_error(part: object, message: str) -> None:
-    """A bad value for one of the addon's options. mitmproxy prints whatever a script's configure raises
-    while it loads the script (start-up) with a traceback; so at a part's first configure the message is
-    logged as an error instead, and mitmdump/mitmweb stop with "Error logged during startup" (exit code 1).
-    Later (an option changed at run time) OptionsError is raised: mitmproxy refuses the change and keeps the
-    value before it. Each part's configure ends with configured(self)."""
-    if getattr(part, "_mistral_configured", False):
-        raise exceptions.OptionsError(message)
-    logger.error(f"OptionsError: {message}")
+def reject(flow: http.HTTPFlow, st: FlowState, status: int, message: str, body: bytes) -> None:
+    """Answer a matched request from the proxy itself (unless in a dry run), and note why for Report."""
+    st.rejected = (status, message)
+    if not st.dry_run:
+        flow.response = http.Response.make(status, body, {"content-type": "application/json"})
 
 
-def configured(part: object) -> None:
-    part._mistral_configured = True  # type: ignore[attr-defined]
+def backup(flow: http.HTTPFlow) -> None:
+    """Keep the flow as the client sent it for mitmweb's and the console's "revert", when one of them
+    shows the flows (a backup copies the whole flow: too dear for mitmdump, which cannot revert)."""
+    if ctx.master.addons.get("view") is not None:
+        flow.backup()
+
+
+def keeps_flows() -> bool:
+    """Whether flows are kept where people read their comments: mitmweb's or the console's flow list (an addon
+    named "view"), or a file (-w). mitmdump alone prints no comment, so none is written there."""
+    return ctx.master.addons.get("view") is not None or bool(getattr(ctx.options, "save_stream_file", None))
 
 
 def client_name(req: http.Request) -> str:
@@ -143,38 +97,81 @@ def client_name(req: http.Request) -> str:
     return report.printable(ua, 80) if ua else "(no user-agent)"
 
 
-class Matcher:
-    """Decides which flows are bound for Mistral and marks them (flow.metadata[META]) for the others."""
+# --- the parts -------------------------------------------------------------------------------------------
 
-    def __init__(self) -> None:
-        self.hosts = HostSet()
+class Options:
+    """Declares every mistral_* option (mistral_compat/settings.py) and parses each into the shared Settings."""
+
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
+        self.started = False  # the first configure (start-up) is over
 
     def load(self, loader) -> None:
-        loader.add_option(
-            name="mistral_hosts", typespec=Sequence[str], default=[],
-            help="Extra hosts to treat as Mistral, besides api.mistral.ai and codestral.mistral.ai "
-                 "(repeat the option for several; '*.example.com' matches every subdomain). "
-                 "In reverse mode every request is treated as bound for Mistral.",
-        )
+        for o in settings.OPTIONS:
+            loader.add_option(name=o.name, typespec=o.typespec, default=o.default, help=o.help, choices=o.choices)
 
     def configure(self, updated) -> None:
-        if "mistral_hosts" in updated:
+        for name in sorted(updated & settings.NAMES):
             try:
-                self.hosts = HostSet.parse(ctx.options.mistral_hosts)
+                self.settings.set(name, getattr(ctx.options, name))
             except ValueError as e:
-                option_error(self, f"mistral_hosts: {e}")
-        configured(self)
+                self.refuse(f"{name}: {e}")
+        if "mistral_redirect_openai" in updated:
+            self.api_key()
+        self.started = True
+
+    def api_key(self) -> None:
+        """With mistral_redirect_openai, the Mistral key from the environment (never from an option: options are
+        printed by mitmproxy's `options` command and saved by mitmweb)."""
+        conf = self.settings
+        conf.api_key = None
+        Redaction.secrets = ()
+        if not conf.redirect_openai:
+            return
+        key = os.environ.get(API_KEY_ENV, "").strip()
+        if not key:
+            self.refuse(f"mistral_redirect_openai needs your Mistral API key in the environment variable {API_KEY_ENV} "
+                       f"(the proxy sends it to {conf.redirect_to} instead of the app's own key): set it, "
+                       f"e.g. export {API_KEY_ENV}=..., and start again")
+        elif not key.isascii() or not key.isprintable() or " " in key:
+            self.refuse(f"the environment variable {API_KEY_ENV} does not hold an API key (it has spaces or "
+                       f"characters an HTTP header cannot carry)")
+        else:
+            conf.api_key = key
+            Redaction.secrets = (key,)
+
+    def refuse(self, message: str) -> None:
+        """A bad option value. mitmproxy prints whatever a script's configure raises while it loads the script
+        (start-up) with a traceback; so at the first configure the message is logged as an error instead, and
+        mitmdump/mitmweb stop with "Error logged during startup" (exit code 1). Later (an option changed at run
+        time) OptionsError is raised: mitmproxy refuses the change and keeps the value before it."""
+        if self.started:
+            raise exceptions.OptionsError(message)
+        logger.error(f"OptionsError: {message}")
 
     def running(self) -> None:
         for name in sorted(k for k in getattr(ctx.options, "deferred", {}) if k.startswith("mistral_")):
             logger.warning(f"Unknown option {name!r} ignored: mistral-compat has no such option "
                            f"(its options are listed in the README).")
 
+
+class Matcher:
+    """Decides which flows are bound for Mistral, and what each is (state.classify), once: the FlowState."""
+
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
+
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        if flow.request.host in self.hosts or isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode):
-            flow.metadata[META] = {"client": client_name(flow.request)}
+        req = flow.request
+        if req.host in self.settings.hosts or isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode):
+            kind, endpoint = state.classify(req.method, req.path, self.settings.rules)
+            st = flow.metadata[META] = FlowState(client_name(req), kind, endpoint, self.settings.dry_run)
+            if self.settings.redirect_openai and req.host == redirect.OPENAI_HOST:
+                st.redirected = True
+        elif META in flow.metadata:  # a replayed copy of a saved flow: what it says belongs to another time
+            del flow.metadata[META]
 
 
 class InterceptScope:
@@ -184,15 +181,9 @@ class InterceptScope:
     ignore_hosts wins; mistral_intercept_all turns the scoping off.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
         self.owned: list[str] | None = None  # the allow_hosts value this addon set, while it is in force
-
-    def load(self, loader) -> None:
-        loader.add_option(
-            name="mistral_intercept_all", typespec=bool, default=False,
-            help="In forward-proxy mode, TLS-intercept every host (to look at all traffic in mitmweb), "
-                 "not only the Mistral hosts. Other hosts' requests are still never rewritten.",
-        )
 
     def running(self) -> None:
         self.apply()
@@ -200,7 +191,7 @@ class InterceptScope:
     def configure(self, updated) -> None:
         if self.owned is not None and "allow_hosts" in updated and ctx.options.allow_hosts != self.owned:
             self.owned = None  # the user set their own
-        if self.owned is not None and updated & {"mistral_hosts", "mistral_intercept_all"}:
+        if self.owned is not None and updated & {"mistral_hosts", "mistral_intercept_all", "mistral_redirect_openai"}:
             self.apply()
 
     def apply(self) -> None:
@@ -218,127 +209,36 @@ class InterceptScope:
             logger.info("mistral-compat: intercepting TLS for every host (mistral_intercept_all); "
                         "only Mistral hosts are rewritten")
             return
-        try:
-            hosts = HostSet.parse(opts.mistral_hosts)
-        except ValueError:
-            return  # reported by the Matcher (at start-up, mitmproxy stops before this is reached)
+        hosts = self.settings.hosts
         self.owned = allow_patterns(hosts)
         opts.update(allow_hosts=self.owned)
         logger.info(f"mistral-compat: intercepting TLS only for {', '.join(hosts.patterns)}; "
                     f"every other host is tunnelled untouched (mistral_intercept_all=true intercepts all)")
 
 
-class Cors:
-    """Answers preflights itself and puts CORS headers on every answer to a matched request."""
-
-    def __init__(self) -> None:
-        self.policy = CorsPolicy()
-
-    def load(self, loader) -> None:
-        loader.add_option(
-            name="mistral_cors_origins", typespec=Sequence[str], default=[],
-            help="Browser origins allowed to call the API through the proxy, e.g. https://chat.example.com "
-                 "(repeat the option for several). Empty: any origin ('*').",
-        )
-
-    def configure(self, updated) -> None:
-        if "mistral_cors_origins" in updated:
-            try:
-                self.policy = CorsPolicy(ctx.options.mistral_cors_origins)
-            except ValueError as e:
-                option_error(self, f"mistral_cors_origins: {e}")
-        configured(self)
-
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live or META not in flow.metadata:
-            return
-        if flow.request.method == "OPTIONS":
-            flow.metadata[META]["preflight"] = True
-            flow.response = http.Response.make(204, b"", {"server": "mistral-compat"})
-
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        info = flow.metadata.get(META)
-        if info is None or flow.error or not flow.live or not flow.response:
-            return
-        req, headers = flow.request, flow.response.headers
-        preflight = None
-        if info.get("preflight"):
-            preflight = (header(req.headers, b"access-control-request-method"),
-                         header(req.headers, b"access-control-request-headers"))
-        # One pass over the raw header fields (each Headers lookup or deletion is a pass of its own):
-        # the upstream's own CORS headers are replaced, never duplicated; a 204 has no length.
-        kept, vary = [], []
-        for field in headers.fields:
-            name = field[0].lower()
-            if name.startswith(b"access-control-") or (preflight is not None and name == b"content-length"):
-                continue
-            if name == b"vary":
-                vary.append(field[1].decode("latin-1"))
-            kept.append(field)
-        names = [field[0].decode("latin-1") for field in kept]
-        added = self.policy.headers(header(req.headers, b"origin", None), names, preflight)
-        missing = self.policy.vary(preflight is not None)
-        if missing:
-            present = {v.strip().lower() for value in vary for v in value.split(",")}
-            missing = [v for v in missing if v.lower() not in present]
-        headers.fields = (*kept, *((k.encode("latin-1"), v.encode("utf-8", "surrogateescape"))
-                                   for k, v in added.items()))
-        if missing:
-            headers["vary"] = ", ".join(vary + missing)
-
-
-class Rewriter:
-    """Rewrites request bodies of matched flows to what each Mistral endpoint accepts."""
+class RulesLoader:
+    """The rules in force (Settings.rules): built in, or from the mistral_openapi file, reloaded when it changes."""
 
     WATCH_INTERVAL = 1.0  # seconds between checks of mistral_openapi for changes
-    max_body = DEFAULT_MAX_BODY  # mistral_max_body in bytes (set in configure)
 
-    def __init__(self) -> None:
-        self.rules = builtin()
-        self.dry_run = False
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
         self.spec_path = ""
         self.spec_stamp: tuple | None = None
         self.watcher: asyncio.Task | None = None
 
-    def load(self, loader) -> None:
-        loader.add_option(
-            name="mistral_dry_run", typespec=bool, default=False,
-            help="Log what would be changed, but forward every body unchanged.",
-        )
-        loader.add_option(
-            name="mistral_openapi", typespec=str, default="",
-            help="Path of a Mistral OpenAPI spec (YAML or JSON) to take the rules from instead of the "
-                 "built-in ones; reloaded when the file changes. Endpoints it lacks keep the built-in rules.",
-        )
-        loader.add_option(
-            name="mistral_max_body", typespec=str, default="64m",
-            help="The largest request body bound for Mistral that the proxy takes, once decoded (a compressed "
-                 "body is decoded no further than this, so a few KB that decode to gigabytes cost no more); "
-                 "larger ones are answered 413 without being parsed or forwarded. A size such as 64m, 512k, 1g "
-                 "or a number of bytes. Mistral documents no limit; its largest bodies carry base64 documents "
-                 "(a 50 MB OCR document is about 67 MB), which the default holds. mitmproxy's body_size_limit "
-                 "still limits the raw bytes of every body.",
-        )
-
     def configure(self, updated) -> None:
-        if "mistral_max_body" in updated:
-            try:
-                self.max_body = parse_size(ctx.options.mistral_max_body)
-            except ValueError as e:
-                option_error(self, f"mistral_max_body: {e}")
-        configured(self)
-        if "mistral_dry_run" in updated:
-            self.dry_run = ctx.options.mistral_dry_run
-        if "mistral_openapi" in updated:
-            self.spec_path = ctx.options.mistral_openapi
-            if not self.spec_path:
-                self.spec_stamp = None
-                self.rules = builtin()
-            elif self.watcher is None:  # start-up: load it now, so that the first request has these rules
-                self.spec_stamp = _stamp(self.spec_path)
-                self.rules = load_rules(self.spec_path)
-            else:  # changed while running: the watcher loads it within a second, off the event loop
-                self.spec_stamp = ("changed",)
+        if "mistral_openapi" not in updated:
+            return
+        self.spec_path = ctx.options.mistral_openapi
+        if not self.spec_path:
+            self.spec_stamp = None
+            self.settings.rules = builtin()
+        elif self.watcher is None:  # start-up: load it now, so that the first request has these rules
+            self.spec_stamp = _stamp(self.spec_path)
+            self.settings.rules = self.load_spec(self.spec_path)
+        else:  # changed while running: the watcher loads it within a second, off the event loop
+            self.spec_stamp = ("changed",)
 
     def running(self) -> None:
         if self.watcher is None:
@@ -348,8 +248,13 @@ class Rewriter:
         if self.watcher is not None:
             self.watcher.cancel()
             self.watcher = None
-        from mistral_compat.rules import stop_parsing
         stop_parsing()  # a spec file still being parsed would hold up the exit
+
+    def load_spec(self, path: str, keep=None):
+        loaded = load_rules(path, keep)
+        for level, message in loaded.messages:
+            logger.log(level, message)
+        return loaded.rules
 
     async def watch(self) -> None:
         """Reload the rules when the mistral_openapi file changes. It is parsed in a separate process that a
@@ -363,46 +268,14 @@ class Rewriter:
                 stamp = _stamp(path)
                 if stamp != self.spec_stamp:
                     self.spec_stamp = stamp
-                    rules = await asyncio.to_thread(load_rules, path, self.rules)
+                    rules = await asyncio.to_thread(load_rules, path, self.settings.rules)
+                    for level, message in rules.messages:
+                        logger.log(level, message)
                     if path == self.spec_path:
-                        self.rules = rules
+                        self.settings.rules = rules.rules
             except Exception as e:  # load_rules reports its failures itself; this is the last resort
                 logger.warning(f"mistral-compat: mistral_openapi: reloading {path} failed "
                                f"({type(e).__name__}: {e}); the rules in force stay")
-
-    def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
-            return
-        info = flow.metadata.get(META)
-        if info is None:
-            return
-        req = flow.request
-        if req.method != "POST":
-            return
-        if "endpoint" in info:
-            return  # already handled (the Responses bridge)
-        endpoint = self.rules.endpoint(req.path)
-        if endpoint is None:
-            return
-        info["endpoint"] = endpoint
-        info["dry_run"] = self.dry_run
-        body = get_body(req, endpoint, self.max_body)
-        if isinstance(body, tuple):  # (status, why): too large, or an encoding that does not decode
-            status, message = body
-            reject(flow, status, message, errors.proxy_error(status, message))
-            return
-        if body is None:
-            return
-        result = rewrite(self.rules, endpoint, body)
-        if result.changes:
-            info["changes"] = result.changes
-        if result.error:
-            reject(flow, 400, result.error, errors.proxy_error(400, result.error))
-        elif result.body is not None:
-            info["original"] = body
-            if not self.dry_run:
-                backup(flow)
-                set_body(req, result.body)
 
 
 def _stamp(path: str) -> tuple | None:
@@ -414,94 +287,224 @@ def _stamp(path: str) -> tuple | None:
     return st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns
 
 
-def load_rules(path: str, keep: Rules | None = None) -> Rules:
-    """The rules from a spec file, parsed in a separate process with limits (rules.from_spec_file); when it
-    is of no use, the reason is logged and keep (the rules in force; the built-in ones at start-up) stays."""
-    if not path:
-        return builtin()
-    keep = keep or builtin()
-    stay = "the built-in rules stay in force" if keep is builtin() else \
-        f"the rules loaded before from {keep.source} stay in force"
-    try:
-        rules, problems = rules_from_spec_file(path, isolate=True)
-    except SpecError as e:
-        logger.warning(f"mistral-compat: mistral_openapi: {e}; {stay}")
-        return keep
-    except Exception as e:  # pragma: no cover - every failure should be a SpecError
-        logger.warning(f"mistral-compat: mistral_openapi: {path} could not be loaded ({type(e).__name__}: {e}); "
-                       f"{stay}")
-        return keep
-    for problem in problems:
-        logger.warning(f"mistral-compat: mistral_openapi {path}: {problem}")
-    fallback = f"; built-in rules for {', '.join(rules.from_fallback)}" if rules.from_fallback else ""
-    logger.info(f"mistral-compat: rules for {len(rules.endpoints) - len(rules.from_fallback)} endpoints "
-                f"loaded from {path}{fallback}")
-    return rules
+API_KEY_ENV = "MISTRAL_API_KEY"
+KEY_SHOWN = f"Bearer [{API_KEY_ENV}]"  # what a redirected flow shows (mitmweb, -w, logs) instead of the key
+CLIENT_KEY_HEADERS = ("authorization", "x-api-key", "openai-organization", "openai-project")
+
+
+class Redirect:
+    """Apps locked to api.openai.com, served by Mistral (mistral_redirect_openai, mistral_compat/redirect.py):
+    their requests go to mistral_redirect_to with the Mistral key (MISTRAL_API_KEY) instead of theirs,
+    OpenAI-only endpoints are answered 404 here, mapped model names listed in /v1/models. Model names in
+    bodies are mapped by the Rewriter and the bridge (Settings.model_map, redirected_map)."""
+
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
+        self.injector = KeyInjector(conf)
+
+    def running(self) -> None:
+        if ctx.master.addons.get("mistral_compat_key") is None:
+            ctx.master.addons.add(self.injector)  # last in mitmproxy's chain: see KeyInjector
+        mitmcompat.redact_web(redact)  # (mitmweb: a flow in flight holds the key)
+        if self.settings.redirect_openai:
+            logger.info(f"mistral-compat: mistral_redirect_openai: requests to {redirect.OPENAI_HOST} are sent to "
+                        f"{self.settings.redirect_to} with the key in {API_KEY_ENV}, never the app's own key")
+
+    def requestheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        if not st.redirected or st.kind == state.PREFLIGHT or flow.response or flow.error or not flow.live:
+            return
+        req = flow.request
+        feature = redirect.openai_only(req.path, req.method)
+        if feature is not None:  # (a dry run too: there is nowhere to forward it)
+            st.rejected = (404, f"{redirect.FEATURES.get(feature, feature)}: no Mistral counterpart")
+            flow.response = http.Response.make(404, redirect.not_found_body(req.path, feature, req.method),
+                                               {"content-type": "application/json"})
+            return
+        name = redirect.model_id(req.path) if req.method == "GET" else None
+        local = models.retrieve_model(name, self.settings.redirected_map) if name else None
+        if local is not None:  # GET /v1/models/gpt-4o: Mistral knows no such model; the proxy does
+            flow.response = http.Response.make(200, local, {"content-type": "application/json"})
+
+    def request(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        if not st.redirected or flow.response or flow.error or not flow.live:
+            return
+        req, target = flow.request, self.settings.redirect_to
+        for name in CLIENT_KEY_HEADERS:  # the app's own key never goes anywhere
+            req.headers.pop(name, None)
+        req.scheme, req.host, req.port = target.scheme, target.host, target.port
+        st.key = pacing.key_id(self.settings.api_key or "")  # paced as the Mistral key it is sent with
+
+    def responseheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        if st.redirected:
+            self.hide_key(flow)
+
+    def response(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        resp = flow.response
+        if not st.redirected or resp is None or resp.status_code != 200 or flow.request.method != "GET":
+            return
+        if redirect.route(flow.request.path) == ("models",):  # Mistral's list, and the OpenAI names mapped
+            merged = models.merge_models(resp.get_content(strict=False) or b"", self.settings.redirected_map)
+            if merged is not None:
+                resp.content = merged
+
+    def error(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        if st.redirected:
+            self.hide_key(flow)
+
+    def done(self) -> None:
+        """mitmdump stops: the flows still waiting for an answer lose the key too, before mitmproxy's Save
+        (after this script in the chain) writes them to the -w file."""
+        for flow in list(self.injector.in_flight):
+            self.hide_key(flow)
+
+    def hide_key(self, flow: http.HTTPFlow) -> None:
+        """Once the request is sent: the key leaves the flow (mitmweb, a flow file, the dumper show it after)."""
+        self.injector.in_flight.discard(flow)
+        if "authorization" in flow.request.headers:
+            flow.request.headers["authorization"] = KEY_SHOWN
+
+
+class KeyInjector:
+    """Puts the Mistral key on a redirected request as the very last thing before it is sent: mitmproxy's own
+    addons (mitmweb's flow list among them) come after this script in its chain, so this small addon is added
+    at the end of the chain, after them. Redirect.hide_key takes the key out again once the request is sent."""
+
+    name = "mistral_compat_key"
+
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
+        # the flows holding the key, until Redirect.hide_key (answer headers, error, or mitmdump's end) takes
+        # it out: as mitmproxy's Save tracks the flows it has yet to write
+        self.in_flight: set[http.HTTPFlow] = set()
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        st = flow.metadata.get(META)
+        if st.__class__ is FlowState and st.redirected and self.settings.api_key and not flow.response \
+                and flow.error is None and flow.live:
+            flow.request.headers["authorization"] = f"Bearer {self.settings.api_key}"
+            self.in_flight.add(flow)
+
+
+class Cors:
+    """Answers preflights itself and puts CORS headers (mistral_compat/cors.py) on every answer to a matched
+    request."""
+
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
+
+    def requestheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        if st.kind == state.PREFLIGHT and not flow.response and not flow.error and flow.live:
+            flow.response = http.Response.make(204, b"", {"server": "mistral-compat"})
+
+    def responseheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        resp = flow.response
+        if flow.error or not flow.live or resp is None:
+            return
+        headers = flow.request.headers
+        preflight = None
+        if st.kind == state.PREFLIGHT:
+            preflight = (header(headers, b"access-control-request-method"),
+                         header(headers, b"access-control-request-headers"))
+        resp.headers.fields = self.settings.cors.answer_fields(resp.headers.fields, header(headers, b"origin", None),
+                                                               preflight)
+
+
+def _body(flow: http.HTTPFlow, st: FlowState, max_body: int) -> bytes | None:
+    """The request body for the rewrite (decoded, within max_body), or None when it cannot be used: then the
+    flow has been rejected (413, 400), or the body was streamed past the addon (logged)."""
+    req = flow.request
+    raw = req.raw_content
+    if raw is None:
+        logger.warning(f"mistral-compat {st.endpoint}: the request body was streamed (stream_large_bodies?), "
+                       f"so it could not be {'translated' if st.kind == state.BRIDGE else 'rewritten'}")
+        return None
+    # (several Content-Encoding fields are joined by ", ", as mitmproxy's get() does)
+    coding = req.headers.get("content-encoding", "") if header(req.headers, b"content-encoding") else ""
+    body = read_body(raw, coding, max_body)
+    if body.data is None:
+        if st.kind == state.BRIDGE:
+            reject(flow, st, body.status, body.error, responses.error_body(body.status, None, body.error))
+        else:
+            reject(flow, st, body.status, body.error, errors.proxy_error(body.status, body.error))
+    return body.data
+
+
+class Rewriter:
+    """Rewrites request bodies of matched flows to what each Mistral endpoint accepts (mistral_compat/rewrite.py)."""
+
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
+
+    def request(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        if st.kind != state.REWRITE or flow.response or flow.error or not flow.live:
+            return
+        body = _body(flow, st, self.settings.max_body)
+        if body is None:
+            return
+        conf = self.settings
+        result = rewrite(conf.rules, st.endpoint, body, conf.redirected_map if st.redirected else conf.model_map)
+        if result.changes:
+            st.changes = result.changes
+        if result.error:
+            reject(flow, st, 400, result.error, errors.proxy_error(400, result.error))
+        elif result.body is not None:
+            st.original = body
+            if not st.dry_run:
+                backup(flow)
+                set_body(flow.request, result.body)
 
 
 class ResponsesBridge:
     """Serves OpenAI's Responses API (POST .../v1/responses) from Mistral's chat completions: the request
     is translated and sent to .../v1/chat/completions, the answer (JSON or event stream) translated back."""
 
-    def __init__(self, rewriter: Rewriter) -> None:
-        self.rewriter = rewriter  # its rules and dry-run setting
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
+    def request(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        if st.kind not in (state.BRIDGE, state.STORED) or flow.response or flow.error or not flow.live:
             return
-        info = flow.metadata.get(META)
-        if info is None or "endpoint" in info:
+        if st.kind == state.STORED:
+            self._reject(flow, st, 404, responses.STORED_MESSAGE)
             return
-        req = flow.request
-        match = responses.match_path(req.path)
-        if match is None:
+        if flow.request.raw_content is None:
+            self._reject(flow, st, 400, "the request body was streamed past the addon (stream_large_bodies is set "
+                                        "below its size), so it cannot be translated")
             return
-        kind, chat_path = match
-        if req.method == "OPTIONS" or (kind == "create" and req.method != "POST"):
-            return
-        info["endpoint"] = "responses"
-        info["dry_run"] = dry = self.rewriter.dry_run
-        if kind == "stored":
-            self._reject(flow, 404, responses.STORED_MESSAGE)
-            return
-        body = get_body(req, "responses", self.rewriter.max_body)
+        body = _body(flow, st, self.settings.max_body)
         if body is None:
-            body = (400, "the request body was streamed past the addon (stream_large_bodies is set below its "
-                         "size), so it cannot be translated")
-        if isinstance(body, tuple):  # (status, why)
-            self._reject(flow, *body)
             return
-        bridged = responses.bridge_request(self.rewriter.rules, body)
-        if bridged.changes:
-            info["changes"] = bridged.changes
+        conf = self.settings
+        bridged = responses.bridge_request(conf.rules, body, conf.redirected_map if st.redirected else conf.model_map)
+        st.changes = bridged.changes
         if bridged.body is None:
-            self._reject(flow, 400, bridged.error or "invalid request", bridged.param, bridged.code)
+            self._reject(flow, st, 400, bridged.error or "invalid request", bridged.param, bridged.code)
             return
-        info["original"] = body
-        if dry:
+        st.original = body
+        if st.dry_run:
             return
         backup(flow)
-        info["bridge"] = bridged.request
-        req.path = chat_path
+        st.bridge = bridged.request
+        req = flow.request
+        req.path = responses.match_path(req.path)[1]  # (classify matched it: a "create" path)
         req.headers["accept-encoding"] = "identity"  # the answer is translated: keep it uncompressed
         set_body(req, bridged.body)
 
     @staticmethod
-    def _reject(flow: http.HTTPFlow, status: int, message: str, param: str | None = None,
+    def _reject(flow: http.HTTPFlow, st: FlowState, status: int, message: str, param: str | None = None,
                 code: str | None = None) -> None:
-        reject(flow, status, message, responses.error_body(status, None, message, param, code))
+        reject(flow, st, status, message, responses.error_body(status, None, message, param, code))
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        info = flow.metadata.get(META)
-        if info is None or "bridge" not in info or flow.error or not flow.live or not flow.response:
-            return
+    def responseheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
         resp = flow.response
+        if st.bridge is None or flow.error or not flow.live or resp is None:
+            return
         coding = header(resp.headers, b"content-encoding").strip().lower()
         if not (200 <= resp.status_code < 300 and header(resp.headers, b"content-type").startswith("text/event-stream")
                 and (coding in ("", "identity") or coding in CODINGS)):
             resp.stream = False  # translated whole in `response` (even where stream_large_bodies would stream it)
             return
-        translator = responses.StreamTranslator(info["bridge"])
+        translator = responses.StreamTranslator(st.bridge)
         decoder = Decoder(coding) if coding in CODINGS else None  # (asked for identity, but compressed all the same)
 
         def translate(data: bytes) -> list[bytes]:
@@ -522,15 +525,14 @@ class ResponsesBridge:
 
         stream_through(resp, translate, decoded=decoder is not None)
 
-    def response(self, flow: http.HTTPFlow) -> None:
-        info = flow.metadata.get(META)
-        if info is None or "bridge" not in info or not flow.live or not flow.response or flow.response.stream:
-            return
+    def response(self, flow: http.HTTPFlow, st: FlowState) -> None:
         resp = flow.response
+        if st.bridge is None or not flow.live or resp is None or resp.stream:
+            return
         try:
             status, content_type, body = responses.translate_answer(
                 resp.status_code, header(resp.headers, b"content-type"), resp.get_content(strict=False) or b"",
-                info["bridge"])
+                st.bridge)
         except Exception as e:  # a safety net, as for the stream
             logger.warning(f"mistral-compat responses: the answer could not be translated ({type(e).__name__})")
             status, content_type = 502, "application/json"
@@ -546,63 +548,29 @@ class Answers:
     chat-shaped answers, JSON or event streams translated as they arrive, and error bodies given OpenAI's
     error object. Event streams are passed on as they arrive, never buffered."""
 
-    MODES = ("auto", "openai", "mistral")
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
 
-    def __init__(self) -> None:
-        self.mode = "auto"
-        self.native: tuple[str, ...] = ()
-        self.dry_run = False
-
-    def load(self, loader) -> None:
-        loader.add_option(
-            name="mistral_answers", typespec=str, default="auto", choices=self.MODES,
-            help="How Mistral's answers reach clients. auto: translated into the shapes OpenAI clients read "
-                 "(text content with reasoning_content, tool-call type and index, finish_reason length, "
-                 "OpenAI's error object), except for Mistral-native clients (the mistralai SDKs and "
-                 "mistral_native_clients); openai: always translated; mistral: never.",
-        )
-        loader.add_option(
-            name="mistral_native_clients", typespec=Sequence[str], default=[],
-            help="User-Agent substrings (case-insensitive) of clients that read Mistral's own answer shapes, "
-                 "besides the mistralai SDKs; with mistral_answers=auto their answers are left as they are.",
-        )
-
-    def configure(self, updated) -> None:
-        if "mistral_answers" in updated:
-            mode = ctx.options.mistral_answers
-            if mode not in self.MODES:  # (a value set before the addon loaded is not checked by mitmproxy)
-                option_error(self, f"mistral_answers: {mode!r} is not one of {', '.join(self.MODES)}")
-            else:
-                self.mode = mode
-        if "mistral_native_clients" in updated:
-            self.native = tuple(s.strip().lower() for s in ctx.options.mistral_native_clients if s.strip())
-        if "mistral_dry_run" in updated:
-            self.dry_run = ctx.options.mistral_dry_run
-        configured(self)
-
-    def request(self, flow: http.HTTPFlow) -> None:
-        if flow.error or not flow.live:
-            return
-        info = flow.metadata[META]
-        if info.get("endpoint") == "responses" or info.get("preflight") or self.mode == "mistral":
+    def requestheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        mode = self.settings.answer_mode
+        if st.kind in (state.BRIDGE, state.STORED, state.PREFLIGHT) or mode == "mistral":
             return  # (the Responses bridge translates its answers itself)
-        if self.mode == "auto" and answers.is_mistral_native(header(flow.request.headers, b"user-agent"),
-                                                             self.native):
+        if mode == "auto" and answers.is_mistral_native(header(flow.request.headers, b"user-agent"),
+                                                        self.settings.native_clients):
             return
-        info["answers"] = "chat" if info.get("endpoint") in answers.ENDPOINTS else "errors"
+        st.answers = state.CHAT_ANSWERS if st.endpoint in answers.ENDPOINTS else state.ERROR_ANSWERS
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        info = flow.metadata[META]
+    def responseheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
         resp = flow.response
-        if flow.error or not flow.live or resp is None or "bridge" in info:
+        kind = st.answers
+        if kind is None or flow.error or not flow.live or resp is None:
             return
-        kind = info.get("answers")
         ok = 200 <= resp.status_code < 300
         if not header(resp.headers, b"content-type").startswith("text/event-stream"):
-            if kind == "chat" or (kind and not ok):
+            if kind == state.CHAT_ANSWERS or not ok:
                 resp.stream = False  # translated whole in `response` (even where stream_large_bodies would stream it)
             return
-        if kind != "chat" or not ok:
+        if kind != state.CHAT_ANSWERS or not ok:
             resp.stream = True
             return
         coding = header(resp.headers, b"content-encoding").strip().lower()
@@ -615,8 +583,8 @@ class Answers:
                             f"untranslated")
                 resp.stream = True
                 return
-        translator = info["answer_stream"] = answers.StreamTranslator()
-        if self.dry_run:  # the bytes pass as they came: so do the headers
+        translator = st.answer_stream = answers.StreamTranslator()
+        if st.dry_run:  # the bytes pass as they came: so do the headers
             resp.stream = self._streamer(translator, decoder, True)
         else:
             stream_through(resp, self._streamer(translator, decoder, False), decoded=decoder is not None)
@@ -657,18 +625,17 @@ class Answers:
 
         return translate
 
-    def response(self, flow: http.HTTPFlow) -> None:
-        info = flow.metadata[META]
+    def response(self, flow: http.HTTPFlow, st: FlowState) -> None:
         resp = flow.response
-        kind = info.get("answers")
-        if not kind or not flow.live or resp is None or info.get("rejected") or info.get("preflight"):
+        kind = st.answers
+        if kind is None or not flow.live or resp is None or st.rejected or st.kind == state.PREFLIGHT:
             return
         if resp.stream:
-            translator = info.pop("answer_stream", None)
+            translator, st.answer_stream = st.answer_stream, None
             if translator is not None and translator.notes:
-                info["answer_notes"] = translator.notes.list()
+                st.answer_notes = translator.notes.list()
             return
-        if kind == "errors" and resp.status_code < 400:
+        if kind == state.ERROR_ANSWERS and resp.status_code < 400:
             return
         try:
             content = (resp.get_content(strict=False) if header(resp.headers, b"content-encoding")
@@ -678,10 +645,78 @@ class Answers:
             logger.warning(f"mistral-compat: an answer could not be translated ({type(e).__name__}: {e})")
             return
         if notes:
-            info["answer_notes"] = notes
-        if new is not None and not self.dry_run:
-            info["answer_original"] = content
+            st.answer_notes = notes
+        if new is not None and not st.dry_run:
+            st.answer_original = content
             resp.content = new
+
+
+class Pacing:
+    """Paces the requests bound for Mistral per API key (mistral_rate_limit, mistral_compat/pacing.py), and
+    holds a key's requests after Mistral answers it 429, until its Retry-After. A waiting request waits in
+    an async hook: the event loop, other keys, other hosts and the proxy's own answers go on."""
+
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
+        self.pacer = pacing.Pacer(None)
+
+    def configure(self, updated) -> None:
+        if "mistral_rate_limit" in updated:
+            self.pacer.set_rate(self.settings.rate)
+
+    def running(self) -> None:
+        rate = self.settings.rate
+        if rate is not None:
+            logger.info(f"mistral-compat: pacing requests to Mistral to {rate} per API key (mistral_rate_limit); "
+                        f"a request that would wait more than {self.pacer.max_wait:.0f} s is answered 429")
+
+    def done(self) -> None:
+        self.pacer.close()
+
+    def request(self, flow: http.HTTPFlow, st: FlowState):
+        """None (go now), or a coroutine for the composite to await: the wait for this key's turn."""
+        if not self.pacer.active or flow.response or flow.error or not flow.live:
+            return None  # (no rate and no key held: nothing to look up; local answers never wait)
+        if st.key is None:  # (a redirected request: the Mistral key's id, set by Redirect)
+            st.key = pacing.key_from_headers(flow.request.headers)
+        return self._wait(flow, st)
+
+    async def _wait(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        conn = flow.client_conn
+        try:
+            wait = await self.pacer.acquire(st.key, gone=lambda: not conn.connected or flow.error is not None)
+        except pacing.QueueFull as e:  # (a dry run too: pacing is not a change to the body)
+            message = self._full_message(e)
+            st.rejected = (429, message)
+            flow.response = http.Response.make(429, errors.proxy_error(429, message), {
+                "content-type": "application/json", "retry-after": e.retry_after_header()})
+            return
+        except pacing.ClientGone:
+            st.gone = True
+            if flow.killable:
+                flow.kill()  # the client left while it waited: the request is not sent
+            return
+        st.waited = float(wait)
+        st.wait_note = pacing.wait_note(wait, self.settings.rate)
+
+    def _full_message(self, e: pacing.QueueFull) -> str:
+        if e.reason == "hold":
+            return (f"Mistral answered 429 (rate limited) for this API key and asked to wait; the proxy holds the "
+                    f"key's requests for {e.retry_after:.0f} s more, longer than it lets a request wait "
+                    f"({self.pacer.max_wait:.0f} s): retry after that")
+        return (f"the proxy's queue for this API key was full: {e.queued} request(s) were already waiting for "
+                f"their turn under mistral_rate_limit {self.settings.rate}, so this one would have waited "
+                f"{e.retry_after:.0f} s, more than {self.pacer.max_wait:.0f} s: retry after that")
+
+    def responseheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        resp = flow.response
+        if resp is None or resp.status_code != 429 or not flow.live or st.rejected:
+            return  # (not Mistral's 429: the proxy's own answers are marked rejected)
+        if st.key is None:
+            st.key = pacing.key_from_headers(flow.request.headers)
+        hold = pacing.parse_retry_after(header(resp.headers, b"retry-after", None), time.time())
+        self.pacer.hold(st.key, hold)
+        st.limited = True
 
 
 class RequestLog:
@@ -720,114 +755,122 @@ class Report:
     """Tells people what was changed: a log line, a flow comment and marker, a before/after content
     view, and a per-client summary when mitmdump stops."""
 
-    def __init__(self) -> None:
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
         self.summary = report.Summary()
         self.view = BeforeAfterView()
         self.log = RequestLog()
         self.debug = False
-        self.dry_run = False
+        self.comments = True  # flows are kept where a comment can be read
 
     def configure(self, updated) -> None:
         if "termlog_verbosity" in updated:
             self.debug = getattr(ctx.options, "termlog_verbosity", "info") == "debug"
-        if "mistral_dry_run" in updated:
-            self.dry_run = ctx.options.mistral_dry_run
+        if "save_stream_file" in updated:
+            self.comments = keeps_flows()
 
     def running(self) -> None:
-        contentviews.add(self.view)
+        mitmcompat.add_view(self.view)
+        self.comments = keeps_flows()
+        self.summary.pacing = self.settings.rate is not None
 
     def done(self) -> None:
         self.log.flush()
-        if not hasattr(contentviews, "Contentview"):  # mitmproxy 11; 12 has no removal (and replaces by name)
-            try:
-                contentviews.remove(self.view)
-            except (KeyError, ValueError):  # not registered
-                pass
+        mitmcompat.remove_view(self.view)
         table = self.summary.table()
         if table:
             logger.info(table)
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        info = flow.metadata.get(META)
-        if info is None or not flow.live:
+    def request(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        if not flow.live and not st.gone:  # (a request whose client left while it waited is killed)
             return
-        client = info["client"]
+        client = st.client
         self.summary.matched(client)
-        endpoint = info.get("endpoint")
-        if endpoint is None:
+        if st.waited:
+            self.summary.waited(client, st.waited)
+        endpoint = st.endpoint
+        if endpoint is None or st.gone:
+            if st.wait_note or st.gone or st.rejected:  # a paced request to another path (GET /v1/models)
+                self._paced(flow, st, endpoint or flow.request.path.partition("?")[0])
             return
-        dry = info.get("dry_run", False)
-        changes = info.get("changes")
-        rejected = info.get("rejected")
-        if rejected:
+        if st.rejected:
             self.summary.rejected(client)
-            self.log.add(logging.WARNING, report.rejected_line(endpoint, client, info.get("reject_status", 400),
-                                                               rejected, dry))
-        elif changes:
-            self.summary.changed(client, changes)
-            self.log.add(logging.INFO, report.log_line(endpoint, client, changes, dry))
-            flow.comment = report.comment(changes, dry)
+            if st.rejected[0] == 429:
+                self.summary.limited(client)
+            self.log.add(logging.WARNING, report.rejected_line(endpoint, client, *st.rejected, st.dry_run))
+        elif st.changes:
+            self.summary.changed(client, st.changes)
+            line = report.log_line(endpoint, client, st.changes, st.dry_run)
+            self.log.add(logging.INFO, f"{line}; {st.wait_note}" if st.wait_note else line)
+            if self.comments:
+                flow.comment = report.comment(st.changes, st.dry_run, st.wait_note)
             flow.marked = MARKER
             if self.debug:
-                self.log.add(logging.DEBUG, report.before_after(info["original"],
-                                                                None if dry else flow.request.content, changes))
+                self.log.add(logging.DEBUG, report.before_after(st.original, None if st.dry_run
+                                                                else flow.request.content, st.changes))
+            return
+        self._paced(flow, st, endpoint, rejected_logged=True)
 
-    def response(self, flow: http.HTTPFlow) -> None:
-        info = flow.metadata[META]
-        notes = info.get("answer_notes")
+    def _paced(self, flow: http.HTTPFlow, st: FlowState, endpoint: str, rejected_logged: bool = False) -> None:
+        """The log line and comment of a request that waited, left while waiting, or was refused for a full
+        queue, when it has no other line."""
+        if st.gone:
+            self.log.add(logging.INFO, report.wait_line(endpoint, st.client, (st.wait_note or "waited") +
+                                                        "; the client left before its turn: not sent"))
+        elif st.rejected and not rejected_logged:
+            if st.rejected[0] == 429:
+                self.summary.limited(st.client)
+            self.log.add(logging.WARNING, report.rejected_line(endpoint, st.client, *st.rejected, st.dry_run))
+        elif st.wait_note and not st.rejected:
+            self.log.add(logging.INFO, report.wait_line(endpoint, st.client, st.wait_note))
+            if self.comments:
+                flow.comment = f"mistral-compat: {st.wait_note}"
+
+    def response(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        if st.limited:
+            self.summary.limited(st.client)
+        notes = st.answer_notes
         if not notes or not flow.live:
             return
-        dry = info.get("dry_run", self.dry_run)
-        client = info["client"]
-        endpoint = info.get("endpoint") or flow.request.path.partition("?")[0]
-        self.summary.answered(client, notes)
-        self.log.add(logging.INFO, report.answer_line(endpoint, client, notes, dry))
-        note = report.answer_comment(notes, dry)
-        flow.comment = f"{flow.comment}\n\n{note}" if flow.comment else note
+        endpoint = st.endpoint or flow.request.path.partition("?")[0]
+        self.summary.answered(st.client, notes)
+        self.log.add(logging.INFO, report.answer_line(endpoint, st.client, notes, st.dry_run))
+        if self.comments:
+            note = report.answer_comment(notes, st.dry_run)
+            flow.comment = f"{flow.comment}\n\n{note}" if flow.comment else note
         flow.marked = MARKER
-        if self.debug and "answer_original" in info and flow.response is not None:
-            self.log.add(logging.DEBUG, report.answer_before_after(info["answer_original"],
-                                                                   flow.response.content, notes))
+        if self.debug and st.answer_original is not None and flow.response is not None:
+            self.log.add(logging.DEBUG, report.answer_before_after(st.answer_original, flow.response.content, notes))
 
 
 def _view_text(data: bytes, flow, http_message) -> str | None:
-    info = getattr(flow, "metadata", {}).get(META) if flow is not None else None
-    if not info:
+    """The mistral-compat content view of a live or saved flow's request or answer; None: nothing to show."""
+    st = FlowState.from_saved(getattr(flow, "metadata", {}).get(META)) if flow is not None else None
+    if st is None:
         return None
     if http_message is getattr(flow, "response", None) and http_message is not None:
-        if "answer_original" not in info:
+        if st.answer_original is None:
             return None
-        return report.answer_before_after(info["answer_original"], data, info.get("answer_notes", []))
-    if "original" not in info or http_message is not getattr(flow, "request", None):
+        return report.answer_before_after(st.answer_original, data, st.answer_notes)
+    if st.original is None or http_message is not getattr(flow, "request", None):
         return None
-    changes = [Change(*c) for c in info.get("changes", [])]
-    return report.before_after(info["original"], None if info.get("dry_run") else data, changes)
+    return report.before_after(st.original, None if st.dry_run else data, st.changes)
 
 
-if hasattr(contentviews, "Contentview"):  # mitmproxy 12
-    class BeforeAfterView(contentviews.Contentview):
-        name = "mistral-compat"
+class BeforeAfterView(mitmcompat.TextView):
+    """The "mistral-compat" content view: a changed request or translated answer, before and after."""
 
-        def prettify(self, data: bytes, metadata) -> str:
-            text = _view_text(data, metadata.flow, metadata.http_message)
-            if text is None:
-                raise ValueError("not a request changed by mistral-compat")
-            return text
+    def __init__(self) -> None:
+        super().__init__(_view_text)
 
-        def render_priority(self, data: bytes, metadata) -> float:
-            return 2.0 if _view_text(b"", metadata.flow, metadata.http_message) is not None else -1
-else:  # mitmproxy 11
-    class BeforeAfterView(contentviews.View):
-        name = "mistral-compat"
 
-        def __call__(self, data, *, flow=None, http_message=None, **_):
-            text = _view_text(data, flow, http_message)
-            if text is None:
-                return "mistral-compat", contentviews.format_text(b"not a request changed by mistral-compat")
-            return "mistral-compat: before / after", contentviews.format_text(text)
-
-        def render_priority(self, data, *, flow=None, http_message=None, **_) -> float:
-            return 2.0 if _view_text(b"", flow, http_message) is not None else -1
+def redact(text: str) -> str:
+    """redact_text (keys by their header names and shapes), and the keys the proxy itself holds, by value."""
+    text = redact_text(text)
+    for secret in Redaction.secrets:
+        if secret in text:
+            text = text.replace(secret, f"[{API_KEY_ENV}]")
+    return text
 
 
 class _RedactingFilter(logging.Filter):
@@ -836,7 +879,7 @@ class _RedactingFilter(logging.Filter):
             return True  # done already, for another handler
         record.mistral_compat_redacted = True
         msg = record.getMessage()
-        clean = redact_text(msg)
+        clean = redact(msg)
         if clean is not msg and clean != msg:
             record.msg, record.args = clean, ()
         return True
@@ -849,7 +892,7 @@ class _RedactingWriter:
         self._inner = inner
 
     def write(self, text: str) -> int:
-        return self._inner.write(redact_text(text))
+        return self._inner.write(redact(text))
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
@@ -857,6 +900,8 @@ class _RedactingWriter:
 
 class Redaction:
     """Keeps API keys out of every log line mitmproxy prints, at any verbosity and flow_detail."""
+
+    secrets: tuple[str, ...] = ()  # keys the proxy itself holds (MISTRAL_API_KEY), replaced wherever they appear
 
     def __init__(self) -> None:
         self.filter = _RedactingFilter()
@@ -874,13 +919,19 @@ class Redaction:
             handler.removeFilter(self.filter)
 
 
+# --- the one registered addon ----------------------------------------------------------------------------
+
+FLOW_HOOKS = ("requestheaders", "request", "responseheaders", "response", "error")
+
+
 class MistralCompat:
     """The one object registered with mitmproxy, handing each hook to the parts that have it, in order
     (done in reverse: the log lines still pending are written before Redaction lets go of the handlers).
 
     mitmproxy visits every registered addon object on every event of every connection and flow (TLS,
-    connects, disconnects, ...); eight registered parts would cost more per request than most of the
-    work itself. A flow that the matcher does not mark as bound for Mistral goes to no other part."""
+    connects, disconnects, ...); ten registered parts would cost more per request than most of the work
+    itself. The matcher's requestheaders comes first and writes the flow's FlowState; a flow without one
+    goes to no other part, and the parts' flow hooks are handed it: hook(flow, state)."""
 
     def __init__(self, matcher: Matcher, *parts) -> None:
         self.matcher = matcher
@@ -889,7 +940,8 @@ class MistralCompat:
 
     def _each(self, hook: str) -> list:
         if hook not in self.hooks:  # looked up on first use, after any instrumentation of the parts
-            self.hooks[hook] = [getattr(p, hook) for p in self.parts if callable(getattr(p, hook, None))]
+            parts = self.parts[1:] if hook in FLOW_HOOKS else self.parts
+            self.hooks[hook] = [getattr(p, hook) for p in parts if callable(getattr(p, hook, None))]
         return self.hooks[hook]
 
     def load(self, loader) -> None:
@@ -909,28 +961,65 @@ class MistralCompat:
             hook()
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        hooks = self._each("requestheaders")  # the matcher's first: it marks the flow
-        hooks[0](flow)
-        if META in flow.metadata:
-            for hook in hooks[1:]:
-                hook(flow)
+        self.matcher.requestheaders(flow)
+        st = flow.metadata.get(META)
+        if st.__class__ is FlowState:
+            for hook in self._each("requestheaders"):
+                hook(flow, st)
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        if META in flow.metadata:
-            for hook in self._each("request"):
-                hook(flow)
+    def request(self, flow: http.HTTPFlow):
+        """A part's request hook may return an awaitable (Pacing: the wait for a key's turn); then this returns a
+        coroutine, which mitmproxy awaits, and the parts after it run when it is done."""
+        st = flow.metadata.get(META)
+        if st.__class__ is FlowState:
+            hooks = self._each("request")
+            for i, hook in enumerate(hooks):
+                waiting = hook(flow, st)
+                if waiting is not None:
+                    return self._resume(waiting, hooks[i + 1:], flow, st)
+        return None
+
+    @staticmethod
+    async def _resume(waiting, hooks: list, flow: http.HTTPFlow, st: FlowState) -> None:
+        try:
+            await waiting
+        except asyncio.CancelledError:  # the client left while it waited (mitmproxy cancels the hook)
+            st.gone = True
+            for hook in hooks:  # the parts after it still see the flow (Report: "not sent")
+                waiting = hook(flow, st)
+                if asyncio.iscoroutine(waiting):
+                    waiting.close()
+            raise
+        for hook in hooks:
+            waiting = hook(flow, st)
+            if waiting is not None:
+                await waiting
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if META in flow.metadata:
+        st = flow.metadata.get(META)
+        if st.__class__ is FlowState:
             for hook in self._each("responseheaders"):
-                hook(flow)
+                hook(flow, st)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if META in flow.metadata:
+        st = flow.metadata.get(META)
+        if st.__class__ is FlowState:
             for hook in self._each("response"):
-                hook(flow)
+                hook(flow, st)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        st = flow.metadata.get(META)
+        if st.__class__ is FlowState:
+            for hook in self._each("error"):
+                hook(flow, st)
 
 
-_rewriter = Rewriter()
-addons = [MistralCompat(Matcher(), Redaction(), InterceptScope(), Cors(), ResponsesBridge(_rewriter), _rewriter,
-                        Answers(), Report())]
+def build() -> MistralCompat:
+    """The addon: its parts sharing one Settings, in the order they act on a flow."""
+    conf = settings.Settings()
+    return MistralCompat(Matcher(conf), Options(conf), RulesLoader(conf), Redaction(), InterceptScope(conf),
+                         Cors(conf), Redirect(conf), ResponsesBridge(conf), Rewriter(conf), Answers(conf), Pacing(conf),
+                         Report(conf))
+
+
+addons = [build()]

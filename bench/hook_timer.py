@@ -5,7 +5,12 @@
 It imports addon.py's `addons` list, wraps each hook method of each addon object (requestheaders,
 request, responseheaders, response, ..., and the lifecycle hooks) with `time.process_time_ns`
 accounting, and hands the same objects to mitmproxy as its own `addons`, so mitmproxy registers their
-options and calls them exactly as with `-s addon.py`. Also timed, because they are the addon's code
+options and calls them exactly as with `-s addon.py`. Nothing here names the addon's parts: every
+object reachable from `addons` through `.parts` (addon.MistralCompat's parts, to which it hands each
+hook) or `.addons` (mitmproxy's own nesting) is timed, each hook as its own region "Class.hook", so a
+part added to the addon shows up in the breakdown by itself. An async hook (`async def`, e.g. one that
+waits) is timed step by step: the CPU of its own code between awaits, not the time it spends waiting
+while the event loop runs other work. Also timed, because they are the addon's code
 running per request outside its hooks: the log filter that redacts every log record
 (`_RedactingFilter.filter`), the redaction of each flow line the dumper prints (`redact_text`), the
 batched log lines (`RequestLog.flush`) and
@@ -90,7 +95,7 @@ class Stats:
         self.outer_calls = 0       # how many regions total_ns adds up
         self.nested_calls = 0      # timed regions inside another (their timer cost is inside the outer's)
         self.lifecycle_ns = 0      # load/configure/running/done
-        self.regions: dict[str, list[int]] = {}  # "Class.hook" -> [calls, inclusive ns]
+        self.regions: dict[str, list[int]] = {}  # "Class.hook" -> [calls, inclusive ns, timed spans]
         self.requests = 0          # non-control flows seen by the request hook
         self.since = time.monotonic()
         self.insitu_floor_ns: list[int] = []  # see InSituFloor
@@ -107,9 +112,9 @@ class Stats:
                                 - TIMER_OVERHEAD_NS * self.nested_calls),
             "lifecycle_ns": self.lifecycle_ns,
             "seconds": round(time.monotonic() - self.since, 3),
-            "regions": {k: {"calls": c, "ns": ns, "net_ns": max(0, ns - TIMER_BIAS_NS * c)}
-                        for k, (c, ns) in sorted(self.regions.items())},
-            "untimed_async_hooks": sorted(UNTIMED),
+            "regions": {k: {"calls": c, "ns": ns, "net_ns": max(0, ns - TIMER_BIAS_NS * spans)}
+                        for k, (c, ns, spans) in sorted(self.regions.items())},
+            "async_hooks": sorted(ASYNC),  # timed per step (see _Steps)
             "timer_bias_ns": TIMER_BIAS_NS,
             "timer_overhead_ns": TIMER_OVERHEAD_NS,
             "insitu_floor_ns": self.insitu_floor_ns,
@@ -117,7 +122,7 @@ class Stats:
 
 
 STATS = Stats()
-UNTIMED: set[str] = set()
+ASYNC: set[str] = set()
 _depth = 0
 _profile_path = os.environ.get("BENCH_PROFILE")
 _profiler = cProfile.Profile() if _profile_path else None
@@ -128,8 +133,36 @@ def _is_control(args) -> bool:
     return isinstance(meta, dict) and FLAG in meta
 
 
+def _account(key: str, dt: int, outer: bool, lifecycle: bool, call: int = 1) -> None:
+    """One timed span of `key`: `dt` ns; `call` is 0 for an async hook's later steps."""
+    if outer:
+        if lifecycle:
+            STATS.lifecycle_ns += dt
+        else:
+            STATS.total_ns += dt
+            STATS.outer_calls += 1
+    elif not lifecycle:
+        STATS.nested_calls += 1
+    region = STATS.regions.get(key)
+    if region is None:
+        region = STATS.regions[key] = [0, 0, 0]
+    region[0] += call
+    region[1] += dt
+    region[2] += 1
+
+
 def timed(key: str, fn, lifecycle: bool = False):
-    """fn wrapped with CPU-time accounting under `key`."""
+    """fn wrapped with CPU-time accounting under `key` (an async fn: each of its steps, see _Steps)."""
+    if inspect.iscoroutinefunction(fn):
+        ASYNC.add(key)
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args, **kwargs):
+            if _is_control(args):
+                return await fn(*args, **kwargs)
+            return await _Steps(fn(*args, **kwargs), key, lifecycle)
+
+        return async_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -146,23 +179,51 @@ def timed(key: str, fn, lifecycle: bool = False):
         finally:
             dt = clock() - t0
             _depth -= 1
-            if outer:
-                if _profiler is not None and not lifecycle:
-                    _profiler.disable()
-                if lifecycle:
-                    STATS.lifecycle_ns += dt
-                else:
-                    STATS.total_ns += dt
-                    STATS.outer_calls += 1
-            elif not lifecycle:
-                STATS.nested_calls += 1
-            region = STATS.regions.get(key)
-            if region is None:
-                region = STATS.regions[key] = [0, 0]
-            region[0] += 1
-            region[1] += dt
+            if outer and _profiler is not None and not lifecycle:
+                _profiler.disable()
+            _account(key, dt, outer, lifecycle)
 
     return wrapper
+
+
+class _Steps:
+    """Awaits an async hook's coroutine, timing each step of it (from being resumed to its next await)
+    like a sync hook: a step run from the event loop is an outer region, one run inside another timed
+    region (an async part awaited by an async composite hook) a nested one. The waits are not counted."""
+
+    __slots__ = ("coro", "key", "lifecycle")
+
+    def __init__(self, coro, key: str, lifecycle: bool) -> None:
+        self.coro, self.key, self.lifecycle = coro, key, lifecycle
+
+    def __await__(self):
+        global _depth
+        coro, value, error, call = self.coro, None, None, 1
+        while True:
+            outer = _depth == 0
+            profiling = outer and _profiler is not None and not self.lifecycle
+            if profiling:
+                _profiler.enable()
+            _depth += 1
+            t0 = clock()
+            try:
+                yielded = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as done:
+                return done.value
+            finally:
+                dt = clock() - t0
+                _depth -= 1
+                if profiling:
+                    _profiler.disable()
+                _account(self.key, dt, outer, self.lifecycle, call)
+                call = 0
+            try:
+                value, error = (yield yielded), None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as e:  # thrown into the awaiting task (a cancellation): into the hook
+                value, error = None, e
 
 
 def _calibrate() -> tuple[int, int]:
@@ -188,18 +249,37 @@ def _calibrate() -> tuple[int, int]:
     return bias, max(0, ((t1 - t0) - (t2 - t1)) // n)
 
 
-def instrument(objs) -> None:
-    # The parts of a composite addon (addon.MistralCompat hands each hook to its .parts): timed as
-    # nested regions, for the per-part rows; the composite's own hook is the outer region.
-    objs = [part for obj in objs for part in getattr(obj, "parts", ())] + list(objs)
+def addon_objects(objs) -> list:
+    """Every object in `objs` and, recursively, in their `.parts` (a composite addon such as
+    addon.MistralCompat, handing each hook to its parts) and `.addons` (mitmproxy's own nesting), each
+    once, the innermost first (so a composite can look its parts' hooks up after they are wrapped)."""
+    seen: set[int] = set()
+    out: list = []
+
+    def visit(obj) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        for attr in ("parts", "addons"):
+            children = getattr(obj, attr, None)
+            if isinstance(children, (list, tuple)):
+                for child in children:
+                    visit(child)
+        out.append(obj)
+
     for obj in objs:
+        visit(obj)
+    return out
+
+
+def instrument(objs) -> None:
+    # Each hook of each object is a region "Class.hook"; a part's hook called from its composite's hook
+    # is a nested region (the per-part rows), the composite's the outer one (the total).
+    for obj in addon_objects(objs):
         cls = type(obj).__name__
         for name in sorted(HOOK_NAMES):
             fn = getattr(obj, name, None)
             if fn is None or not callable(fn):
-                continue
-            if inspect.iscoroutinefunction(fn):
-                UNTIMED.add(f"{cls}.{name}")  # the loop time of an async hook is not the hook's CPU
                 continue
             setattr(obj, name, timed(f"{cls}.{name}", fn, lifecycle=name in LIFECYCLE))
     # The addon's code that mitmproxy runs per log record and per flow line, outside any hook.

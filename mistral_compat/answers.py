@@ -184,7 +184,7 @@ class _Translator:
                 changed = True
             fn = call.get("function")
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), (dict, list)):
-                fn["arguments"] = errors.json_bytes(fn["arguments"]).decode("utf-8")
+                fn["arguments"] = jsonio.dumps(fn["arguments"]).decode("utf-8")
                 self.notes.add(TOOL_ARGUMENTS)
                 changed = True
             if not stream:

@@ -1,4 +1,8 @@
-"""A change the rewriter made: made once, read by the log line, the flow comment and the summary."""
+"""A change made to a request: made once, read by the log line, the flow comment and the summary.
+
+Change is the value; Collector is the one place changes are recorded (the schema walker's translate.Fixer
+and the Responses bridge both record through it); format_path and summarize write them for people.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,20 @@ class Change(NamedTuple):
         if self.detail:
             return f"{printable(self.path)} ({printable(self.detail)})"
         return printable(self.path)
+
+
+class Collector:
+    """The changes made to one request, in the order made. add() takes the path as a tuple of keys and
+    indexes (formatted once, here)."""
+
+    __slots__ = ("changes",)
+
+    def __init__(self) -> None:
+        self.changes: list[Change] = []
+
+    def add(self, kind: str, path: tuple, detail: str = "") -> None:
+        # tuple.__new__ is Change(...) without the NamedTuple's Python-level __new__ (this runs per change)
+        self.changes.append(tuple.__new__(Change, (kind, format_path(path), detail)))
 
 
 def format_path(path: tuple) -> str:

@@ -101,3 +101,45 @@ class CorsPolicy:
         if preflight:
             names += ["Access-Control-Request-Method", "Access-Control-Request-Headers"]
         return names
+
+    def answer_fields(self, fields: Fields, origin: str | None, preflight: tuple[str, str] | None = None) -> Fields:
+        """An answer's header fields (raw (name, value) bytes, as mitmproxy keeps them) with this policy's CORS
+        headers: the upstream's own access-control-* replaced (never duplicated), Vary completed, and for a
+        preflight no Content-Length (a 204 has none)."""
+        if preflight is None and not self.origins:  # the common case: any origin, an ordinary answer
+            drop, added = _wildcard(tuple(f[0] for f in fields))
+            kept = fields if not drop else tuple(f for f in fields if f[0].lower() not in drop)
+            return (*kept, *added)
+        kept, vary = [], []
+        for f in fields:
+            name = f[0].lower()
+            if name.startswith(b"access-control-") or (preflight is not None and name == b"content-length"):
+                continue
+            if name == b"vary":
+                vary.append(f[1].decode("latin-1"))
+            kept.append(f)
+        added = self.headers(origin, [f[0].decode("latin-1") for f in kept], preflight)
+        out = [*kept, *((k.encode("latin-1"), v.encode("utf-8", "surrogateescape")) for k, v in added.items())]
+        missing = self.vary(preflight is not None)
+        if missing:
+            present = {v.strip().lower() for value in vary for v in value.split(",")}
+            missing = [v for v in missing if v.lower() not in present]
+        if missing:  # one Vary field, where the first one was (or last)
+            merged = (b"vary", ", ".join(vary + missing).encode("latin-1"))
+            at = next((i for i, f in enumerate(out) if f[0].lower() == b"vary"), len(out))
+            out = out[:at] + [merged] + [f for f in out[at:] if f[0].lower() != b"vary"]
+        return tuple(out)
+
+
+Fields = tuple[tuple[bytes, bytes], ...]
+
+
+@lru_cache(maxsize=256)  # an upstream answers with the same header names again and again
+def _wildcard(names: tuple[bytes, ...]) -> tuple[frozenset[bytes], Fields]:
+    """For an ordinary answer under the any-origin policy, with these header names: the (lower-case) names to
+    drop (the upstream's own CORS headers) and the fields to add."""
+    lower = [n.lower() for n in names]
+    drop = frozenset(n for n in lower if n.startswith(b"access-control-"))
+    present = tuple(n.decode("latin-1") for n in lower if n not in drop)
+    return drop, ((b"access-control-allow-origin", b"*"),
+                  (b"access-control-expose-headers", _expose(present).encode("latin-1")))

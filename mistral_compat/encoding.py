@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
+from typing import NamedTuple
 
 CODINGS = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
 
@@ -298,3 +299,41 @@ def decode_body(data: bytes, coding: str, max_output: int) -> bytes:
         raise ValueError(f"the data is not valid {decoder.coding}: {decoder.trailing} bytes follow the end "
                          f"of the compressed data")
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+# Content-Encodings that mean "not encoded".
+PLAIN = frozenset({"", "identity", "none"})
+
+
+class Body(NamedTuple):
+    """A request body as read for the rewrite: data, or why it cannot be used (status, error)."""
+    data: bytes | None
+    status: int = 0     # 413 (too large) or 400 (does not decode) when data is None
+    error: str = ""
+
+
+def read_body(raw: bytes, content_encoding: str, max_body: int) -> Body:
+    """A request body, decoded from its Content-Encoding (as given, several joined by ", "), no larger than
+    max_body: a compressed body is decoded piece by piece and no further than that, so a bomb costs max_body at
+    most. mitmproxy's own get_content() would decode it whole, with no limit, and also any Python codec named
+    there (bz2, zlib, base64, ...), none of them an HTTP coding."""
+    from .jsonio import format_size
+
+    coding = content_encoding.strip().lower()
+    if len(raw) > max_body:  # compressed too: the decoder's own work grows with what it is given
+        return Body(None, 413, f"the request body ({format_size(len(raw))}) is larger than the proxy's limit of "
+                               f"{format_size(max_body)} (the mistral_max_body option)")
+    if coding in PLAIN:
+        return Body(raw)
+    cannot = Body(None, 400, f"the body cannot be decoded as Content-Encoding {content_encoding!r} "
+                             f"(the proxy decodes gzip, deflate, br and zstd)")
+    if coding not in CODINGS:
+        return cannot
+    try:
+        return Body(decode_body(raw, coding, max_body))
+    except TooLarge:
+        return Body(None, 413, f"the request body decodes (Content-Encoding {coding}) to more than the proxy's "
+                               f"limit of {format_size(max_body)} (the mistral_max_body option); it was not "
+                               f"decoded further")
+    except ValueError:
+        return cannot

@@ -16,6 +16,7 @@ import json
 from typing import Any, NamedTuple
 
 from .changes import format_path
+from .jsonio import dumps as json_bytes  # the one JSON writer; json_bytes kept as the name addon.py imports
 
 PREFIX = "mistral-compat: "  # the proxy's own messages start with it
 MAX_ERROR_BODY = 1 << 20      # larger error bodies are passed on as they are (never seen from Mistral)
@@ -37,15 +38,6 @@ class ErrorInfo(NamedTuple):
 
 def default_type(status: int) -> str:
     return _TYPES_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request_error")
-
-
-def json_bytes(value: Any) -> bytes:
-    """value as compact JSON bytes. Text the client sent may hold lone surrogates (an escaped half of an
-    emoji): those stay escaped. RecursionError when it nests deeper than the encoder can go."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def own(status: int, message: str, param: str | None = None, code: str | None = None) -> ErrorInfo:

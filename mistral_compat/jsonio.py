@@ -1,4 +1,5 @@
-"""Parse and serialise request bodies without losing a value.
+"""The one JSON reader and writer of the package: parse request bodies and write any JSON value back
+without losing a value; plus the one deep-copy helper and the one table of JSON type names.
 
 - The body must be UTF-8 JSON, as Mistral requires: UTF-16/UTF-32 bodies, a UTF-8 byte order mark and
   invalid UTF-8 (lone surrogates encoded as bytes included) are rejected with a message saying so.
@@ -6,7 +7,9 @@
 - A float literal that a double cannot hold exactly (1.0000000000000001, 1e400) is kept as its
   original text: it parses to a RawNumber (a float, never a string) that serialisation writes back verbatim.
 - NaN, Infinity and -Infinity are not JSON: they are rejected.
-- Output is compact UTF-8, with non-ASCII text kept as text.
+- Output is compact UTF-8, with non-ASCII text kept as text (dumps(), for every body and answer the
+  package writes).
+- copy() deep-copies parsed JSON without recursion; kind_of() names a value's JSON type.
 """
 
 from __future__ import annotations
@@ -93,10 +96,33 @@ def _reject_constant(name: str):
     raise BodyError(f"{name} is not valid JSON (Mistral rejects NaN and Infinity)")
 
 
-# Made once: building a decoder or encoder per request costs more than parsing a small body.
+# Made once: building a decoder or encoder per request (as json.dumps with options does) costs more than
+# parsing a small body. The strict pair writes request bodies (Mistral rejects NaN and Infinity); the other
+# writes what json.dumps would (answers and error bodies, which may echo a client's 1e400 as Infinity).
 _DECODER = json.JSONDecoder(parse_float=_parse_float, parse_constant=_reject_constant)
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+_ENCODERS = {strict: (json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=not strict),
+                      json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=not strict))
+             for strict in (False, True)}
+
+
+def dumps(value: Any, *, raw: bool = False, strict: bool = False) -> bytes:
+    """Any JSON value -> compact JSON bytes: UTF-8 with non-ASCII text kept as text; text holding lone
+    surrogates (an escaped half of an emoji, which UTF-8 cannot hold) is written all escaped instead.
+    raw: the value may hold RawNumbers, written back as their literal. strict: NaN and infinities raise
+    ValueError. RecursionError when it nests deeper than the encoder can go. Leaves value as it was."""
+    text, ascii_text = _ENCODERS[strict]
+    if raw and isinstance(value, RawNumber):
+        return value.literal.encode("ascii")
+    swapped = _swap_raw_numbers(value) if raw and isinstance(value, (dict, list)) else None
+    try:
+        try:
+            return _dump(text, value, swapped).encode("utf-8")
+        except UnicodeEncodeError:
+            return _dump(ascii_text, value, swapped).encode("ascii")
+    finally:
+        if swapped is not None:  # leave the data as parsed
+            for container, key, number in swapped[1]:
+                container[key] = number
 
 
 class Document:
@@ -108,22 +134,20 @@ class Document:
         self.data = data
         self._raw = raw  # whether the body may hold RawNumbers
 
+    @property
+    def raw(self) -> bool:
+        """Whether the body may hold RawNumbers (a document made from its data must say so too)."""
+        return self._raw
+
     def dumps(self) -> bytes:
-        swapped = _swap_raw_numbers(self.data) if self._raw else None
+        """The body as JSON bytes, every number as the client wrote it; BodyError when too deep to write."""
         try:
-            try:
-                return _dump(_ENCODER, self.data, swapped).encode("utf-8")
-            except UnicodeEncodeError:  # lone surrogates from \ud800 escapes: keep them escaped
-                return _dump(_ASCII_ENCODER, self.data, swapped).encode("ascii")
+            return dumps(self.data, raw=self._raw, strict=True)
         except RecursionError:
             raise BodyError("the JSON body is nested too deeply") from None
-        finally:
-            if swapped is not None:  # leave the data as parsed
-                for container, key, number in swapped[1]:
-                    container[key] = number
 
 
-def _dump(encoder: json.JSONEncoder, data: dict, swapped: tuple[re.Pattern, list] | None) -> str:
+def _dump(encoder: json.JSONEncoder, data: Any, swapped: tuple[re.Pattern, list] | None) -> str:
     text = encoder.encode(data)
     if swapped is not None and swapped[1]:
         pattern, literals = swapped[0], [number.literal for _, _, number in swapped[1]]
@@ -183,6 +207,45 @@ def parse(body: bytes) -> Document:
     except ValueError as e:
         raise BodyError(f"the body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(data), "number")
-        raise BodyError(f"the body is a JSON {kind}, but Mistral expects a JSON object")
+        kind = kind_of(data)
+        raise BodyError(f"the body is a JSON {'number' if kind == 'integer' else kind}, but Mistral expects a "
+                        f"JSON object")
     return Document(data, next(_made) != before + 1)
+
+
+# The JSON type names (those of JSON Schema) of the Python values a parse gives.
+KINDS: dict[type, str] = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
+                          float: "number", type(None): "null"}
+
+
+def kind_of(value: Any) -> str:
+    """The JSON type name of a parsed value ("integer" for an int, "number" for a float, RawNumbers
+    included); "unknown" for what no JSON text gives."""
+    k = KINDS.get(type(value))
+    if k is None:
+        for t, name in KINDS.items():  # subclasses, e.g. RawNumber (a float)
+            if isinstance(value, t):
+                return name
+    return k or "unknown"
+
+
+def copy(value: Any) -> Any:
+    """A deep copy of parsed JSON without recursion: bodies may nest deeper than Python's recursion limit
+    (free-form values such as metadata or a JSON schema). Scalars (RawNumbers included) are shared."""
+    if not isinstance(value, (dict, list)):
+        return value
+    root: Any = {} if isinstance(value, dict) else []
+    stack = [(value, root)]
+    while stack:
+        src, dst = stack.pop()
+        for key, item in (src.items() if isinstance(src, dict) else enumerate(src)):
+            if isinstance(item, (dict, list)):
+                new: Any = {} if isinstance(item, dict) else []
+                stack.append((item, new))
+            else:
+                new = item
+            if isinstance(dst, dict):
+                dst[key] = new
+            else:
+                dst.append(new)
+    return root

@@ -35,6 +35,11 @@ def log_line(endpoint: str, client: str, changes: list[Change], dry_run: bool = 
     return head + summarize(changes, LINE_LIMIT - len(head))
 
 
+def wait_line(endpoint: str, client: str, note: str, dry_run: bool = False) -> str:
+    """'mistral-compat chat/completions [client]: waited 2.0 s for mistral_rate_limit 1/s'"""
+    return _head(endpoint, client, dry_run) + note
+
+
 def rejected_line(endpoint: str, client: str, status: int, message: str, dry_run: bool = False) -> str:
     """'mistral-compat chat/completions [client]: answered 400: the body is not JSON (...)'; the message
     may repeat what the client sent: escaped, and cut in the middle when long."""
@@ -43,10 +48,12 @@ def rejected_line(endpoint: str, client: str, status: int, message: str, dry_run
             f"{printable(message, MESSAGE_LIMIT, tail=MESSAGE_LIMIT // 3)}")
 
 
-def comment(changes: list[Change], dry_run: bool = False) -> str:
-    """The flow comment shown in mitmweb and the console: one change per line (at most COMMENT_CHANGES)."""
+def comment(changes: list[Change], dry_run: bool = False, wait_note: str = "") -> str:
+    """The flow comment shown in mitmweb and the console: one change per line (at most COMMENT_CHANGES),
+    then how long the request waited for its turn, if it did."""
     head = f"mistral-compat {'would change' if dry_run else 'changed'} this request ({len(changes)}):"
-    return _bulleted(head, [f"{c.kind} {c}" for c in changes[:COMMENT_CHANGES]], len(changes), " changes")
+    text = _bulleted(head, [f"{c.kind} {c}" for c in changes[:COMMENT_CHANGES]], len(changes), " changes")
+    return f"{text}\n\nmistral-compat: {wait_note}" if wait_note else text
 
 
 def _bulleted(head: str, shown: list[str], total: int, what: str = "") -> str:
@@ -112,12 +119,32 @@ def field_name(change: Change) -> str:
     return _INDEX.sub("[]", printable(change.path))
 
 
+def field_label(change: Change) -> str:
+    """What the summary counts for a change: 'dropped messages[].name', 'seed -> random_seed'."""
+    if change.kind == RENAMED:
+        return f"{field_name(change)} -> {printable(change.detail)}"
+    if change.kind == DROPPED:
+        return f"dropped {field_name(change)}"
+    return f"{change.kind} {field_name(change)}"
+
+
+# The same changes come again and again (a client sends the same fields with every request): their labels
+# are kept, as long as they are short (a path can be a client's megabyte-long key name) and few (when the
+# table is full it starts again: a client sending ever new names cannot fill it for good).
+_LABELS: dict[Change, str] = {}
+_LABELS_MAX = 512
+_LABEL_SOURCE_MAX = 128
+
+
 @dataclass
 class ClientStats:
     matched: int = 0
     changed: int = 0
     rejected: int = 0
     answered: int = 0
+    waits: int = 0          # requests that waited for their turn (mistral_rate_limit, a 429's Retry-After)
+    waited: float = 0.0     # seconds waited, all together
+    limited: int = 0        # 429s: Mistral's, and the proxy's own when its queue was full
     fields: Counter = field(default_factory=Counter)
 
 
@@ -135,6 +162,7 @@ class Summary:
     """
 
     def __init__(self, max_clients: int = 100, max_fields: int = MAX_FIELDS) -> None:
+        self.pacing = False  # show the pacing columns (waits, waited, 429) even when nothing waited
         self.clients: dict[str, ClientStats] = {}
         self.max_clients = max_clients
         self.max_fields = max_fields
@@ -156,6 +184,14 @@ class Summary:
     def rejected(self, client: str) -> None:
         self._stats(client).rejected += 1
 
+    def waited(self, client: str, seconds: float) -> None:
+        s = self._stats(client)
+        s.waits += 1
+        s.waited += seconds
+
+    def limited(self, client: str) -> None:
+        self._stats(client).limited += 1
+
     def _count(self, s: ClientStats, name: str) -> None:
         fields = s.fields
         if name in fields or len(fields) < self.max_fields:
@@ -167,12 +203,14 @@ class Summary:
         s = self._stats(client)
         s.changed += 1
         for c in changes:
-            if c.kind == RENAMED:
-                self._count(s, f"{field_name(c)} -> {printable(c.detail)}")
-            elif c.kind == DROPPED:
-                self._count(s, f"dropped {field_name(c)}")
-            else:
-                self._count(s, f"{c.kind} {field_name(c)}")
+            label = _LABELS.get(c)
+            if label is None:
+                label = field_label(c)
+                if len(c.path) + len(c.detail) <= _LABEL_SOURCE_MAX:
+                    if len(_LABELS) >= _LABELS_MAX:
+                        _LABELS.clear()
+                    _LABELS[c] = label
+            self._count(s, label)
 
     def answered(self, client: str, notes: list[str]) -> None:
         s = self._stats(client)
@@ -184,12 +222,17 @@ class Summary:
         """A compact table for a bug report; empty when nothing was matched."""
         if not self.clients:
             return ""
-        lines = ["mistral-compat summary",
-                 f"{'client':<48} {'matched':>7} {'changed':>7} {'400':>5} {'answers':>7}"]
+        # the pacing columns when mistral_rate_limit is set or something waited
+        pacing = self.pacing or any(s.waits for s in self.clients.values())
+        head = f"{'client':<48} {'matched':>7} {'changed':>7} {'400':>5} {'answers':>7}"
+        lines = ["mistral-compat summary", head + (f" {'waits':>6} {'waited':>8} {'429':>5}" if pacing else "")]
         size = 0
         ranked = sorted(self.clients.items(), key=lambda kv: -kv[1].matched)
         for i, (client, s) in enumerate(ranked):
-            block = [f"{printable(client)[:48]:<48} {s.matched:>7} {s.changed:>7} {s.rejected:>5} {s.answered:>7}"]
+            row = f"{printable(client)[:48]:<48} {s.matched:>7} {s.changed:>7} {s.rejected:>5} {s.answered:>7}"
+            if pacing:
+                row += f" {s.waits:>6} {s.waited:>7.1f}s {s.limited:>5}"
+            block = [row]
             for name, n in s.fields.most_common(top):
                 block.append(f"    {n:>6}x  {printable(name, 1000)}")  # (escaped and cut when counted)
             if len(s.fields) > top:

@@ -1,11 +1,16 @@
-"""The rewriter: (endpoint, body bytes) -> what to forward and what changed. Pure: no I/O, no mitmproxy."""
+"""The rewriter: (endpoint, body) -> what to forward and what changed. Pure: no I/O, no mitmproxy.
+
+rewrite() takes the body's bytes (a request sent to a rewritten endpoint); rewrite_doc() a body already
+parsed (the Responses bridge's chat body), so that a body is parsed once and written once.
+"""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from .changes import Change
-from .jsonio import BodyError, parse
+from .changes import VALUE, Change
+from .models import ModelMap, rename_model
+from .jsonio import BodyError, Document, parse
 from .rules import Rules
 from .schema import Drop
 from .translate import CONVERSATION_ENDPOINTS, Fixer
@@ -17,17 +22,29 @@ class Result(NamedTuple):
     error: str | None = None    # set when the body cannot be sent: answer 400 with this message
 
 
-def rewrite(rules: Rules, endpoint: str, body: bytes) -> Result:
-    node = rules.endpoints[endpoint]
+def rewrite(rules: Rules, endpoint: str, body: bytes, model_map: ModelMap | None = None) -> Result:
+    """A request body sent to endpoint (a key of rules.endpoints) -> Result."""
     try:
         doc = parse(body)
     except BodyError as e:
         return Result(None, [], str(e))
+    return rewrite_doc(rules, endpoint, doc, model_map=model_map)
+
+
+def rewrite_doc(rules: Rules, endpoint: str, doc: Document, *, write: bool = False,
+                model_map: ModelMap | None = None) -> Result:
+    """A parsed request body, repaired in place -> Result. Result.body is None when nothing changed, unless
+    write: then it is the body's bytes in any case (a body that was never sent as it is). model_map: the
+    model names to replace (mistral_model_map), first of all."""
     fx = Fixer(conversation=endpoint in CONVERSATION_ENDPOINTS)
-    out = node.fix(doc.data, fx, ())
+    if model_map:
+        renamed = rename_model(doc.data, model_map)
+        if renamed is not None:
+            fx.add(VALUE, ("model",), f"{renamed[0]} -> {renamed[1]}")
+    out = rules.endpoints[endpoint].fix(doc.data, fx, ())
     if isinstance(out, Drop):  # pragma: no cover - a request object is never dropped
         return Result(None, fx.changes, out.reason)
-    if not fx.changes:
+    if not fx.changes and not write:
         return Result(None, [])
     try:
         return Result(doc.dumps(), fx.changes)

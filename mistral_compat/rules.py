@@ -1,11 +1,14 @@
 """The rules in force: built-in (rules.json, generated from Mistral's OpenAPI spec) or from a spec file.
 
-This is the one place that knows where rules come from and how a request path names an endpoint.
+This is the one place that knows where rules come from (builtin, from_spec_file, and load: a spec file with
+the fallback policy, returning the messages to log) and how a request path names an endpoint (split_path,
+Rules.endpoint).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -13,6 +16,7 @@ import sys
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from . import schema, spec
 
@@ -43,9 +47,15 @@ class Rules:
 
     def endpoint(self, path: str) -> str | None:
         """'/openai/v1/chat/completions?x=1' -> 'chat/completions'; None if not a rewritten endpoint."""
-        path = path.split("?", 1)[0].split("#", 1)[0]
-        m = self._path.search(path)
+        m = self._path.search(split_path(path)[0])
         return m.group(1) if m else None
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """A request path -> (its route, without query or fragment; the query as sent, from its "?", or "").
+    '/v1/responses?x=1' -> ('/v1/responses', '?x=1'). Only the route names an endpoint, never the query."""
+    route, sep, query = path.partition("?")
+    return route.split("#", 1)[0], sep + query
 
 
 @lru_cache(maxsize=1)
@@ -68,6 +78,35 @@ def from_spec_file(path: str | Path, *, isolate: bool = False) -> tuple[Rules, l
         return Rules(compiled, fallback=builtin()), problems
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise spec.SpecError(f"{path} gave rules that cannot be used: {e}") from None
+
+
+class Loaded(NamedTuple):
+    """What load() gives: the rules to use, and the messages to log as (logging level, text)."""
+    rules: Rules
+    messages: list[tuple[int, str]]
+
+
+def load(path: str, keep: Rules | None = None, *, isolate: bool = True) -> Loaded:
+    """The rules from a spec file (from_spec_file, isolated by default), with the fallback policy: when the
+    file is of no use, keep (the rules in force; the built-in ones at start-up) stays, and the messages say
+    why. An empty path means the built-in rules. Never raises; logs nothing (the caller logs the messages)."""
+    if not path:
+        return Loaded(builtin(), [])
+    keep = keep or builtin()
+    stay = "the built-in rules stay in force" if keep is builtin() else \
+        f"the rules loaded before from {keep.source} stay in force"
+    try:
+        rules, problems = from_spec_file(path, isolate=isolate)
+    except spec.SpecError as e:
+        return Loaded(keep, [(logging.WARNING, f"mistral-compat: mistral_openapi: {e}; {stay}")])
+    except Exception as e:  # pragma: no cover - every failure should be a SpecError
+        return Loaded(keep, [(logging.WARNING, f"mistral-compat: mistral_openapi: {path} could not be loaded "
+                                               f"({type(e).__name__}: {e}); {stay}")])
+    messages = [(logging.WARNING, f"mistral-compat: mistral_openapi {path}: {problem}") for problem in problems]
+    fallback = f"; built-in rules for {', '.join(rules.from_fallback)}" if rules.from_fallback else ""
+    messages.append((logging.INFO, f"mistral-compat: rules for {len(rules.endpoints) - len(rules.from_fallback)} "
+                                   f"endpoints loaded from {path}{fallback}"))
+    return Loaded(rules, messages)
 
 
 # -c rather than -m: -I (isolated mode) leaves the current directory out of sys.path

@@ -1,8 +1,8 @@
-"""The schema walker: rules (see spec.py for the format) compiled into nodes that repair a parsed body.
+"""The schema walker: rules (see spec.py for the format) compiled into nodes that repair a parsed body, with
+the OpenAI-to-Mistral fixes registered in translate.py, run where their schema names them.
 
-Every node has fix(value, fx, path) -> value | Drop. Objects are repaired in place; a node returns a
-new value only when it replaces a scalar. Drop asks the parent to remove the value; the parent
-decides (a required key is kept) and records the change.
+Every node has fix(value, fx, path) -> value | Drop: objects are repaired in place, a new value replaces a
+scalar, and Drop asks the parent to remove the value (the parent decides: a required key is kept; and records it).
 
 The walk recurses, one level per key or index (path), so its depth is bounded: objects and arrays deeper
 than MAX_DEPTH (possible only with a recursive schema, e.g. a tree of nodes) are left as they are, and
@@ -13,31 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import toolids, translate
+from . import translate
 from .changes import DROPPED, REMOVED, RENAMED, VALUE
-
-_KINDS = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
-          float: "number", type(None): "null"}
+from .jsonio import KINDS, kind_of
 
 # Objects and arrays at a path longer than this are left untouched (only a recursive schema goes this deep;
 # Mistral's own reach 9 levels). A level costs the walk 2-4 Python frames, far from Python's limit of 1000;
 # RootNode catches what rules with long chains of anyOf schemas could still cause.
 MAX_DEPTH = 100
 TOO_DEEP = "the body is nested too deep for mistral-compat's rules"
-
-
-def kind_of(value: Any) -> str:
-    k = _KINDS.get(type(value))
-    if k is None:
-        for t, name in _KINDS.items():  # subclasses, e.g. jsonio.RawNumber (a float)
-            if isinstance(value, t):
-                return name
-    return k or "unknown"
-
-
-def _show(value: Any) -> str:
-    """A value as the client wrote it, for change details (a RawNumber's repr is its literal)."""
-    return repr(value)
 
 
 class Drop:
@@ -63,7 +47,7 @@ class Node:
 class AnyNode(Node):
     accepts_null = True
     trivial = True
-    kinds = frozenset(_KINDS.values()) | {"unknown"}
+    kinds = frozenset(KINDS.values()) | {"unknown"}
 
 
 class ScalarNode(Node):
@@ -85,17 +69,10 @@ class ScalarNode(Node):
         # (min, xmin, max, xmax) with the missing ones unbounded, for one quick check of a value in range
         self.bounds = tuple(inf * sign if b is None else b for b, sign in
                             ((self.min, -1), (self.xmin, -1), (self.max, 1), (self.xmax, 1)))
-        if self.type == "number":
-            self.kinds = frozenset({"number", "integer"})
-        elif self.type == "object":
-            self.kinds = frozenset({"object"})
-        else:
-            self.kinds = frozenset({self.type})
+        self.kinds = frozenset({"number", "integer"} if self.type == "number" else {self.type})
 
     def score(self, value: Any) -> int:
-        if self.enum is not None and value not in self.enum:
-            return 0
-        return 2
+        return 0 if self.enum is not None and value not in self.enum else 2
 
     def fix(self, value: Any, fx, path: tuple) -> Any:
         if self.enum is not None and value not in self.enum:
@@ -103,7 +80,7 @@ class ScalarNode(Node):
             if alias is not None:
                 fx.add(VALUE, path, f"{value!r} -> {alias!r}")
                 return alias
-            return Drop(f"{_show(value)} is not one of {', '.join(map(repr, self.enum))}")
+            return Drop(f"{value!r} is not one of {', '.join(map(repr, self.enum))}")
         if self.ranged and isinstance(value, (int, float)) and not isinstance(value, bool):
             lo, xlo, hi, xhi = self.bounds  # a RawNumber is a float: its nearest double
             if lo <= value <= hi and xlo < value < xhi:
@@ -127,8 +104,8 @@ class ScalarNode(Node):
             return value
         key = path[-1] if path else ""
         if new > num and key in translate.UNSET_BELOW_MINIMUM:
-            return Drop(f"{_show(value)} is below Mistral's minimum {self.min!r}; unset means no limit")
-        fx.add(VALUE, path, f"{_show(value)} -> {new!r}, Mistral's limit")
+            return Drop(f"{value!r} is below Mistral's minimum {self.min!r}; unset means no limit")
+        fx.add(VALUE, path, f"{value!r} -> {new!r}, Mistral's limit")  # a RawNumber's repr is its literal
         return new
 
 
@@ -139,19 +116,19 @@ class ObjectNode(Node):
         self.props: dict[str, Node] = {}
         self.required: frozenset = frozenset()
         self.closed = False
-        self.name: str | None = None
         self.before = None
         self.after = None
-        self.consts: dict[str, list] = {}
         self.renames: dict[str, str] = {}  # OpenAI key -> the Mistral key of this object it is renamed to
 
     def setup(self, spec: dict, name: str | None, compile_) -> None:
         self.props = {k: compile_(v, None) for k, v in spec["object"].items()}
         self.required = frozenset(spec.get("required", ()))
         self.closed = bool(spec.get("closed"))
-        self.name = name
         self.before = translate.BEFORE.get(name or "")
         self.after = translate.AFTER.get(name or "")
+        for key, rule in translate.AFTER_KEY.get(name or "", {}).items():
+            if key in self.props:
+                self.props[key] = ThenNode(self.props[key], rule)
         self.renames = {k: t for k, t in translate.RENAMES.items() if t in self.props and k not in self.props}
 
     def score(self, value: Any) -> int:
@@ -265,25 +242,38 @@ class ObjectNode(Node):
         done.add(target)
 
 
+class ThenNode(Node):
+    """A key's node, then a conversation rule (translate.AFTER_KEY) on the value it repaired."""
+
+    __slots__ = ("node", "rule")
+    kinds = property(lambda self: self.node.kinds)  # (read when used: the node may still be being compiled)
+    accepts_null = property(lambda self: self.node.accepts_null)
+    enum = property(lambda self: getattr(self.node, "enum", None))
+
+    def __init__(self, node: Node, rule) -> None:
+        self.node, self.rule = node, rule
+
+    def fix(self, value: Any, fx, path: tuple) -> Any:
+        new = self.node.fix(value, fx, path)
+        if fx.conversation and new.__class__ is not Drop:
+            self.rule(new, fx, path)
+        return new
+
+
 class ArrayNode(Node):
     kinds = frozenset({"array"})
 
     def __init__(self) -> None:
         self.items: Node = AnyNode()
-        self.messages = False
 
     def setup(self, spec: dict, compile_) -> None:
         self.items = compile_(spec["array"], None)
-        self.messages = isinstance(self.items, UnionNode) and self.items.by == "role"
         self.trivial = self.items.trivial
 
     def score(self, value: Any) -> int:
         if not isinstance(value, list):
             return 0
-        if not value:
-            return 1
-        first = value[0]
-        return 2 + (kind_of(first) in self.items.kinds) * 2
+        return 2 + (kind_of(value[0]) in self.items.kinds) * 2 if value else 1
 
     def fix(self, value: Any, fx, path: tuple) -> Any:
         if not isinstance(value, list):
@@ -304,17 +294,13 @@ class ArrayNode(Node):
                 value[i] = new
         if kept is not None:
             value[:] = kept
-        if self.messages and fx.conversation:
-            toolids.repair(value, fx, path)
         return value
 
 
 class UnionNode(Node):
     kinds = frozenset({"object"})
-
-    def __init__(self) -> None:
-        self.by = ""
-        self.map: dict[str, Node] = {}
+    by: str                 # the key that tells the shapes apart (set by setup, like map and aliases)
+    map: dict[str, Node]
 
     def setup(self, spec: dict, compile_) -> None:
         self.by = spec["union"]
@@ -360,7 +346,6 @@ class AnyOfNode(Node):
         self.trivial = all(o.trivial for o in self.options)
         # kind of value -> the branches that take it, in order: most kinds have one, so no scoring
         self.by_kind = {k: tuple(o for o in self.options if k in o.kinds) for k in self.kinds}
-        self.by_type = {}
 
     def score(self, value: Any) -> int:
         return max((o.score(value) for o in self.options), default=0)
@@ -403,20 +388,16 @@ class RootNode(Node):
     stack (rules that chain hundreds of schemas per level) answers Drop, so the request gets a 400 saying
     so, rather than an exception in the proxy."""
 
-    __slots__ = ("node", "trivial", "kinds", "accepts_null")
+    __slots__ = ("node",)
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.trivial, self.kinds, self.accepts_null = node.trivial, node.kinds, node.accepts_null
 
     def fix(self, value: Any, fx, path: tuple) -> Any:
         try:
             return self.node.fix(value, fx, path)
         except RecursionError:
             return Drop(TOO_DEEP)
-
-    def score(self, value: Any) -> int:
-        return self.node.score(value)
 
 
 def compile_rules(rules: dict) -> dict[str, Node]:
@@ -446,14 +427,14 @@ def compile_rules(rules: dict) -> dict[str, Node]:
                     finally:
                         aliasing.pop()
                 else:
-                    named[ref] = _shell(target)
+                    named[ref] = _shell(target, ref)
                     _fill(named[ref], target, ref)
             return named[ref]
-        node = _shell(spec)
+        node = _shell(spec, name)
         _fill(node, spec, name)
         return node
 
-    def _shell(spec: Any) -> Node:
+    def _shell(spec: Any, name: str | None) -> Node:
         if spec == "any":
             return AnyNode()
         if "object" in spec:
@@ -465,7 +446,7 @@ def compile_rules(rules: dict) -> dict[str, Node]:
         if "anyof" in spec:
             return AnyOfNode()
         if "type" in spec:
-            return ScalarNode(spec, None)
+            return ScalarNode(spec, name)
         raise ValueError(f"unknown rule {spec!r}")
 
     def _fill(node: Node, spec: Any, name: str | None) -> None:
@@ -475,8 +456,6 @@ def compile_rules(rules: dict) -> dict[str, Node]:
             node.setup(spec, compile_)
             if not isinstance(node, ArrayNode):
                 branching.append(node)
-        elif isinstance(node, ScalarNode):
-            node.name = name
 
     roots = {suffix: compile_(spec, None) for suffix, spec in rules.get("endpoints", {}).items()}
     _refuse_cycles(branching, {id(node): ref for ref, node in named.items()})

@@ -32,6 +32,8 @@ from itertools import accumulate, repeat
 from pathlib import Path
 from typing import Any
 
+from .jsonio import kind_of
+
 # The JSON endpoints the addon rewrites: path suffix after /v1/.
 ENDPOINTS = (
     "chat/completions",
@@ -414,17 +416,9 @@ def _nullable(node: dict, s: dict) -> Any:
 
 
 def _json_type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    return "object"
+    """A const's type as a scalar rule names it (jsonio's names; an object or array const: "object")."""
+    kind = kind_of(v)
+    return kind if kind in _SCALARS else "object"
 
 
 # --- the parser process -----------------------------------------------------------------------

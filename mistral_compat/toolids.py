@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 from .changes import TOOL_ID
 
@@ -49,17 +50,24 @@ def _references(messages: list) -> list:
     return refs
 
 
-def repair(messages: list, fx, path: tuple) -> None:
-    """Map every invalid tool-call id in messages, the same way in calls and tool results."""
-    refs = _references(messages)
-    if all(is_valid(c[k]) for c, k, _ in refs):
+def repair(messages: Any, fx, path: tuple) -> None:
+    """Map every invalid tool-call id in messages (a list; anything else is left alone), the same way in
+    calls and tool results; fx collects the changes (changes.Collector)."""
+    if messages.__class__ is not list:
         return
-    taken = {c[k] for c, k, _ in refs if is_valid(c[k])}
+    refs = _references(messages)
+    if not refs:  # most requests: no tool calls at all
+        return
+    fullmatch = VALID.fullmatch  # (the ids found are all strings)
+    valid = [fullmatch(c[k]) is not None for c, k, _ in refs]
+    if all(valid):
+        return
+    taken = {c[k] for (c, k, _), ok in zip(refs, valid) if ok}
     mapping: dict[str, str] = {}
-    for container, key, sub in refs:
-        old = container[key]
-        if is_valid(old):
+    for (container, key, sub), ok in zip(refs, valid):
+        if ok:
             continue
+        old = container[key]
         new = mapping.get(old)
         if new is None:
             attempt = 0

@@ -1,15 +1,24 @@
-"""Where OpenAI-compatible clients and Mistral name or shape the same thing differently.
+"""Every OpenAI-to-Mistral fix of a request, registered here: where OpenAI-compatible clients and Mistral
+name or shape the same thing differently.
 
 The rules (rules.json) say what Mistral accepts; this module says how to turn what OpenAI clients send
 into that. Everything here is applied by the schema walker (schema.py), keyed by schema name, so it
-applies wherever that schema appears (chat, agents, moderation inputs, ...).
+applies wherever that schema appears (chat, agents, moderation inputs, ...):
+
+- RENAMES (keys), TAG_ALIASES (discriminator values), ENUM_ALIASES (enum values), UNSET_BELOW_MINIMUM and
+  EXCLUSIVE_STEP (numbers out of range): read by the walker's nodes;
+- BEFORE: fixups run on an object of the named schema before its keys are checked;
+- AFTER and AFTER_KEY: the conversation rules (CONVERSATION_ENDPOINTS only), on an object of the named
+  schema or on the value under one of its keys, once repaired: assistant messages that say nothing are
+  removed, tool-call ids mapped to Mistral's form (toolids.py).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from .changes import ADDED, RENAMED, VALUE, Change, format_path
+from . import jsonio, toolids
+from .changes import ADDED, RENAMED, VALUE, Collector
 
 # OpenAI key -> Mistral key, applied in any object that accepts the Mistral key but not the OpenAI one.
 # The Mistral key wins when a client sends both.
@@ -46,18 +55,15 @@ EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 CONVERSATION_ENDPOINTS = frozenset({"chat/completions", "agents/completions"})
 
 
-class Fixer:
-    """Collects changes; passed to fixups and the walker. conversation: apply the conversation rules."""
+class Fixer(Collector):
+    """The changes of one walk (changes.Collector), passed to fixups and the walker; conversation: apply the
+    conversation rules."""
 
-    __slots__ = ("changes", "conversation")
+    __slots__ = ("conversation",)
 
     def __init__(self, conversation: bool = True) -> None:
-        self.changes: list[Change] = []
+        self.changes = []  # (Collector.__init__, without the call: one Fixer per request)
         self.conversation = conversation
-
-    def add(self, kind: str, path: tuple, detail: str = "") -> None:
-        # tuple.__new__ is Change(...) without the NamedTuple's Python-level __new__ (this runs per change)
-        self.changes.append(tuple.__new__(Change, (kind, format_path(path), detail)))
 
 
 Fixup = Callable[[dict, Fixer, tuple], Any]
@@ -65,7 +71,7 @@ Fixup = Callable[[dict, Fixer, tuple], Any]
 
 def _function_parameters(obj: dict, fx: Fixer, path: tuple) -> None:
     if obj.get("parameters") is None:
-        obj["parameters"] = dict(EMPTY_PARAMETERS)
+        obj["parameters"] = jsonio.copy(EMPTY_PARAMETERS)  # deep: the request may be changed after
         fx.add(ADDED, path + ("parameters",), "empty object schema, required by Mistral")
 
 
@@ -145,4 +151,12 @@ def assistant_said_nothing(obj: dict) -> bool:
 AFTER: dict[str, Callable[[dict], str | None]] = {
     "AssistantMessage": lambda obj: "assistant message with no content and no tool calls"
     if assistant_said_nothing(obj) else None,
+}
+
+
+# Conversation rules (CONVERSATION_ENDPOINTS only): run on the value under a key of the named schema once it
+# was repaired (its items fixed, the empty assistant messages removed), before the object's next key.
+AFTER_KEY: dict[str, dict[str, Fixup]] = {
+    "ChatCompletionRequest": {"messages": toolids.repair},
+    "AgentsCompletionRequest": {"messages": toolids.repair},
 }

@@ -29,7 +29,8 @@ def clean_env() -> dict:
 class Mitmdump:
     """A running `mitmdump -s addon.py` on 127.0.0.1; .port, .url, .output (all lines so far)."""
 
-    def __init__(self, confdir: Path, *args: str) -> None:
+    def __init__(self, confdir: Path, *args: str, env: dict | None = None) -> None:
+        """env: the process's environment (default: this one's, without *_proxy variables)."""
         self.confdir = confdir
         quiet = [] if any(a.startswith("flow_detail=") for a in args) else ["--set", "flow_detail=0"]
         self.cmd = [MITMDUMP, "--listen-host", "127.0.0.1", "--listen-port", "0",
@@ -37,7 +38,8 @@ class Mitmdump:
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=clean_env(), cwd=str(ROOT), bufsize=1)
+                                     text=True, env=clean_env() if env is None else env, cwd=str(ROOT),
+                                     bufsize=1)
         threading.Thread(target=self._drain, daemon=True).start()
         m = self.wait_for(_LISTEN, timeout=30)
         if m is None:
@@ -122,11 +124,11 @@ def module_fake():
 
 @pytest.fixture
 def mitmdump(tmp_path_factory):
-    """Factory: mitmdump(*args) starts a proxy; all are stopped at the end of the test."""
+    """Factory: mitmdump(*args, env=None) starts a proxy; all are stopped at the end of the test."""
     started: list[Mitmdump] = []
 
-    def start(*args: str) -> Mitmdump:
-        p = Mitmdump(tmp_path_factory.mktemp("mitm"), *args)
+    def start(*args: str, env: dict | None = None) -> Mitmdump:
+        p = Mitmdump(tmp_path_factory.mktemp("mitm"), *args, env=env)
         started.append(p)
         return p
 

@@ -68,6 +68,10 @@ Request headers that shape the answer (none is ever required):
                   "param":null,"code":"3000"}, then the end of the body (no [DONE]).
     An unknown NAME is answered 400.
   * x-fake-status: N forces status N with a Mistral-style error body (after x-fake-error).
+  * x-fake-retry-after: VALUE: the answer carries `Retry-After: VALUE`, sent as given (delay seconds, an
+    HTTP date, or junk to test junk), whatever its status; with x-fake-status: 429 (or x-fake-error:
+    429-object) it makes one 429 with that Retry-After. In rate-limit mode such a 429 also holds the key
+    at the fake until the time it names has passed (seconds or HTTP date; junk holds nothing).
   * x-fake-sse: crlf-split: streams use "\r\n" line ends, send ": keep-alive\r\n\r\n" before the first
     event, and write every event (the [DONE] one too) in two network writes cut in the middle of its
     payload, SPLIT_PAUSE (5 ms) apart.
@@ -76,8 +80,21 @@ Request headers that shape the answer (none is ever required):
     every network write (zlib Z_SYNC_FLUSH, brotli flush(), zstd FLUSH_BLOCK), so they still stream.
     An unknown value of x-fake-sse or x-fake-encoding is answered 400.
 
+Rate-limit mode (opt-in, off by default), like Mistral's free tier: FakeMistral(rate_limit=N) or, for a
+running fake, `fake.rate_limit = N` (requests per second per API key; None turns it off). A request
+arriving less than 1/N s after the previous ACCEPTED request on its key, or while its key is held (see
+x-fake-retry-after), is answered 429 with RATE_LIMITED_BODY, before any other check (x-fake-* triggers
+included). A request that passes the limiter is accepted whatever its answer (a forced 429 included).
+The key is the credential of `Authorization` ("Bearer k1" -> "k1"), else `x-api-key`, else "" (one shared
+bucket). OPTIONS requests are never limited nor counted. Arrival times (time.monotonic() of this
+process, taken when the request's headers have been read) are recorded per key in every mode:
+fake.arrivals(key) -> [Arrival(at, path, accepted)], fake.arrival_times(key) -> accepted times,
+fake.gaps(key) -> the seconds between consecutive accepted arrivals, fake.limited(key) -> how many were
+refused. clear() forgets them, and the limiter's state.
+
 Exported constants: REASONING_THINKING, REASONING_ANSWER, REFERENCES_ANSWER, TOOL_RESULT_PREFIX,
-TOOL_CALL_TRIGGER, EVERY_TOOL_TRIGGER, REFERENCES_TRIGGER, TRUNCATION_TRIGGER, FAKE_ERRORS, STREAM_ERROR.
+TOOL_CALL_TRIGGER, EVERY_TOOL_TRIGGER, REFERENCES_TRIGGER, TRUNCATION_TRIGGER, FAKE_ERRORS, STREAM_ERROR,
+RATE_LIMITED_BODY.
 
 Run standalone:  python tests/fake_mistral.py --port 8090 [--tls]
 """
@@ -87,6 +104,7 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import email.utils
 import functools
 import gzip
 import hashlib
@@ -800,6 +818,30 @@ FAKE_ERRORS = {
     "429-object": (429, lambda: dict(error_body("Rate limit exceeded", "rate_limited", "1300"), raw_status_code=429)),
     "stream-error": (200, None),
 }
+# the 429 of rate-limit mode, Mistral's recorded shape (cline #9085, raycast/extensions #31107)
+RATE_LIMITED_BODY = {"object": "error", "message": "Rate limit exceeded", "type": "rate_limited", "param": None,
+                     "code": "1300", "raw_status_code": 429}
+
+
+def request_key(headers) -> str:
+    """The API key of a request, for rate-limit mode: the credential of Authorization ("Bearer k" -> "k"),
+    else x-api-key, else "" (one bucket for requests without a key)."""
+    value = (headers.get("Authorization") or "").strip()
+    if value:
+        scheme, _, credential = value.partition(" ")
+        return credential.strip() or scheme
+    return (headers.get("x-api-key") or "").strip()
+
+
+def retry_after_seconds(value: str):
+    """Seconds named by a Retry-After value (delay seconds or an HTTP date), or None when unreadable."""
+    value = value.strip()
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", value):
+        return float(value)
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 # ---------------------------------------------------------------------------
@@ -940,6 +982,15 @@ class Received:
         return json.loads(self.body)
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """One request's arrival, for rate-limit tests."""
+
+    at: float  # time.monotonic() when its headers had been read
+    path: str
+    accepted: bool  # False: refused by rate-limit mode (429)
+
+
 SPLIT_PAUSE = 0.005  # seconds between the two writes of an event with x-fake-sse: crlf-split
 
 
@@ -957,6 +1008,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self):
+        self._arrived = time.monotonic()
+        self._key = request_key(self.headers)
         self._options_error = self._read_options()
         try:
             raw = self._read_body()
@@ -998,6 +1051,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, raw: bytes, body: bytes):
         route = self.path.split("?", 1)[0]
+        if self.command != "OPTIONS" and not self.server.fake._admit(self._key, self._arrived, self.path):
+            return self._reply(raw, body, 429, copy.deepcopy(RATE_LIMITED_BODY))
         if self._options_error:
             return self._reply(raw, body, 400, error_body(self._options_error))
         name = self.headers.get("x-fake-error", "").strip()
@@ -1036,6 +1091,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self, raw: bytes, body: bytes, status: int):
         headers = list(self.headers.items())
         self.server.fake._record(Received(self.command, self.path, headers, raw, body, status))
+        retry_after = self.headers.get("x-fake-retry-after")
+        if status == 429 and retry_after is not None:
+            self.server.fake._hold(self._key, retry_after_seconds(retry_after))
 
     def _common_headers(self):
         request_id = _new_id()
@@ -1052,6 +1110,9 @@ class _Handler(BaseHTTPRequestHandler):
             ("access-control-allow-origin", "*"),
         ):
             self.send_header(name, value)
+        retry_after = self.headers.get("x-fake-retry-after")
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
         if self.close_connection:
             self.send_header("Connection", "close")
 
@@ -1197,8 +1258,9 @@ class FakeMistral:
     """A strict fake Mistral API on 127.0.0.1, in a background thread."""
 
     def __init__(self, tls: bool = False, stream_events: int = 5, stream_interval: float = 0.05,
-                 port: int = 0, log: bool = False):
+                 port: int = 0, log: bool = False, rate_limit: float | None = None):
         self.tls = tls
+        self.rate_limit = rate_limit  # rate-limit mode: requests per second per key; None = off
         self.stream_events = stream_events
         self.stream_interval = stream_interval
         self.ca_pem = None
@@ -1209,6 +1271,9 @@ class FakeMistral:
         self._tmpdir = None
         self._records = []
         self._lock = threading.Lock()
+        self._arrivals = {}       # key -> [Arrival]
+        self._last_accepted = {}  # key -> monotonic time of its last accepted request
+        self._held_until = {}     # key -> monotonic time until which a 429's Retry-After holds it
 
     def start(self) -> "FakeMistral":
         context = self._tls_context() if self.tls else None
@@ -1253,8 +1318,64 @@ class FakeMistral:
             return list(self._records)
 
     def clear(self) -> None:
+        """Forget the requests received, the arrivals and the rate limiter's state (not the mode)."""
         with self._lock:
             self._records.clear()
+            self._arrivals.clear()
+            self._last_accepted.clear()
+            self._held_until.clear()
+
+    def arrivals(self, key: str | None = None) -> list:
+        """[Arrival(at, path, accepted)] of one key (the credential: "k1" for "Bearer k1"; "" for
+        requests without a key), oldest first; with no key given, of all keys."""
+        with self._lock:
+            if key is None:
+                return sorted((a for items in self._arrivals.values() for a in items), key=lambda a: a.at)
+            return list(self._arrivals.get(key, ()))
+
+    def arrival_times(self, key: str | None = None) -> list:
+        """time.monotonic() of each ACCEPTED request of the key (of all keys when None), oldest first."""
+        return [a.at for a in self.arrivals(key) if a.accepted]
+
+    def gaps(self, key: str | None = None) -> list:
+        """Seconds between consecutive accepted requests of the key."""
+        times = self.arrival_times(key)
+        return [b - a for a, b in zip(times, times[1:])]
+
+    def limited(self, key: str | None = None) -> int:
+        """How many requests of the key rate-limit mode refused."""
+        return sum(1 for a in self.arrivals(key) if not a.accepted)
+
+    def keys(self) -> list:
+        """The keys that sent requests (in clear: this is a test server)."""
+        with self._lock:
+            return list(self._arrivals)
+
+    def _admit(self, key: str, at: float, path: str) -> bool:
+        """Rate-limit mode: may a request of the key that arrived `at` pass? Records its arrival."""
+        with self._lock:
+            rate = self.rate_limit
+            accepted = True
+            if rate:
+                last = self._last_accepted.get(key)
+                if last is not None and at - last < 1.0 / rate:
+                    accepted = False
+                if at < self._held_until.get(key, float("-inf")):
+                    accepted = False
+            if accepted:
+                self._last_accepted[key] = at
+            self._arrivals.setdefault(key, []).append(Arrival(at, path, accepted))
+        if self._log and not accepted:
+            print(f"rate limited: {path}", file=sys.stderr, flush=True)
+        return accepted
+
+    def _hold(self, key: str, seconds) -> None:
+        """A 429 with x-fake-retry-after: in rate-limit mode, refuse the key until that time has passed."""
+        if seconds is None or not self.rate_limit:
+            return
+        with self._lock:
+            until = time.monotonic() + seconds
+            self._held_until[key] = max(until, self._held_until.get(key, float("-inf")))
 
     def _record(self, record: Received) -> None:
         with self._lock:
@@ -1279,10 +1400,12 @@ def main(argv=None) -> int:
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway trustme CA")
     parser.add_argument("--stream-events", type=int, default=5)
     parser.add_argument("--stream-interval", type=float, default=0.05)
+    parser.add_argument("--rate-limit", type=float, default=None, metavar="N",
+                        help="rate-limit mode: at most N requests per second per API key (429 otherwise)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on SIGTERM too
     fake = FakeMistral(tls=args.tls, stream_events=args.stream_events, stream_interval=args.stream_interval,
-                       port=args.port, log=True).start()
+                       port=args.port, log=True, rate_limit=args.rate_limit).start()
     print(fake.url, flush=True)
     if fake.ca_pem:
         print(f"CA certificate: {fake.ca_pem}", flush=True)

@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Optional
 
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow
 
 import addon
+from mistral_compat.settings import Settings
+from mistral_compat.state import FlowState
 
 
 def chat_flow(body: dict, host: str = "api.mistral.ai", **headers) -> http.HTTPFlow:
@@ -25,9 +28,11 @@ def chat_flow(body: dict, host: str = "api.mistral.ai", **headers) -> http.HTTPF
 
 
 def fresh() -> addon.MistralCompat:
-    rewriter = addon.Rewriter()
-    return addon.MistralCompat(addon.Matcher(), addon.Redaction(), addon.InterceptScope(), addon.Cors(),
-                               addon.ResponsesBridge(rewriter), rewriter, addon.Answers(), addon.Report())
+    return addon.build()
+
+
+def part(mc: addon.MistralCompat, kind: type):
+    return next(p for p in mc.parts if isinstance(p, kind))
 
 
 DIRTY = {"model": "m", "messages": [{"role": "user", "content": "hi", "name": "x"}], "user": "u", "seed": 1}
@@ -66,7 +71,7 @@ FLOW_HOOKS = ("requestheaders", "request", "responseheaders", "response")
 
 def test_unmatched_flow_reaches_no_part():
     calls: list = []
-    mc = addon.MistralCompat(addon.Matcher(), Spy(calls, "a"), Spy(calls, "b"))
+    mc = addon.MistralCompat(addon.Matcher(Settings()), Spy(calls, "a"), Spy(calls, "b"))
     with taddons.context(mc):
         f = chat_flow(DIRTY, host="api.openai.com")
         for hook in FLOW_HOOKS:
@@ -84,7 +89,7 @@ def test_every_part_hook_is_dispatched_in_order_and_done_in_reverse():
     class Marker:
         def requestheaders(self, flow):
             calls.append(("m", "requestheaders"))
-            flow.metadata[addon.META] = {}
+            flow.metadata[addon.META] = FlowState("c")
 
     mc = addon.MistralCompat(Marker(), Spy(calls, "a"), object(), Spy(calls, "b"))
     f = tflow.tflow()
@@ -114,7 +119,7 @@ async def test_pending_log_lines_are_redacted_at_shutdown():
         mc = fresh()
         with taddons.context(mc):
             mc.running()
-            report = mc.parts[-1]
+            report = part(mc, addon.Report)
             report.log.pending.append((logging.INFO, "mistral-compat x: authorization: Bearer sk-SECRET-123456"))
             mc.done()
     finally:
@@ -183,7 +188,7 @@ def test_log_lines_written_at_once_without_an_event_loop(caplog):
 
 def test_done_flushes_pending_lines_before_the_summary(caplog):
     caplog.set_level(logging.INFO, logger=addon.logger.name)
-    report = addon.Report()
+    report = addon.Report(Settings())
     report.log.pending.append((logging.INFO, "pending line"))
     report.done()
     assert [r.getMessage() for r in caplog.records if r.name == addon.logger.name][0] == "pending line"
@@ -197,7 +202,7 @@ def bridged_flow(mc: addon.MistralCompat, body: dict) -> http.HTTPFlow:
     f.request.content = json.dumps(body).encode()
     mc.requestheaders(f)
     mc.request(f)
-    assert f.request.path == "/v1/chat/completions" and "bridge" in f.metadata[addon.META]
+    assert f.request.path == "/v1/chat/completions" and f.metadata[addon.META].bridge is not None
     return f
 
 
@@ -478,3 +483,32 @@ def test_error_answers_of_any_matched_path_but_not_successes():
         assert f.response.stream is False
         mc.response(f)
         assert json.loads(f.response.content)["error"]["message"] == "Unauthorized"
+
+
+async def test_comments_written_only_where_flows_are_kept():
+    """mitmdump prints no flow comment: it is built only for mitmweb/the console (an addon named "view") or
+    a flow file (-w). The log line and the marker are always there."""
+    class View:
+        name = "view"
+
+    mc = fresh()
+    with taddons.context(mc) as tctx:
+        tctx.options.add_option("save_stream_file", Optional[str], None, "")  # (mitmproxy's Save addon's)
+        mc.configure(set(tctx.options.keys()))  # as at start-up
+        f = chat_flow(DIRTY)
+        mc.requestheaders(f)
+        mc.request(f)
+        assert f.marked == addon.MARKER and f.comment == ""
+        tctx.configure(mc, save_stream_file="/dev/null")
+        g = chat_flow(DIRTY)
+        mc.requestheaders(g)
+        mc.request(g)
+        assert "dropped user" in g.comment
+        tctx.configure(mc, save_stream_file=None)
+        tctx.master.addons.add(View())
+        mc.running()
+        h = chat_flow(DIRTY)
+        mc.requestheaders(h)
+        mc.request(h)
+        assert "dropped user" in h.comment
+        mc.done()

@@ -45,3 +45,12 @@ def test_with_openai_error_leaves_what_it_cannot_extend():
     body = json.loads(errors.with_openai_error(404, b'{"detail":"Not Found"}'))
     assert body == {"detail": "Not Found", "error": {"message": "Not Found", "type": "not_found_error",
                                                      "param": None, "code": None}}
+
+
+def test_error_bodies_are_written_by_the_one_jsonio_writer():
+    from mistral_compat import jsonio
+
+    assert errors.json_bytes is jsonio.dumps
+    assert b'"message":"mistral-compat: caf\xc3\xa9"' in errors.proxy_error(400, "café")  # text as text
+    body = errors.proxy_error(400, "half an emoji: \ud83d")  # a lone surrogate from the client's text: escaped
+    assert b"\\ud83d" in body and json.loads(body)["error"]["message"] == "mistral-compat: half an emoji: \ud83d"

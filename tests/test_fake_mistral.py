@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import email.utils
 import gzip
 import http.client
 import json
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from fake_mistral import (
+    RATE_LIMITED_BODY,
     REASONING_ANSWER,
     REASONING_THINKING,
     REFERENCES_ANSWER,
@@ -23,6 +25,8 @@ from fake_mistral import (
     FakeMistral,
     decode_content,
     encode_content,
+    request_key,
+    retry_after_seconds,
     tool_arguments,
     validate,
 )
@@ -1058,3 +1062,168 @@ def test_encoded_stream_error(client, coding):
         raw = b"".join(response.iter_raw())
     events = sse_data(decode_content(raw, [coding]).decode())
     assert len(events) == 2 and json.loads(events[1])["code"] == "3000"
+
+
+# --- rate-limit mode ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def limited():
+    """A fake in rate-limit mode: 2 requests per second per key (0.5 s apart)."""
+    with FakeMistral(rate_limit=2) as server:
+        yield server
+
+
+@pytest.fixture
+def limited_client(limited):
+    with httpx.Client(base_url=limited.url, timeout=10) as c:
+        yield c
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_rate_limit_refuses_a_request_too_soon_on_the_same_key(limited, limited_client):
+    statuses = [limited_client.post(CHAT, json=chat(), headers=bearer("k1")) for _ in range(3)]
+    assert [r.status_code for r in statuses] == [200, 429, 429]
+    assert statuses[1].json() == RATE_LIMITED_BODY == {
+        "object": "error", "message": "Rate limit exceeded", "type": "rate_limited", "param": None,
+        "code": "1300", "raw_status_code": 429}
+    assert "retry-after" not in statuses[1].headers
+    arrivals = limited.arrivals("k1")
+    assert [a.accepted for a in arrivals] == [True, False, False]
+    assert all(a.path == CHAT for a in arrivals)
+    assert arrivals[0].at <= arrivals[1].at <= arrivals[2].at <= time.monotonic()
+    assert len(limited.arrival_times("k1")) == 1 and limited.limited("k1") == 2
+    assert [r.status for r in limited.received] == [200, 429, 429]
+
+
+def test_rate_limit_lets_spaced_requests_through(limited, limited_client):
+    limited.rate_limit = 10  # switchable on a running fake
+    for _ in range(3):
+        assert limited_client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 200
+        time.sleep(0.12)
+    assert limited.limited("k1") == 0
+    gaps = limited.gaps("k1")
+    assert len(gaps) == 2 and all(gap >= 0.1 for gap in gaps)
+
+
+def test_rate_limit_counts_only_accepted_requests(limited, limited_client):
+    start = time.monotonic()
+    assert limited_client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 200
+    time.sleep(0.3)
+    assert limited_client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 429  # 0.3 s after
+    time.sleep(max(0.0, start + 0.55 - time.monotonic()))
+    # 0.55 s after the accepted one (only 0.25 s after the refused one): accepted
+    assert limited_client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 200
+
+
+def test_rate_limit_is_per_key(limited, limited_client):
+    for headers in (bearer("k1"), bearer("k2"), {"x-api-key": "k3"}, {}, {"Authorization": "k4"}):
+        assert limited_client.post(CHAT, json=chat(), headers=headers).status_code == 200
+    assert limited_client.post(CHAT, json=chat(), headers={"x-api-key": "k1"}).status_code == 429  # same key
+    assert limited_client.post(CHAT, json=chat()).status_code == 429  # the shared no-key bucket
+    assert sorted(limited.keys()) == ["", "k1", "k2", "k3", "k4"]
+    assert len(limited.arrivals()) == 7 and limited.limited() == 2
+
+
+def test_rate_limit_covers_every_endpoint_and_comes_first(limited, limited_client):
+    assert limited_client.get("/v1/models", headers=bearer("k1")).status_code == 200
+    for method, path, extra in (("POST", "/v1/embeddings", {}), ("POST", "/v1/nope", {}),
+                                ("POST", CHAT, {"x-fake-error": "422-object"}),
+                                ("POST", CHAT, {"x-fake-status": "503"})):
+        response = limited_client.request(method, path, json=chat(), headers=dict(bearer("k1"), **extra))
+        assert response.status_code == 429 and response.json() == RATE_LIMITED_BODY, path
+
+
+def test_rate_limit_leaves_preflights_alone(limited, limited_client):
+    assert limited_client.post(CHAT, json=chat()).status_code == 200
+    for _ in range(3):
+        assert limited_client.options(CHAT, headers={"Origin": "http://x"}).status_code == 204
+    assert limited.arrivals("") == limited.arrivals()[:1] and limited.limited() == 0
+
+
+def test_forced_429_with_retry_after(client):
+    response = client.post(CHAT, json=chat(), headers={"x-fake-status": "429", "x-fake-retry-after": "2"})
+    assert response.status_code == 429 and response.headers["retry-after"] == "2"
+    assert response.json()["type"] == "rate_limited"
+    response = client.post(CHAT, json=chat(), headers={"x-fake-error": "429-object", "x-fake-retry-after": "soon"})
+    assert response.status_code == 429 and response.headers["retry-after"] == "soon"  # sent as given
+    assert response.json() == RATE_LIMITED_BODY
+    date = "Wed, 21 Oct 2026 07:28:00 GMT"
+    response = client.post(CHAT, json=chat(), headers={"x-fake-status": "429", "x-fake-retry-after": date})
+    assert response.headers["retry-after"] == date
+
+
+def test_forced_429_holds_the_key_in_rate_limit_mode(limited, limited_client):
+    limited.rate_limit = 100  # spacing out of the way: only the hold counts
+    forced = {"x-fake-status": "429", "x-fake-retry-after": "1"}
+    start = time.monotonic()
+    assert limited_client.post(CHAT, json=chat(), headers=dict(bearer("k1"), **forced)).status_code == 429
+    assert limited_client.post(CHAT, json=chat(), headers=bearer("k2")).status_code == 200  # other keys free
+    time.sleep(0.3)
+    early = limited_client.post(CHAT, json=chat(), headers=bearer("k1"))
+    assert early.status_code == 429 and early.json() == RATE_LIMITED_BODY
+    time.sleep(max(0.0, start + 1.05 - time.monotonic()))
+    assert limited_client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 200
+    assert [a.accepted for a in limited.arrivals("k1")] == [True, False, True]  # the forced 429 was accepted
+
+
+def test_junk_retry_after_holds_nothing(limited, limited_client):
+    limited.rate_limit = 100
+    forced = {"x-fake-status": "429", "x-fake-retry-after": "soon"}
+    assert limited_client.post(CHAT, json=chat(), headers=dict(bearer("k1"), **forced)).status_code == 429
+    time.sleep(0.02)
+    assert limited_client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 200
+
+
+def test_retry_after_holds_nothing_when_the_mode_is_off(client):
+    forced = {"x-fake-status": "429", "x-fake-retry-after": "30"}
+    assert client.post(CHAT, json=chat(), headers=dict(bearer("k1"), **forced)).status_code == 429
+    assert client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 200
+
+
+def test_rate_limit_off_by_default_but_arrivals_recorded(fake, client):
+    assert fake.rate_limit is None
+    for _ in range(3):
+        assert client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 200
+    assert len(fake.arrival_times("k1")) == 3 and fake.limited() == 0
+    assert all(gap >= 0 for gap in fake.gaps("k1"))
+
+
+def test_mode_switched_on_a_running_fake(fake, client):
+    fake.rate_limit = 1
+    try:
+        assert client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 200
+        assert client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 429
+        fake.clear()  # forgets the arrivals and the limiter's memory, keeps the mode
+        assert fake.arrivals() == [] and fake.rate_limit == 1
+        assert client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 200
+    finally:
+        fake.rate_limit = None
+    assert client.post(CHAT, json=chat(), headers=bearer("k1")).status_code == 200
+
+
+def test_rate_limit_with_streams(limited, limited_client):
+    limited.rate_limit = 1
+    sent = time.monotonic()
+    with limited_client.stream("POST", CHAT, json=chat(stream=True), headers=bearer("k1")) as response:
+        assert response.status_code == 200
+        events = sse_data(response.read().decode())
+    ended = time.monotonic()
+    assert events[-1] == "[DONE]"
+    (arrival,) = limited.arrivals("k1")
+    assert sent <= arrival.at < ended - 0.15  # stamped when the headers came, not when the answer ended
+    with limited_client.stream("POST", CHAT, json=chat(stream=True), headers=bearer("k1")) as response:
+        assert response.status_code == 429  # a stream of ~0.25 s; the next one within 1 s is refused
+
+
+def test_request_key_and_retry_after_seconds():
+    assert request_key({"Authorization": "Bearer k1"}) == "k1"
+    assert request_key({"Authorization": "k1"}) == "k1"
+    assert request_key({"x-api-key": " k2 "}) == "k2"
+    assert request_key({}) == ""
+    assert retry_after_seconds("2") == 2.0 and retry_after_seconds("1.5") == 1.5
+    assert retry_after_seconds("soon") is None and retry_after_seconds("-1") is None
+    assert 4 <= retry_after_seconds(email.utils.formatdate(time.time() + 5, usegmt=True)) <= 5

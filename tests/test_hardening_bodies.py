@@ -242,12 +242,9 @@ def test_body_over_mistral_max_body_is_refused(endpoint, small_limit, module_fak
 def test_compressed_bodies_larger_than_the_limit_are_not_decoded():
     """What a decoder has to do grows with its input (a br slice or a zstd frame at a time), so a compressed
     body is held to the limit too, before any decoding."""
-    from mitmproxy.test import tflow
-    f = tflow.tflow()
-    f.request.headers["content-encoding"] = "zstd"
-    f.request.raw_content = os.urandom(MiB + 1)
-    status, message = addon.get_body(f.request, "chat/completions", MiB)
-    assert status == 413 and "(1,048,577 bytes) is larger than the proxy's limit of 1 MiB" in message
+    from mistral_compat.encoding import read_body
+    data, status, message = read_body(os.urandom(MiB + 1), "zstd", MiB)
+    assert data is None and status == 413 and "(1,048,577 bytes) is larger than the proxy's limit of 1 MiB" in message
 
 
 def test_a_million_unknown_keys_over_the_limit_are_not_parsed(small_limit, module_fake):
@@ -444,9 +441,7 @@ def test_every_bad_option_is_reported_at_once(tmp_path):
 ])
 def test_bad_option_at_run_time_is_refused(option, bad, good):
     """After start-up, OptionsError: mitmproxy refuses the change and keeps the value before it."""
-    rewriter = addon.Rewriter()
-    mc = addon.MistralCompat(addon.Matcher(), addon.Cors(), addon.ResponsesBridge(rewriter), rewriter,
-                             addon.Answers())
+    mc = addon.build()
     with taddons.context(mc) as tctx:
         tctx.master.addons.invoke_addon_sync(mc, hooks.ConfigureHook(set(tctx.options.keys())))  # as at load
         tctx.configure(mc, **{option: good})
@@ -454,7 +449,7 @@ def test_bad_option_at_run_time_is_refused(option, bad, good):
             tctx.configure(mc, **{option: bad})
         assert getattr(tctx.options, option) == good
     if option == "mistral_max_body":
-        assert rewriter.max_body == 10 * MiB
+        assert mc.matcher.settings.max_body == 10 * MiB
 
 
 @pytest.mark.parametrize("spec,expected", [

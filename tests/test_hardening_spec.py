@@ -321,7 +321,7 @@ def test_no_parser_process_without_mistral_openapi(monkeypatch):
     def no(*a, **k):
         raise AssertionError("a process was started")
     monkeypatch.setattr(rules_mod.subprocess, "Popen", no)
-    assert addon.load_rules("") is rules_mod.builtin()
+    assert addon.load_rules("").rules is rules_mod.builtin()
 
 
 # --- a real mitmdump --------------------------------------------------------------------------
@@ -457,6 +457,8 @@ def test_watcher_survives_a_failing_reload_and_loads_off_the_loop(tmp_path, monk
     import addon
     from mitmproxy.test import taddons
 
+    from mistral_compat.settings import Settings
+
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     first.write_text(json.dumps(mistral_spec(add_chat_field="new_field")))
     second.write_text(json.dumps(mistral_spec(drop=("ocr",))))
@@ -470,24 +472,25 @@ def test_watcher_survives_a_failing_reload_and_loads_off_the_loop(tmp_path, monk
         return real_load(path, keep)
 
     async def scenario():
-        r = addon.Rewriter()
+        r = addon.RulesLoader(Settings())
         r.WATCH_INTERVAL = 0.05
         with taddons.context(r) as tctx:
+            tctx.options.add_option("mistral_openapi", str, "", "")
             tctx.configure(r, mistral_openapi=str(first))  # start-up: loaded at once
-            assert r.rules.source == str(first)
+            assert r.settings.rules.source == str(first)
             monkeypatch.setattr(addon, "load_rules", flaky)
             r.running()
             tctx.configure(r, mistral_openapi=str(second))  # while running: left to the watcher
-            assert r.rules.source == str(first) and calls == []
+            assert r.settings.rules.source == str(first) and calls == []
             loop = asyncio.get_running_loop()
             ticks, start, touched = 0, loop.time(), False
-            while r.rules.source != str(second) and loop.time() - start < 10:
+            while r.settings.rules.source != str(second) and loop.time() - start < 10:
                 await asyncio.sleep(0.01)
                 ticks += 1
                 if calls and not touched:  # after the failure: a change makes the watcher load again
                     touched = True
                     _write(second, second.read_text())
-            assert r.rules.source == str(second) and r.rules.from_fallback == ["ocr"]
+            assert r.settings.rules.source == str(second) and r.settings.rules.from_fallback == ["ocr"]
             assert ticks > 5  # the loop kept running while the file was parsed
             assert not r.watcher.done()
             r.done()

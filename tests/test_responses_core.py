@@ -1,4 +1,4 @@
-"""The /v1/responses bridge core (mistral_compat/responses.py): Responses requests -> Mistral chat bodies,
+"""The /v1/responses bridge core (mistral_compat/responses/): Responses requests -> Mistral chat bodies,
 chat completions -> Responses objects, Mistral errors -> the Responses error shape, and Mistral's chunk
 stream -> the Responses event stream, checked against the installed openai SDK's own types."""
 
@@ -29,6 +29,7 @@ from openai.types.responses import (  # noqa: E402
 
 from fake_mistral import chat_chunks, chat_completion, validate  # noqa: E402
 from mistral_compat.changes import DROPPED, REMOVED, RENAMED, TOOL_ID, VALUE, Change  # noqa: E402
+from mistral_compat import jsonio  # noqa: E402
 from mistral_compat import responses as bridge  # noqa: E402
 from mistral_compat.responses import (  # noqa: E402
     BridgeError,
@@ -890,14 +891,9 @@ def test_match_path(path, expected):
     assert bridge.match_path(path) == expected
 
 
-def test_json_bytes_keeps_lone_surrogates_escaped():
-    assert bridge.json_bytes({"a": "\ud800é"}) == b'{"a":"\\ud800\\u00e9"}'
-    assert bridge.json_bytes({"a": "é"}) == '{"a":"é"}'.encode()
-
-
 def test_answer_echo_with_lone_surrogates_serialises():
     request = {"model": MODEL, "input": "Hi", "instructions": "half an emoji: \ud83d"}
-    out = bridge.json_bytes(chat_to_response({"choices": [{"message": {"content": "ok"}}]}, request))
+    out = jsonio.dumps(chat_to_response({"choices": [{"message": {"content": "ok"}}]}, request))
     assert json.loads(out)["instructions"] == "half an emoji: \ud83d"
     stream = StreamTranslator(request)
     events = stream.feed(b'data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}\n\n')

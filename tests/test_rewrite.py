@@ -392,3 +392,34 @@ def test_number_literals_survive_repeated_serialisation():
     assert first == doc.dumps() == b'{"a":[1.0000000000000001,{"b":1e400}],"c":"\\ud800"}'
     assert isinstance(doc.data["a"][0], RawNumber) and not isinstance(doc.data["a"][0], str)
     assert repr(doc.data["a"][1]["b"]) == "1e400"
+
+
+# --- rewrite_doc: a body already parsed (the Responses bridge's) ------------------------------------------
+
+def test_rewrite_doc_repairs_a_parsed_body_in_place_as_rewrite_does():
+    from mistral_compat.jsonio import parse
+    from mistral_compat.rewrite import rewrite_doc
+
+    for capture in CAPTURED:
+        endpoint = RULES.endpoint(capture["path"])
+        try:
+            doc = parse(capture["raw"])
+        except ValueError:
+            continue
+        expected = rewrite(RULES, endpoint, capture["raw"])
+        assert rewrite_doc(RULES, endpoint, doc) == expected, capture["name"]
+        if expected.body is not None:
+            assert doc.dumps() == expected.body  # the document itself was repaired
+
+
+def test_rewrite_doc_writes_the_body_when_asked_even_without_changes():
+    from mistral_compat.jsonio import parse
+    from mistral_compat.rewrite import Result, rewrite_doc
+
+    raw = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":1.0000000000000001}'
+    assert rewrite_doc(RULES, "chat/completions", parse(raw)) == Result(None, [])
+    assert rewrite_doc(RULES, "chat/completions", parse(raw), write=True) == Result(raw, [])
+    fixed = rewrite_doc(RULES, "chat/completions", parse(raw.replace(b'"model"', b'"seed":1,"model"')), write=True)
+    assert fixed.body == (b'{"model":"m","messages":[{"role":"user","content":"hi"}],'
+                          b'"temperature":1.0000000000000001,"random_seed":1}')
+    assert [(c.kind, c.path) for c in fixed.changes] == [("renamed", "seed")]

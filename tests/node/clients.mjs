@@ -1,6 +1,6 @@
 // One call of a real Node.js client against an OpenAI-compatible base URL (in the tests: the
 // mistral-compat reverse proxy in front of the fake Mistral), printing ONE JSON line with what the
-// client saw. Driven by tests/test_clients_node.py.
+// client saw. Driven by tests/test_clients_node.py and tests/test_redirect_e2e.py.
 //
 //   node clients.mjs SCENARIO BASE_URL MODEL PROMPT [OPTIONS_JSON]
 //   node clients.mjs --batch BASE_URL < jobs.jsonl     (one {"id","scenario","model","prompt","options"} a line;
@@ -14,6 +14,18 @@
 //   ai-openai-stream     the same with streamText
 //   ai-compat-generate   generateText with @ai-sdk/openai-compatible createOpenAICompatible(...)
 //   ai-compat-stream     the same with streamText
+//   openai-embeddings    openai-node embeddings.create({model, input: [PROMPT, PROMPT + "!"]}) (the client's
+//                        default encoding, base64, decoded by the client)
+//   openai-responses     openai-node responses.create({model, input: PROMPT})
+//   openai-responses-stream  the same with stream: true, the output_text deltas joined
+//   openai-models        openai-node models.list() (every page) and models.retrieve(MODEL)
+//   openai-images        openai-node images.generate({model: MODEL, prompt: PROMPT})
+//
+// BASE_URL "default" gives the openai-node scenarios no baseURL: the client's own default,
+// https://api.openai.com/v1 (OPENAI_BASE_URL unset). With HTTPS_PROXY (or https_proxy) set, every request
+// goes through that proxy (undici's ProxyAgent as fetch's global dispatcher: Node 20's fetch reads no proxy
+// variable; undici is installed as a dependency of the AI SDK); NODE_EXTRA_CA_CERTS makes Node trust the
+// proxy's CA.
 //
 // OPTIONS_JSON (all optional):
 //   tools: "pair"      two tools without execute: get_weather {city} and get_forecast {city, days, units}
@@ -21,6 +33,7 @@
 //                      the AI SDK scenarios then run a multi-step loop (stopWhen: stepCountIs(3))
 //   error: NAME        sends the request header x-fake-error: NAME (the fake answers Mistral's error body)
 //   effort: "high"     sends reasoning_effort (openai-node) / providerOptions reasoningEffort (AI SDK)
+//   apiKey: KEY        the openai-node scenarios' API key (default: API_KEY below)
 //
 // Output: {"scenario", "text", "reasoning", "finishReason", "toolCalls": [{id, type, name, arguments}]
 // (type: openai-node's tool_call.type; null for the AI SDK),
@@ -123,7 +136,13 @@ function openaiRequest(model, prompt, options) {
 
 function openaiClient(baseURL, options) {
   const defaultHeaders = options.error ? { "x-fake-error": options.error } : undefined;
-  return new OpenAI({ apiKey: API_KEY, baseURL, maxRetries: 0, timeout: TIMEOUT_MS, defaultHeaders });
+  return new OpenAI({
+    apiKey: options.apiKey ?? API_KEY,
+    baseURL: baseURL === "default" ? undefined : baseURL,
+    maxRetries: 0,
+    timeout: TIMEOUT_MS,
+    defaultHeaders,
+  });
 }
 
 async function openaiCreate(baseURL, model, prompt, options) {
@@ -203,6 +222,55 @@ async function openaiHelper(baseURL, model, prompt, options) {
     toolCalls: openaiCalls(choice.message.tool_calls),
     contentEvents: deltas,
   };
+}
+
+async function openaiEmbeddings(baseURL, model, prompt, options) {
+  const client = openaiClient(baseURL, options);
+  const result = await client.embeddings.create({ model, input: [prompt, prompt + "!"] });
+  return {
+    baseURL: client.baseURL,
+    model: result.model,
+    dimensions: result.data.map((d) => (Array.isArray(d.embedding) ? d.embedding.length : typeof d.embedding)),
+    finite: result.data.every((d) => Array.isArray(d.embedding) && d.embedding.every(Number.isFinite)),
+  };
+}
+
+async function openaiResponses(baseURL, model, prompt, options) {
+  const client = openaiClient(baseURL, options);
+  const response = await client.responses.create({ model, input: prompt });
+  return { baseURL: client.baseURL, text: response.output_text, status: response.status, model: response.model };
+}
+
+async function openaiResponsesStream(baseURL, model, prompt, options) {
+  const client = openaiClient(baseURL, options);
+  const stream = await client.responses.create({ model, input: prompt, stream: true });
+  let text = "";
+  const types = [];
+  let status = null;
+  for await (const event of stream) {
+    types.push(event.type);
+    if (event.type === "response.output_text.delta") text += event.delta;
+    if (event.type === "response.completed") status = event.response.status;
+  }
+  return { baseURL: client.baseURL, text, status, eventTypes: [...new Set(types)] };
+}
+
+async function openaiModels(baseURL, model, prompt, options) {
+  const client = openaiClient(baseURL, options);
+  const models = [];
+  for await (const m of client.models.list()) models.push(m.id);
+  const one = await client.models.retrieve(model);
+  return {
+    baseURL: client.baseURL,
+    models,
+    retrieved: { id: one.id, object: one.object, owned_by: one.owned_by, mistral_model: one.mistral_model ?? null },
+  };
+}
+
+async function openaiImages(baseURL, model, prompt, options) {
+  const client = openaiClient(baseURL, options);
+  const result = await client.images.generate({ model, prompt });
+  return { baseURL: client.baseURL, text: JSON.stringify(result).slice(0, 500) };
 }
 
 // ---------------------------------------------------------------------------
@@ -320,6 +388,11 @@ const SCENARIOS = {
   "ai-openai-stream": (...a) => aiStream("openai", ...a),
   "ai-compat-generate": (...a) => aiGenerate("compat", ...a),
   "ai-compat-stream": (...a) => aiStream("compat", ...a),
+  "openai-embeddings": openaiEmbeddings,
+  "openai-responses": openaiResponses,
+  "openai-responses-stream": openaiResponsesStream,
+  "openai-models": openaiModels,
+  "openai-images": openaiImages,
 };
 
 function parseOptions(json) {
@@ -362,8 +435,17 @@ async function batch(baseURL, concurrency = 8) {
   await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, worker));
 }
 
+// HTTPS_PROXY: fetch (openai-node's and the AI SDK's) goes through that proxy.
+async function useProxyFromEnv() {
+  const proxy = process.env.HTTPS_PROXY || process.env.https_proxy;
+  if (!proxy) return;
+  const { ProxyAgent, setGlobalDispatcher } = await import("undici");
+  setGlobalDispatcher(new ProxyAgent(proxy));
+}
+
 async function main(argv) {
   globalThis.AI_SDK_LOG_WARNINGS = false; // the AI SDK's warnings about unsupported settings go to the console
+  await useProxyFromEnv();
   if (argv[0] === "--batch") {
     if (!argv[1]) usage("--batch needs BASE_URL");
     return batch(argv[1]);
