@@ -91,12 +91,6 @@ def keeps_flows() -> bool:
     return ctx.master.addons.get("view") is not None or bool(getattr(ctx.options, "save_stream_file", None))
 
 
-def client_name(req: http.Request) -> str:
-    """The User-Agent as printed in log lines and the summary: escaped and cut (report.printable)."""
-    ua = header(req.headers, b"user-agent")
-    return report.printable(ua, 80) if ua else "(no user-agent)"
-
-
 # --- the parts -------------------------------------------------------------------------------------------
 
 class Options:
@@ -167,7 +161,9 @@ class Matcher:
         req = flow.request
         if req.host in self.settings.hosts or isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode):
             kind, endpoint = state.classify(req.method, req.path, self.settings.rules)
-            st = flow.metadata[META] = FlowState(client_name(req), kind, endpoint, self.settings.dry_run)
+            ua = header(req.headers, b"user-agent")
+            st = flow.metadata[META] = FlowState(report.printable(ua, 80) if ua else "(no user-agent)", kind,
+                                                 endpoint, self.settings.dry_run, user_agent=ua)
             if self.settings.redirect_openai and req.host == redirect.OPENAI_HOST:
                 st.redirected = True
         elif META in flow.metadata:  # a replayed copy of a saved flow: what it says belongs to another time
@@ -311,9 +307,17 @@ class Redirect:
                         f"{self.settings.redirect_to} with the key in {API_KEY_ENV}, never the app's own key")
 
     def requestheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
-        if not st.redirected or st.kind == state.PREFLIGHT or flow.response or flow.error or not flow.live:
+        if not st.redirected or flow.error or not flow.live:
             return
         req = flow.request
+        refused = redirect.origin_refused(header(req.headers, b"origin", None), self.settings.cors.origins)
+        if refused is not None:  # a web page: refused, its CORS preflight too (Cors answered it 204), dry run or not
+            st.rejected = (redirect.FORBIDDEN_STATUS, refused)
+            flow.response = http.Response.make(redirect.FORBIDDEN_STATUS, redirect.refused_body(refused),
+                                               {"content-type": "application/json"})
+            return
+        if st.kind == state.PREFLIGHT or flow.response:
+            return
         feature = redirect.openai_only(req.path, req.method)
         if feature is not None:  # (a dry run too: there is nowhere to forward it)
             st.rejected = (404, f"{redirect.FEATURES.get(feature, feature)}: no Mistral counterpart")
@@ -555,8 +559,7 @@ class Answers:
         mode = self.settings.answer_mode
         if st.kind in (state.BRIDGE, state.STORED, state.PREFLIGHT) or mode == "mistral":
             return  # (the Responses bridge translates its answers itself)
-        if mode == "auto" and answers.is_mistral_native(header(flow.request.headers, b"user-agent"),
-                                                        self.settings.native_clients):
+        if mode == "auto" and answers.is_mistral_native(st.user_agent, self.settings.native_clients):
             return
         st.answers = state.CHAT_ANSWERS if st.endpoint in answers.ENDPOINTS else state.ERROR_ANSWERS
 

@@ -61,9 +61,30 @@ def format_path(path: tuple) -> str:
     return out or "$"
 
 
+# A client sends the same extra fields with every request, so the same lines come again and again: short
+# ones are kept (a bounded table, started again when full, so ever new names cannot fill it for good).
+_LINES: dict[tuple, str] = {}
+_LINES_MAX = 256
+_LINE_SOURCE_MAX = 1024  # characters of paths and details of a kept line's changes
+
+
 def summarize(changes: list[Change], limit: int | None = None) -> str:
     """One line: 'dropped stream_options, messages[2].refusal; renamed seed -> random_seed'. With limit, at
     most about limit characters: the changes that do not fit are counted, '... and 9999 more changes'."""
+    if len(changes) > 64:
+        return _summarize(changes, limit)
+    key = (limit, *changes)
+    line = _LINES.get(key)
+    if line is None:
+        line = _summarize(changes, limit)
+        if sum(len(c.path) + len(c.detail) for c in changes) <= _LINE_SOURCE_MAX:
+            if len(_LINES) >= _LINES_MAX:
+                _LINES.clear()
+            _LINES[key] = line
+    return line
+
+
+def _summarize(changes: list[Change], limit: int | None) -> str:
     groups: dict[str, list[Change]] = {}
     for c in changes:
         groups.setdefault(c.kind, []).append(c)

@@ -4,6 +4,9 @@
 - openai_only(): whether a request path on the redirected host is an OpenAI feature Mistral has no
   counterpart for (answered locally with not_found_body(), status NOT_FOUND_STATUS; Mistral is not
   contacted);
+- origin_refused(): whether a request to the redirected host from a web page (it carries an Origin) is
+  refused (answered locally with refused_body(), status FORBIDDEN_STATUS): the Mistral key is not lent to
+  web pages unless mistral_cors_origins lists their origin;
 - the model names (mistral_compat/models.py, re-exported here): parse_model_map(), ModelMap, DEFAULT_MAP,
   rename_model(), merge_models(), markdown_table().
 """
@@ -24,7 +27,7 @@ from .redact import printable
 
 __all__ = [
     "OPENAI_HOST", "DEFAULT_TARGET", "NOT_FOUND_STATUS", "FEATURES", "Target", "parse_target", "route",
-    "openai_only", "not_found_body", "model_id",
+    "openai_only", "not_found_body", "model_id", "FORBIDDEN_STATUS", "origin_refused", "refused_body",
     # the model names (mistral_compat/models.py)
     "DEFAULT_GROUPS", "DEFAULT_MAP", "MAX_ENTRIES", "MAX_NAME", "Entry", "ModelMap", "combine",
     "markdown_table", "merge_models", "model_object", "parse_entry", "parse_model_map", "rename_model",
@@ -34,6 +37,7 @@ __all__ = [
 OPENAI_HOST = "api.openai.com"
 DEFAULT_TARGET = "https://api.mistral.ai"
 NOT_FOUND_STATUS = 404
+FORBIDDEN_STATUS = 403
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
@@ -291,6 +295,33 @@ def not_found_body(path: str, feature: str, method: str | None = None) -> bytes:
                f"This proxy sends requests for {OPENAI_HOST} to Mistral instead, so it answered this one itself: "
                f"the request was sent neither to Mistral nor to OpenAI.")
     return openai_error(ErrorInfo(message, "invalid_request_error", None, "unknown_url"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Web pages
+#
+# A browser that uses the system proxy and trusts mitmproxy's CA lets every web page it shows call
+# api.openai.com, and so Mistral with the user's key (the proxy puts the key on whatever the page sends).
+# Browsers put an Origin header on a page's cross-origin requests and on their CORS preflights; apps
+# locked to api.openai.com (desktop programs, scripts, SDKs) send none. So a request with an Origin is
+# answered here, unless the user listed that origin in mistral_cors_origins.
+
+def origin_refused(origin: str | None, allowed: frozenset[str] | set[str] = frozenset()) -> str | None:
+    """For a request to the redirected host: None when it may go on (no Origin header, or an origin in
+    `allowed`, mistral_cors_origins as parsed), else the message of the local FORBIDDEN_STATUS answer."""
+    if origin is None:
+        return None
+    if not isinstance(origin, str) or origin.strip().rstrip("/") not in allowed:
+        shown = printable(origin if isinstance(origin, str) else repr(origin), 100)
+        return (f"{PREFIX}a web page (Origin: {shown}) asked for {OPENAI_HOST}, which this proxy serves from "
+                f"Mistral with your Mistral key; web pages may do so only from an origin listed in "
+                f"mistral_cors_origins, so it answered this request itself and sent it nowhere")
+    return None
+
+
+def refused_body(message: str) -> bytes:
+    """The body of the local FORBIDDEN_STATUS answer, in OpenAI's error shape."""
+    return openai_error(ErrorInfo(message, "permission_error", None, "origin_not_allowed"))
 
 
 _MODEL_PATH = re.compile(r"/(?:v1/)?models/(.+?)/?")

@@ -46,6 +46,7 @@ class FlowState:
     gone: bool = False                 # the client left while its request waited: it was not sent
     limited: bool = False              # Mistral answered 429 (rate limited)
     redirected: bool = False           # bound for api.openai.com, sent to Mistral (mistral_redirect_openai)
+    user_agent: str = ""               # as the client sent it (client: escaped and cut, for people)
 
     SAVED = ("client", "kind", "endpoint", "dry_run", "original", "answer_original", "answer_notes", "waited",
              "wait_note", "redirected")
@@ -76,8 +77,25 @@ class FlowState:
         return state
 
 
+_KINDS: dict[tuple, tuple[str, str | None]] = {}  # (method, path, rules) -> classify(): paths come again and again
+_KINDS_MAX = 256
+_KINDS_PATH_MAX = 256  # characters of a path whose answer is kept (a path is client text: it can be long)
+
+
 def classify(method: str, path: str, rules) -> tuple[str, str | None]:
     """(kind, endpoint) of a request to a matched host, from its method and path (query ignored)."""
+    key = (method, path, rules)
+    kind = _KINDS.get(key)
+    if kind is None:
+        kind = _classify(method, path, rules)
+        if len(path) <= _KINDS_PATH_MAX:
+            if len(_KINDS) >= _KINDS_MAX:
+                _KINDS.clear()
+            _KINDS[key] = kind
+    return kind
+
+
+def _classify(method: str, path: str, rules) -> tuple[str, str | None]:
     from .responses import match_path  # (the bridge's paths; imported here to keep this module light)
 
     if method == "OPTIONS":
