@@ -1,229 +1,65 @@
-"""Pace requests per API key (issue 15): Mistral's free tier allows one request per second per key.
+"""Pace requests per API key (issue 15): one FIFO queue per key, released no closer than the rate's spacing.
 
-- parse_rate(): the `mistral_rate_limit` option, "N/s" or "N/min" -> Rate (None: no pacing).
-- key_id() / key_from_headers(): a short id for an API key, a keyed hash that is never the key; requests
-  without a key share one bucket, ANONYMOUS.
-- parse_retry_after(): a 429's Retry-After (seconds or an HTTP date) -> seconds to hold the key.
-- Pacer: one FIFO queue per key, released no closer than the rate's interval (plus a safety margin);
-  hold() after a 429; a bound on the wait (QueueFull); clients that gave up are dropped (cancellation or
-  gone()).
+Mistral's free tier allows one request per second per key. Pacer.acquire() waits for the key's turn;
+hold() after a 429 (also without a rate); a bound on the wait (QueueFull); clients that gave up are
+dropped (cancellation or gone()). What it reads (the option, key ids, Retry-After) is in ratelimit.py;
+its names are re-exported here. Pure asyncio, no mitmproxy; everything runs on the one event loop
+(mitmproxy's): no locks, no threads.
 
-Pure asyncio, no mitmproxy. Everything runs on the one event loop (mitmproxy's): no locks, no threads.
+A queue. A key's lane remembers its last release (`last`) and its hold after a 429 (`hold_until`). A
+request may go at `max(last + rate.spacing, hold_until)`; if that has passed and nobody is queued,
+acquire() returns without awaiting anything. Otherwise it joins the lane's FIFO queue, and one timer per
+lane (loop.call_later) releases the head when its time comes, then re-arms for the next. A timer that
+fires early (coarse clocks) re-arms for the rest: no polling, no busy loop.
 
-How a queue works. A key's lane remembers when it last released a request (`last`) and how long it is
-held after a 429 (`hold_until`). A request may go at `max(last + rate.spacing, hold_until)`; when that
-time has passed and nobody is queued, acquire() returns at once without awaiting anything. Otherwise the
-request joins the lane's FIFO queue, and one timer per lane (loop.call_later) releases the head of the
-queue when its time comes, then re-arms itself for the next one. A timer that fires early (coarse clocks)
-re-arms for the rest: there is no polling and no busy loop.
-
-Dropped waiters. A waiter leaves the queue without using a slot when
-- its task is cancelled while queued (mitmproxy cancels it, or the addon does when the client goes away):
-  acquire() re-raises CancelledError; if the cancellation races with its release (the slot was granted
-  but the task had not resumed yet), the slot is given back and the next waiter goes in its place;
-- its gone() returns True when its turn comes (or when the queue is pruned because it looks full):
-  acquire() raises ClientGone, the slot goes to the next waiter at once.
-Note for the addon: mitmproxy 11/12 do not cancel a running hook when the client disconnects (the hook
-task is only kept in a set, mitmproxy/proxy/server.py), so pass a gone() that looks at the flow, e.g.
+Dropped waiters leave the queue without using a slot:
+- cancelled while queued (by mitmproxy, or by the addon when the client goes away): acquire() re-raises
+  CancelledError; if the cancellation races with the release (slot granted, task not resumed yet), the
+  slot is given back and the next waiter goes in its place;
+- gone() returns True at its turn (or when a full-looking queue is pruned): acquire() raises ClientGone
+  and the slot goes to the next waiter at once.
+For the addon: mitmproxy 11/12 do not cancel a running hook when the client disconnects (the hook task
+is only kept in a set, mitmproxy/proxy/server.py), so pass a gone() that looks at the flow, e.g.
 `lambda: flow.error is not None or not flow.live`, or cancel the waiting task from the `error` hook.
 
-Memory. Lanes of idle keys (nobody queued, interval and hold passed) carry no information, so they are
-dropped by a sweep that runs every SWEEP_PERIOD seconds while any lane exists: one loop timer, not a task,
-that stops when no lane is left. A burst of requests on a million different keys costs one small lane
-per key for at most a few seconds.
+Memory. Lanes of idle keys (nobody queued, interval and hold passed) carry no information: a sweep every
+SWEEP_PERIOD seconds drops them, one loop timer (not a task) that runs only while some lane exists. A
+burst on a million different keys costs one small lane per key for a few seconds at most.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import math
-import os
-import re
 import time
 from collections import deque
 from dataclasses import dataclass
-from decimal import Decimal
-from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-# ---------------------------------------------------------------------------
-# The option
+from .ratelimit import (  # re-exported: callers import them from here
+    ANONYMOUS,
+    DEFAULT_HOLD,
+    EXAMPLES,
+    MARGIN_MAX,
+    MARGIN_RATIO,
+    MAX_INTERVAL,
+    MAX_PER_SECOND,
+    MAX_RETRY_AFTER,
+    Rate,
+    key_from_headers,
+    key_id,
+    parse_rate,
+    parse_retry_after,
+    secret_from_headers,
+    wait_note,
+)
 
-MAX_PER_SECOND = 100        # "N/s" above this is not pacing (and 10 ms is about the timer resolution that matters)
-MAX_INTERVAL = 3600.0       # slower than one request an hour: surely a typo (and every second request would be refused)
-MARGIN_RATIO = 0.05         # safety margin: 5 % of the interval...
-MARGIN_MAX = 0.05           # ...at most 50 ms
-
-_UNITS = {"s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
-          "m": "min", "min": "min", "mins": "min", "minute": "min", "minutes": "min"}
-_SECONDS_PER = {"s": 1.0, "min": 60.0}
-_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
-_UNIT = re.compile(r"[A-Za-z]+\Z")
-EXAMPLES = "e.g. 1/s (Mistral's free tier), 0.5/s or 60/min"
-
-
-@dataclass(frozen=True)
-class Rate:
-    """N requests per second ("s") or per minute ("min"). str() is the canonical text: "1/s", "60/min"."""
-
-    number: str   # N as written canonically: "1", "0.5", "60"
-    unit: str     # "s" or "min"
-
-    @property
-    def per_second(self) -> float:
-        return float(Decimal(self.number)) / _SECONDS_PER[self.unit]
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two requests on one key: 1.0 for 1/s, 2.0 for 0.5/s, 1.0 for 60/min."""
-        return _SECONDS_PER[self.unit] / float(Decimal(self.number))
-
-    @property
-    def spacing(self) -> float:
-        """The interval the Pacer keeps between two releases: the interval plus a safety margin, 5 % of it
-        and at most 50 ms (1/s -> 1.05 s, 10/s -> 0.105 s, 1/min -> 60.05 s). Two requests leaving the
-        proxy exactly one interval apart can reach Mistral closer together than that: the first may need a
-        new connection (TCP and TLS handshakes) that the second reuses, and networks jitter."""
-        interval = self.interval
-        return interval + min(MARGIN_MAX, MARGIN_RATIO * interval)
-
-    def __str__(self) -> str:
-        return f"{self.number}/{self.unit}"
-
-
-def _shown(text: str) -> str:
-    text = text if len(text) <= 40 else text[:40] + "..."
-    return repr(text)
-
-
-def parse_rate(text: str) -> Optional[Rate]:
-    """The `mistral_rate_limit` option: "" (or blanks) -> None, no pacing; "N/s" or "N/min" -> Rate.
-
-    N is a positive decimal number ("1", "0.5", ".5", "60"); blanks around the parts are allowed and the
-    unit may be written s, sec, second(s), m, min, minute(s), in any case. Accepted range: at most
-    MAX_PER_SECOND requests per second, at least one an hour. Anything else raises ValueError with a
-    message that says what is accepted.
-    """
-    if text is None or not text.strip():
-        return None
-    usage = f"use N/s or N/min with a number N above 0, {EXAMPLES}, or leave it empty for no pacing"
-    shown = _shown(text)
-    if len(text) > 100:
-        raise ValueError(f"{shown} is too long to be a rate; {usage}")
-    parts = text.split("/")
-    if len(parts) != 2:
-        raise ValueError(f"cannot read {shown} as a rate; {usage}")
-    number_text, unit_text = parts[0].strip(), parts[1].strip()
-    if not _NUMBER.match(number_text):
-        what = f"{_shown(number_text)} is not" if number_text else "it lacks"
-        raise ValueError(f"{shown}: {what} a number above 0 written as plain decimals (like 1 or 0.5); {usage}")
-    unit = _UNITS.get(unit_text.lower())
-    if unit is None:
-        what = f"unknown unit {_shown(unit_text)}" if unit_text else "the unit is missing"
-        raise ValueError(f"{shown}: {what}, only per second (/s) and per minute (/min) are known; {usage}")
-    number = Decimal(number_text)
-    if number == 0:
-        raise ValueError(f"{shown} would let no request through; leave the option empty to turn pacing off, "
-                         f"or use N/s or N/min with N above 0, {EXAMPLES}")
-    per_second = number / Decimal(int(_SECONDS_PER[unit]))
-    if per_second > MAX_PER_SECOND:
-        raise ValueError(f"{shown} is faster than {MAX_PER_SECOND}/s, the most the proxy paces; use at most "
-                         f"{MAX_PER_SECOND}/s ({MAX_PER_SECOND * 60}/min), {EXAMPLES}, or leave it empty "
-                         f"for no pacing")
-    if per_second * Decimal(int(MAX_INTERVAL)) < 1:
-        raise ValueError(f"{shown} is slower than one request an hour, the least the proxy paces; use at "
-                         f"least 0.0167/min, {EXAMPLES}")
-    canonical = format(number.normalize(), "f")
-    return Rate(canonical, unit)
-
-
-# ---------------------------------------------------------------------------
-# Keys
-
-ANONYMOUS = "anonymous"  # the one bucket shared by every request that carries no API key
-_SALT = os.urandom(16)   # per process: ids cannot be matched against a list of hashes of known keys
-
-
-def key_id(secret: str) -> str:
-    """A short, stable (for this process) id for an API key: "key-" + 8 hex digits of HMAC-SHA256 with a
-    random per-process salt. The key itself is never kept. Two different keys share an id with odds of
-    one in four billion (they would then share a queue, nothing worse)."""
-    digest = hmac.new(_SALT, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-    return "key-" + digest[:8]
-
-
-def _header(headers: Any, name: str) -> Optional[str]:
-    """headers.get(name), case-insensitive also for a plain dict (mitmproxy's Headers already is)."""
-    value = headers.get(name)
-    if value is None:
-        for field, field_value in headers.items():
-            if isinstance(field, str) and field.lower() == name:
-                return field_value
-    return value
-
-
-def secret_from_headers(headers: Any) -> Optional[str]:
-    """The API key a request carries, or None: the credential of `Authorization` (any scheme: "Bearer x"
-    -> "x"; a value without a scheme is taken whole), else `x-api-key`. `headers` is anything with
-    .get(name) and .items() (mitmproxy's Headers, a dict). The value is for key_id() only: do not keep it."""
-    value = _header(headers, "authorization")
-    if value:
-        scheme, _, credential = value.strip().partition(" ")
-        credential = credential.strip() if credential else scheme
-        if credential:
-            return credential
-    value = _header(headers, "x-api-key")
-    if value and value.strip():
-        return value.strip()
-    return None
-
-
-def key_from_headers(headers: Any) -> str:
-    """The queue a request belongs to: key_id() of its API key, or ANONYMOUS when it carries none (such
-    requests share one queue; Mistral answers them 401 anyway, so pacing them costs nobody anything)."""
-    secret = secret_from_headers(headers)
-    return key_id(secret) if secret is not None else ANONYMOUS
-
-
-# ---------------------------------------------------------------------------
-# Retry-After
-
-DEFAULT_HOLD = 1.0        # a 429 without a usable Retry-After holds the key for 1 s
-MAX_RETRY_AFTER = 600.0   # and a Retry-After is honoured up to 10 minutes
-_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?\Z")
-
-
-def parse_retry_after(value: Optional[str], now: float) -> float:
-    """Seconds to hold a key after a 429: `Retry-After` as delay seconds ("2", also "1.5") or an HTTP date
-    (`now` is the current unix time, time.time()); a date in the past gives 0.0. Missing or unreadable ->
-    DEFAULT_HOLD (1 s). Clamped to MAX_RETRY_AFTER (10 minutes): long enough for per-minute token quotas,
-    short enough that a wild value does not lock a key out for hours. A hold longer than the Pacer's
-    max_wait makes requests on the key get a local 429 at once (QueueFull, reason "hold") with the rest of
-    the hold as their Retry-After, rather than wait."""
-    if value is None:
-        return DEFAULT_HOLD
-    value = value.strip()
-    if not value or len(value) > 64:
-        return DEFAULT_HOLD
-    if _SECONDS.match(value):
-        seconds = float(value)
-    else:
-        try:
-            date = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return DEFAULT_HOLD
-        if date is None:  # pragma: no cover - Python < 3.10 returned None
-            return DEFAULT_HOLD
-        try:
-            seconds = date.timestamp() - now  # a date without a zone is taken as UTC (RFC 9110 says GMT)
-        except (OverflowError, OSError, ValueError):  # pragma: no cover
-            return DEFAULT_HOLD
-    if not math.isfinite(seconds):
-        return DEFAULT_HOLD
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
+__all__ = [
+    "ANONYMOUS", "DEFAULT_HOLD", "EXAMPLES", "MARGIN_MAX", "MARGIN_RATIO", "MAX_INTERVAL", "MAX_PER_SECOND",
+    "MAX_RETRY_AFTER", "NO_WAIT", "SWEEP_PERIOD", "ClientGone", "KeyStats", "Pacer", "QueueFull", "Rate",
+    "Wait", "key_from_headers", "key_id", "parse_rate", "parse_retry_after", "secret_from_headers",
+    "wait_note",
+]
 
 # ---------------------------------------------------------------------------
 # The pacer
@@ -236,9 +72,9 @@ _MIN_RETRY = 0.001  # a timer that fired early (coarse clocks) re-arms at least 
 class QueueFull(Exception):
     """A request would wait more than max_wait: answer it with a local 429 and Retry-After.
 
-    retry_after: seconds until the request could go without waiting (ceil it for the header,
-    retry_after_header()); reason: "queue" (too many queued ahead at the rate) or "hold" (the key is held
-    after a 429 from Mistral for longer than max_wait); queued: how many were queued on the key."""
+    retry_after: seconds until it could go without waiting (retry_after_header() rounds it up); reason:
+    "queue" (too many queued ahead at the rate) or "hold" (the key is held after a 429 from Mistral for
+    longer than max_wait); queued: how many were queued on the key."""
 
     def __init__(self, retry_after: float, reason: str = "queue", queued: int = 0, key: str = ""):
         self.retry_after = retry_after
@@ -274,17 +110,6 @@ class Wait(float):
 
 
 NO_WAIT = Wait(0.0, "")
-
-
-def wait_note(wait: float, rate: Optional[Rate], option: str = "mistral_rate_limit") -> str:
-    """The per-request log text: "waited 2.0 s for mistral_rate_limit 1/s", "waited 2.0 s for a 429's
-    Retry-After", or "" when the request did not wait."""
-    reason = getattr(wait, "reason", "rate")
-    if not wait or not reason:
-        return ""
-    if reason == "hold" or rate is None:
-        return f"waited {float(wait):.1f} s for a 429's Retry-After"
-    return f"waited {float(wait):.1f} s for {option} {rate}"
 
 
 @dataclass
@@ -343,13 +168,13 @@ class Pacer:
 
     @property
     def active(self) -> bool:
-        """False when there is no rate and no key is held (nor remembered): acquire() would return 0.0 for
-        any key, so a caller may skip finding the request's key (hashing it) altogether."""
+        """False without a rate and without any lane (no key held): acquire() would return 0.0 for any
+        key, so a caller may skip finding (hashing) the request's key."""
         return self._rate is not None or bool(self._lanes)
 
     def set_rate(self, rate: Optional[Rate]) -> None:
-        """A new rate (the option changed at run time). Queued requests stay in their order and go at the
-        new rate, counted from the last release; with None they go as soon as any hold has passed."""
+        """The option changed at run time. Queued requests keep their order and go at the new rate,
+        counted from the last release; with None, as soon as any hold has passed."""
         self._rate = rate
         self._spacing = rate.spacing if rate is not None else 0.0
         for lane in self._lanes.values():
@@ -397,11 +222,10 @@ class Pacer:
     async def acquire(self, key: str, gone: Optional[Callable[[], bool]] = None) -> Wait:
         """Wait for the key's turn; return the seconds waited (a Wait, 0.0 when it went at once).
 
-        Without a rate and without a hold on the key this returns at once, awaiting nothing (no future,
-        no task, no timer): it runs for every request. Raises QueueFull at once, without queueing, when
-        the expected wait (the hold, plus one spacing per request queued ahead) would pass max_wait;
-        ClientGone when gone() returned True at its turn; CancelledError when cancelled while queued
-        (in both cases it used no slot)."""
+        Runs for every request: without a rate and a hold on the key it returns at once, awaiting nothing
+        (no future, task or timer). Raises QueueFull at once, unqueued, when the expected wait (the hold,
+        plus one spacing per request queued ahead) would pass max_wait; ClientGone when gone() returned
+        True at its turn, CancelledError when cancelled while queued (neither uses a slot)."""
         lane = self._lanes.get(key)
         if lane is None:
             if self._rate is None:
@@ -509,22 +333,23 @@ class Pacer:
             waiter = lane.waiters.popleft()
             if self._drop_gone(lane, waiter):
                 continue
-            rate_time = lane.last + self._spacing if (self._rate is not None and lane.last is not None) else -math.inf
+            rate_time = (lane.last + self._spacing if self._rate is not None and lane.last is not None
+                         else -math.inf)
             waiter.reason = "hold" if lane.hold_until > rate_time else "rate"
             waiter.previous_last, waiter.granted_at = lane.last, now
             lane.last = now
             waiter.future.set_result(None)
             released = True
         if lane.waiters:
-            # nothing released: the timer fired early (or the hold grew); re-arm for the rest, not sooner
-            # than _MIN_RETRY, so that a coarse clock cannot make it spin
+            # re-arm for the rest; when nothing went (the timer fired early, or the hold grew), at least
+            # _MIN_RETRY ahead, so that a coarse clock cannot make it spin
             self._schedule(lane, 0.0 if released else _MIN_RETRY)
 
     # -- holds --------------------------------------------------------------------
 
     def hold(self, key: str, seconds: float) -> None:
-        """After a 429 from Mistral: the key's following requests wait until `seconds` have passed (also
-        without a rate). A shorter hold never shortens a longer one."""
+        """After a 429 from Mistral: the key's next requests wait `seconds` (also without a rate). A
+        shorter hold never shortens a longer one."""
         self._running_loop()
         lane = self._lanes.get(key) or self._new_lane(key)
         lane.hold_until = max(lane.hold_until, self._clock() + max(0.0, seconds))
