@@ -694,3 +694,15 @@ def test_sdk_openai_only_endpoints_get_a_local_404(proxied):
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.list()
     assert proxy.sent == []  # nothing reached Mistral
+
+
+def test_origin_refused_unless_listed():
+    from mistral_compat.redirect import origin_refused, refused_body
+    assert origin_refused(None) is None  # an app, not a web page
+    assert origin_refused("https://chat.example.com", frozenset({"https://chat.example.com"})) is None
+    message = origin_refused("https://evil.example")
+    assert message and "mistral_cors_origins" in message
+    assert origin_refused("null") is not None
+    assert origin_refused("https://chat.example.com/", frozenset({"https://chat.example.com"})) is None
+    body = json.loads(refused_body(message))
+    assert body["error"]["code"] == "origin_not_allowed"
