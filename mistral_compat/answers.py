@@ -115,11 +115,12 @@ class ToolIndexes:
 
     def of(self, call: dict, choice: int = 0) -> tuple[int, bool]:
         """(the call's index, whether Mistral sent it)."""
-        index = call.get("index")
+        sent = call.get("index")
         following = self._next.get(choice, 0)
-        given = isinstance(index, int) and not isinstance(index, bool)
-        if not given:
-            index = following if "id" in call or following == 0 else following - 1
+        if isinstance(sent, int) and not isinstance(sent, bool):
+            index, given = sent, True
+        else:
+            index, given = (following if "id" in call or following == 0 else following - 1), False
         self._next[choice] = max(following, index + 1)
         return index, given
 

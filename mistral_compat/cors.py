@@ -110,16 +110,17 @@ class CorsPolicy:
             drop, added = _wildcard(tuple(f[0] for f in fields))
             kept = fields if not drop else tuple(f for f in fields if f[0].lower() not in drop)
             return (*kept, *added)
-        kept, vary = [], []
+        others: list[tuple[bytes, bytes]] = []  # the fields kept: all but the upstream's own CORS ones
+        vary: list[str] = []
         for f in fields:
             name = f[0].lower()
             if name.startswith(b"access-control-") or (preflight is not None and name == b"content-length"):
                 continue
             if name == b"vary":
                 vary.append(f[1].decode("latin-1"))
-            kept.append(f)
-        added = self.headers(origin, [f[0].decode("latin-1") for f in kept], preflight)
-        out = [*kept, *((k.encode("latin-1"), v.encode("utf-8", "surrogateescape")) for k, v in added.items())]
+            others.append(f)
+        cors = self.headers(origin, [f[0].decode("latin-1") for f in others], preflight)
+        out = [*others, *((k.encode("latin-1"), v.encode("utf-8", "surrogateescape")) for k, v in cors.items())]
         missing = self.vary(preflight is not None)
         if missing:
             present = {v.strip().lower() for value in vary for v in value.split(",")}

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
-from typing import NamedTuple
+from types import ModuleType
+from typing import TYPE_CHECKING, NamedTuple, Protocol, cast
+
+if TYPE_CHECKING:
+    import zstandard
 
 CODINGS = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
 
@@ -37,25 +41,56 @@ class TooLarge(Exception):
     """The data decodes to more than the decoder's max_output (decoding stopped there)."""
 
 
-_ZSTD: list = []  # [the zstd module, or None for zstandard], looked up once (a failed import is not cached)
+class _BrotliDecompressor(Protocol):
+    """brotli.Decompressor, as used here (output_buffer_limit: brotli >= 1.2 only)."""
+
+    def process(self, data: bytes | memoryview, output_buffer_limit: int = ...) -> bytes: ...
+
+    def is_finished(self) -> bool: ...
 
 
-def _zstd_module():
+class _ZstdFrame(Protocol):
+    """A decompressor of one zstd frame: zstandard's decompressobj(), or a ZstdDecompressor of compression.zstd
+    or backports.zstd (which is a _ZstdLimitedFrame too)."""
+
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes | memoryview, /) -> bytes: ...
+
+
+class _ZstdLimitedFrame(_ZstdFrame, Protocol):
+    """compression.zstd's (backports.zstd's) ZstdDecompressor: decompress() takes a max_length."""
+
+    @property
+    def needs_input(self) -> bool: ...
+
+    def decompress(self, data: bytes | memoryview, max_length: int = -1, /) -> bytes: ...
+
+
+# [the zstd module, or None for zstandard], looked up once (a failed import is not cached)
+_ZSTD: list[ModuleType | None] = []
+
+
+def _zstd_module() -> ModuleType | None:
     """The zstd module mitmproxy itself uses: the standard library's (3.14) or its backport (mitmproxy 12),
     or None for zstandard (mitmproxy 11)."""
     if not _ZSTD:
         try:
-            from compression import zstd  # type: ignore[import-not-found]
+            from compression import zstd
         except ImportError:
             try:
-                from backports import zstd  # type: ignore[import-not-found,no-redef]
+                from backports import zstd
             except ImportError:
                 zstd = None
         _ZSTD.append(zstd)
     return _ZSTD[0]
 
 
-def _zstd_decompressor(zstandard_context=None):
+def _zstd_decompressor(zstandard_context: zstandard.ZstdDecompressor | None = None) -> _ZstdFrame:
     zstd = _zstd_module()
     if zstd is None:
         if zstandard_context is None:
@@ -86,24 +121,29 @@ class Decoder:
         self.total = 0           # decoded bytes made so far
         self.trailing = 0        # bytes after the end of the compressed data (deflate, br)
         self._head: bytes | None = None
-        self._zstd = None
+        self._zstd: ModuleType | None = None
         self._members = 1
+        # The decompressor, one of three kinds (as coding says): only the attribute for that kind is set.
+        self._zlib_obj: zlib._Decompress
+        self._brotli_obj: _BrotliDecompressor
+        self._zstd_obj: _ZstdFrame
         if coding in ("gzip", "x-gzip"):
-            self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._zlib_obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif coding == "deflate":
-            self._obj = zlib.decompressobj()
+            self._zlib_obj = zlib.decompressobj()
             self._head = b""  # a zlib header, or raw deflate as some servers send: told from the first bytes
         elif coding == "br":
             import brotli
-            self._obj = brotli.Decompressor()
-            self._br_limit = hasattr(self._obj, "can_accept_more_data")  # brotli >= 1.2: output_buffer_limit
+            self._brotli_obj = brotli.Decompressor()
+            # brotli >= 1.2: output_buffer_limit
+            self._br_limit = hasattr(self._brotli_obj, "can_accept_more_data")
         else:
             self._zstd = _zstd_module()
-            self._context = None
+            self._context: zstandard.ZstdDecompressor | None = None
             if self._zstd is None:  # zstandard: one context, a decompressobj per frame
                 import zstandard
                 self._context = zstandard.ZstdDecompressor()
-            self._obj = _zstd_decompressor(self._context)
+            self._zstd_obj = _zstd_decompressor(self._context)
             self._zstd_ended = False  # a frame ended and no other has started
             self._frames = 1
 
@@ -134,7 +174,7 @@ class Decoder:
             if self._head:  # fewer than 2 bytes came: not finished
                 return b""
             try:
-                rest = self._obj.flush()
+                rest = self._zlib_obj.flush()
             except zlib.error as e:
                 raise ValueError(f"the data is not valid {self.coding}: {e}") from None
             if rest:
@@ -146,10 +186,10 @@ class Decoder:
     def finished(self) -> bool:
         """Whether the compressed data seen so far ends where its format says it ends."""
         if self.coding == "br":
-            return self._obj.is_finished()
+            return self._brotli_obj.is_finished()
         if self.coding == "zstd":
             return self._zstd_ended
-        return self._head is None and self._obj.eof
+        return self._head is None and self._zlib_obj.eof
 
     # -- inside --------------------------------------------------------------------------------------
 
@@ -171,19 +211,19 @@ class Decoder:
             yield from self._zstd_frames(data)
         else:
             if self._head is not None:
-                data = self._deflate_start(data)
+                data = self._deflate_start(self._head + data)
                 if not data:
                     return
             yield from self._zlib(data)
 
-    def _deflate_start(self, data: bytes) -> bytes:
-        head = self._head + data
+    def _deflate_start(self, head: bytes) -> bytes:
+        """head: the deflate body's first bytes (those held back so far, and data)."""
         if len(head) < 2:
             self._head = head
             return b""
         self._head = None
         if (head[0] & 0x0F) != 8 or (head[0] << 8 | head[1]) % 31:
-            self._obj = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+            self._zlib_obj = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
         return head
 
     def _zlib(self, data: bytes) -> Iterator[bytes]:
@@ -192,12 +232,12 @@ class Decoder:
         for pos in range(0, len(view), size):
             pending: bytes | memoryview = view[pos:pos + size]
             while pending:  # a gzip member may end inside this slice: the next one starts after it
-                obj = self._obj
+                obj = self._zlib_obj
                 if obj.eof:
                     if not self._next_member():  # after the end: only counted (zlib keeps it in unused_data)
                         self.trailing += len(pending) + max(0, len(view) - pos - size)
                         return
-                    obj = self._obj
+                    obj = self._zlib_obj
                 rest = pending
                 while True:
                     step = self._step()
@@ -219,11 +259,11 @@ class Decoder:
         self._members += 1
         if self.max_output is not None and self._members > MAX_GZIP_MEMBERS:
             raise ValueError(f"more than {MAX_GZIP_MEMBERS} gzip members")
-        self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._zlib_obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
         return True
 
     def _brotli(self, data: bytes) -> Iterator[bytes]:
-        obj = self._obj
+        obj = self._brotli_obj
         if obj.is_finished():
             self.trailing += len(data)
             return
@@ -243,7 +283,7 @@ class Decoder:
                 yield obj.process(view[i:i + BROTLI_SLICE])
 
     def _brotli_drain(self) -> Iterator[bytes]:
-        obj = self._obj
+        obj = self._brotli_obj
         while not obj.is_finished():
             out = obj.process(b"", output_buffer_limit=self._step())
             if not out:
@@ -262,14 +302,16 @@ class Decoder:
                 self._frames += 1
                 if limited and self._frames > MAX_ZSTD_FRAMES:
                     raise ValueError(f"more than {MAX_ZSTD_FRAMES} zstd frames")
-                self._obj = _zstd_decompressor(self._context)
+                self._zstd_obj = _zstd_decompressor(self._context)
                 self._zstd_ended = False
-            obj = self._obj
+            obj = self._zstd_obj
             piece = view[pos:pos + size]
             if limited and self._zstd is not None:  # compression.zstd / backports.zstd: max_length
-                yield obj.decompress(piece, self._step())
-                while not obj.eof and not obj.needs_input:  # what max_length held back
-                    yield obj.decompress(b"", self._step())
+                # (which decompressor _zstd_decompressor made is told by self._zstd, not by its type)
+                limited_obj = cast(_ZstdLimitedFrame, obj)
+                yield limited_obj.decompress(piece, self._step())
+                while not limited_obj.eof and not limited_obj.needs_input:  # what max_length held back
+                    yield limited_obj.decompress(b"", self._step())
             else:
                 yield obj.decompress(piece)
             used = len(piece)

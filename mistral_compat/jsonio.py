@@ -62,6 +62,7 @@ class RawNumber(float):
     comparisons; 1e400 is inf), so code that takes strings never takes it; .literal is the text."""
 
     __slots__ = ("literal",)
+    literal: str
 
     def __new__(cls, literal: str) -> "RawNumber":
         self = super().__new__(cls, literal)

@@ -335,6 +335,8 @@ def rename_model(body: Any, mm: ModelMap) -> tuple[str, str] | None:
     if not isinstance(body, dict):
         return None
     old = body.get("model")
+    if not isinstance(old, str):  # (map() renames only strings)
+        return None
     new = mm.map(old)
     if new is None:
         return None

@@ -99,6 +99,7 @@ class Wait(float):
     key's rate or behind others queued on it) or "hold" (it waited for a 429's Retry-After)."""
 
     __slots__ = ("reason",)
+    reason: str
 
     def __new__(cls, seconds: float = 0.0, reason: str = "") -> "Wait":
         obj = super().__new__(cls, seconds)
@@ -138,10 +139,10 @@ class _Waiter:
 class _Lane:
     __slots__ = ("last", "hold_until", "waiters", "timer", "stats")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.last: Optional[float] = None      # when the last request was released
         self.hold_until = -math.inf            # held after a 429 until then
-        self.waiters: deque = deque()
+        self.waiters: deque[_Waiter] = deque()
         self.timer: Optional[asyncio.TimerHandle] = None
         self.stats = KeyStats()
 
@@ -247,6 +248,7 @@ class Pacer:
                 reason = "hold" if lane.hold_until - now > self.max_wait else "queue"
                 raise QueueFull(expected, reason, len(lane.waiters), key)
         loop = self._running_loop()
+        assert loop is not None  # (acquire() runs on the loop)
         waiter = _Waiter(loop.create_future(), gone)
         lane.waiters.append(waiter)
         if lane.timer is None:
@@ -321,6 +323,7 @@ class Pacer:
         if not lane.waiters:
             return
         loop = self._loop if self._loop is not None else self._running_loop()
+        assert loop is not None  # (waiters are queued by acquire(), which remembered the loop)
         delay = max(min_delay, self._next_time(lane) - self._clock())
         lane.timer = loop.call_later(delay, self._release, lane)
 

@@ -232,7 +232,9 @@ def _json_value_end(text: str, start: int) -> int:
                     return i + 1
             i += 1
         return n
-    return _JSON_SCALAR.match(text, start).end()
+    scalar = _JSON_SCALAR.match(text, start)
+    assert scalar is not None  # the pattern matches the empty string too: it always matches
+    return scalar.end()
 
 
 # -- parsed bodies ---------------------------------------------------------------------------------------

@@ -116,8 +116,8 @@ class ObjectNode(Node):
         self.props: dict[str, Node] = {}
         self.required: frozenset = frozenset()
         self.closed = False
-        self.before = None
-        self.after = None
+        self.before: translate.Fixup | None = None
+        self.after: translate.ConversationRule | None = None
         self.renames: dict[str, str] = {}  # OpenAI key -> the Mistral key of this object it is renamed to
 
     def setup(self, spec: dict, name: str | None, compile_) -> None:
@@ -146,8 +146,8 @@ class ObjectNode(Node):
                 s += not self.closed  # kept by an open object
             elif v is None and not child.accepts_null:
                 continue  # dropped by every branch
-            elif getattr(child, "enum", None) is not None:
-                s += 100 if v in child.enum else -100
+            elif (enum := getattr(child, "enum", None)) is not None:
+                s += 100 if v in enum else -100
             elif kind_of(v) in child.kinds:
                 s += 2
         for k in self.required:

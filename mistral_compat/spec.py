@@ -335,8 +335,8 @@ class _Compiler:
             if key in s:
                 return self.alternatives(s[key], s.get("discriminator"), s.get("nullable"))
         if "const" in s:
-            out = {"type": _json_type(s["const"]), "enum": [s["const"]]}
-            return _nullable(out, s)
+            const = {"type": _json_type(s["const"]), "enum": [s["const"]]}
+            return _nullable(const, s)
         t = s.get("type")
         if isinstance(t, list):
             return self.alternatives([dict(s, type=x) for x in t], None, s.get("nullable"))
@@ -380,7 +380,7 @@ class _Compiler:
             props.update(part.get("properties") or {})
             required += part.get("required") or []
             closed = closed or part.get("additionalProperties") is False
-        merged = {"type": "object", "properties": props, "required": required}
+        merged: dict[str, Any] = {"type": "object", "properties": props, "required": required}
         if closed:
             merged["additionalProperties"] = False
         return self.object(merged)

@@ -32,9 +32,13 @@ def derive(tool_id: str, attempt: int = 0) -> str:
     return "".join(out)
 
 
-def _references(messages: list) -> list:
+# Where a tool-call id is: (the dict holding it, its key, its path in the message list).
+_Reference = tuple[dict, str, tuple[int | str, ...]]
+
+
+def _references(messages: list) -> list[_Reference]:
     """[(container, key, path)] for every tool-call id in a message list."""
-    refs = []
+    refs: list[_Reference] = []
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
             continue

@@ -148,7 +148,8 @@ def assistant_said_nothing(obj: dict) -> bool:
 
 # Conversation rules (CONVERSATION_ENDPOINTS only): run on an object of the named schema after its keys were
 # fixed; a returned reason removes it.
-AFTER: dict[str, Callable[[dict], str | None]] = {
+ConversationRule = Callable[[dict], str | None]
+AFTER: dict[str, ConversationRule] = {
     "AssistantMessage": lambda obj: "assistant message with no content and no tool calls"
     if assistant_said_nothing(obj) else None,
 }

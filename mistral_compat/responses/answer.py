@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from .. import answers
-from .values import int_or_zero, number_or_none, one_of, str_or_none
+from .values import dict_or_empty, int_or_zero, number_or_none, one_of, str_or_none
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -77,7 +77,8 @@ def _echo_tools(request: dict) -> list[dict]:
     for tool in tools if isinstance(tools, list) else []:
         if not isinstance(tool, dict) or tool.get("type") != "function":
             continue
-        fn = tool.get("function") if isinstance(tool.get("function"), dict) and "name" not in tool else tool
+        function = tool.get("function")
+        fn = function if isinstance(function, dict) and "name" not in tool else tool
         if not isinstance(fn.get("name"), str):
             continue
         out.append({"type": "function", "name": fn["name"], "description": str_or_none(fn.get("description")),
@@ -102,8 +103,8 @@ def _echo_tool_choice(choice: Any) -> Any:
 
 
 def _echo_text(text: Any) -> dict:
-    fmt = text.get("format") if isinstance(text, dict) else None
-    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    fmt = dict_or_empty(text.get("format") if isinstance(text, dict) else None)
+    kind = fmt.get("type")
     if kind == "json_schema" and isinstance(fmt.get("name"), str) and isinstance(fmt.get("schema"), dict):
         echo = {"type": "json_schema", "name": fmt["name"], "schema": fmt["schema"]}
         if isinstance(fmt.get("description"), str):
@@ -126,7 +127,7 @@ def response_object(request: dict, *, resp_id: str, created_at: int | float, mod
     metadata = request.get("metadata")
     if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
         metadata = {}
-    reasoning = request.get("reasoning") if isinstance(request.get("reasoning"), dict) else {}
+    reasoning = dict_or_empty(request.get("reasoning"))
     effort = reasoning.get("effort") if one_of(reasoning.get("effort"), REASONING_EFFORTS) else None
     parallel = request.get("parallel_tool_calls")
     obj = {
@@ -190,7 +191,7 @@ def chat_to_response(chat: dict, request: dict) -> dict:
     request = request if isinstance(request, dict) else {}
     choices = chat.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    message = dict_or_empty(choice.get("message"))
     finish = choice.get("finish_reason")
     status, reason = status_of(finish)
     item_status = "incomplete" if status == "incomplete" else "completed"
@@ -203,7 +204,7 @@ def chat_to_response(chat: dict, request: dict) -> dict:
     if text or not calls:
         output.append(message_item(new_id("msg"), text, item_status))
     for call in calls:
-        fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+        fn = dict_or_empty(call.get("function"))
         output.append(call_item(new_id("fc"), call_id_of(call.get("id")), name_of(fn.get("name")),
                                 arguments_text(fn.get("arguments")), item_status))
     error = {"code": "server_error", "message": "Mistral stopped with an error"} if status == "failed" else None

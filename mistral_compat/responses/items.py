@@ -199,6 +199,7 @@ class Items:
                 used = ("type", "file_data", "filename")
                 url_value = data
             else:
+                assert isinstance(url, str)  # (the condition above, data not being one)
                 used = ("type", "file_url", "filename")
                 url_value = url
             chunk: dict[str, Any] = {"type": "document_url", "document_url": url_value}

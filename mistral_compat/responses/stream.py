@@ -27,6 +27,7 @@ from .answer import (
     text_part,
     usage,
 )
+from .values import dict_or_empty
 
 _ID_PREFIXES = {"message": "msg", "reasoning": "rs", "function_call": "fc"}
 
@@ -81,7 +82,8 @@ class EventTranslator:
         self.request = request if isinstance(request, dict) else {}
         self.id = new_id("resp")
         self.created_at = int(time.time())
-        self.model = self.request.get("model") if isinstance(self.request.get("model"), str) else ""
+        model = self.request.get("model")
+        self.model: str = model if isinstance(model, str) else ""
         self.seq = 0
         self.started = False
         self.finished = False      # the terminal event was made
@@ -164,7 +166,7 @@ class EventTranslator:
         for choice in choices if isinstance(choices, list) else []:
             if not isinstance(choice, dict) or choice.get("index") not in (0, None):
                 continue  # n > 1: the Responses API has one answer
-            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            delta = dict_or_empty(choice.get("delta"))
             content = delta.get("content")
             if isinstance(content, str):
                 self._delta("message", content)
@@ -209,7 +211,7 @@ class EventTranslator:
 
     def _tool_call(self, call: dict) -> None:
         index, _ = self.indexes.of(call)
-        fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+        fn = dict_or_empty(call.get("function"))
         item = self.calls.get(index)
         if item is None:
             self._close_all()

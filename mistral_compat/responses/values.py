@@ -3,12 +3,16 @@ the wrong type counts as absent, never as an error."""
 
 from __future__ import annotations
 
-from typing import Any, Collection
+from typing import Any, Collection, TypeGuard
 
 
-def one_of(value: Any, options: Collection[str]) -> bool:
+def one_of(value: Any, options: Collection[str]) -> TypeGuard[str]:
     """Whether value is one of the strings in options (an unhashable value is simply not)."""
     return isinstance(value, str) and value in options
+
+
+def dict_or_empty(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def str_or_none(value: Any) -> str | None:
