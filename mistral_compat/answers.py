@@ -84,8 +84,10 @@ def openai_finish(reason: Any) -> Any:
 
 def is_error(obj: Any) -> bool:
     """Whether a parsed answer or stream event is an error rather than a completion."""
-    return isinstance(obj, dict) and (obj.get("object") == "error" or (
-        "choices" not in obj and ("message" in obj or "detail" in obj or "error" in obj)))
+    return isinstance(obj, dict) and (
+        obj.get("object") == "error"
+        or ("choices" not in obj and ("message" in obj or "detail" in obj or "error" in obj))
+    )
 
 
 class Notes:
@@ -151,8 +153,7 @@ class _Translator:
                     changed |= self._content(holder)
                 if isinstance(holder.get("tool_calls"), list):
                     key = choice.get("index", position)
-                    changed |= self._tool_calls(holder["tool_calls"], key if isinstance(key, int) else position,
-                                                stream)
+                    changed |= self._tool_calls(holder["tool_calls"], key if isinstance(key, int) else position, stream)
             reason = choice.get("finish_reason")
             if openai_finish(reason) is not reason:
                 choice["finish_reason"] = openai_finish(reason)
@@ -293,4 +294,3 @@ def is_mistral_native(user_agent: str, extra: tuple[str, ...] = ()) -> bool:
     if ua.startswith("mistral-client-"):
         return True
     return any(s in ua for s in extra)
-

@@ -11,12 +11,12 @@ from typing import NamedTuple
 from .redact import printable
 
 # kinds
-DROPPED = "dropped"        # a key Mistral does not accept (detail says why when not simply unknown)
-RENAMED = "renamed"        # OpenAI name -> Mistral name (detail: new name)
-VALUE = "value"            # a value moved into Mistral's range or vocabulary (detail: "old -> new")
-TOOL_ID = "tool_call_id"   # a tool-call id mapped to Mistral's 9-character form (detail: "old -> new")
-ADDED = "added"            # a key Mistral requires, filled in (detail: what)
-REMOVED = "removed"        # a list item removed (detail: why)
+DROPPED = "dropped"  # a key Mistral does not accept (detail says why when not simply unknown)
+RENAMED = "renamed"  # OpenAI name -> Mistral name (detail: new name)
+VALUE = "value"  # a value moved into Mistral's range or vocabulary (detail: "old -> new")
+TOOL_ID = "tool_call_id"  # a tool-call id mapped to Mistral's 9-character form (detail: "old -> new")
+ADDED = "added"  # a key Mistral requires, filled in (detail: what)
+REMOVED = "removed"  # a list item removed (detail: why)
 
 
 class Change(NamedTuple):

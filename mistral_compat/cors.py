@@ -11,10 +11,22 @@ from .hosts import ascii_host, is_host_name
 MAX_AGE = "86400"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Response headers a browser can read without being told (CORS-safelisted), and ones not to expose.
-_SAFELISTED = frozenset({"cache-control", "content-language", "content-length", "content-type", "expires",
-                         "last-modified", "pragma"})
-_NOT_EXPOSED = frozenset({"set-cookie", "set-cookie2", "connection", "keep-alive", "transfer-encoding",
-                          "proxy-authenticate", "upgrade", "trailer", "te"})
+_SAFELISTED = frozenset(
+    {"cache-control", "content-language", "content-length", "content-type", "expires", "last-modified", "pragma"}
+)
+_NOT_EXPOSED = frozenset(
+    {
+        "set-cookie",
+        "set-cookie2",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "proxy-authenticate",
+        "upgrade",
+        "trailer",
+        "te",
+    }
+)
 # Always exposed, so an app can rely on them even when a given answer lacks some.
 _ALWAYS_EXPOSED = ("content-type", "x-request-id", "mistral-correlation-id", "retry-after")
 
@@ -27,8 +39,9 @@ def parse_origin(spec: str) -> str:
     try:
         parts = urlsplit(s)
     except ValueError:
-        raise ValueError(f"{spec!r} is not an origin; use scheme://host[:port], e.g. https://chat.example.com") \
-            from None
+        raise ValueError(
+            f"{spec!r} is not an origin; use scheme://host[:port], e.g. https://chat.example.com"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{spec!r} is not an origin; use scheme://host[:port], e.g. https://chat.example.com")
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
@@ -51,8 +64,7 @@ def _expose(present: tuple[str, ...]) -> str:
     exposed = list(_ALWAYS_EXPOSED)
     for name in present:
         n = name.lower()
-        if n not in _SAFELISTED and n not in _NOT_EXPOSED and not n.startswith("access-control-") \
-                and n not in exposed:
+        if n not in _SAFELISTED and n not in _NOT_EXPOSED and not n.startswith("access-control-") and n not in exposed:
             exposed.append(n)
     return ", ".join(exposed)
 
@@ -75,8 +87,9 @@ class CorsPolicy:
             return origin.rstrip("/")
         return None
 
-    def headers(self, origin: str | None, present: list[str], preflight: tuple[str, str] | None = None
-                ) -> dict[str, str]:
+    def headers(
+        self, origin: str | None, present: list[str], preflight: tuple[str, str] | None = None
+    ) -> dict[str, str]:
         """CORS headers for an answer. present: the answer's header names (to expose them);
         preflight: (Access-Control-Request-Method, Access-Control-Request-Headers) for a preflight."""
         allowed = self.allow_origin(origin)
@@ -142,5 +155,7 @@ def _wildcard(names: tuple[bytes, ...]) -> tuple[frozenset[bytes], Fields]:
     lower = [n.lower() for n in names]
     drop = frozenset(n for n in lower if n.startswith(b"access-control-"))
     present = tuple(n.decode("latin-1") for n in lower if n not in drop)
-    return drop, ((b"access-control-allow-origin", b"*"),
-                  (b"access-control-expose-headers", _expose(present).encode("latin-1")))
+    return drop, (
+        (b"access-control-allow-origin", b"*"),
+        (b"access-control-expose-headers", _expose(present).encode("latin-1")),
+    )

@@ -95,6 +95,7 @@ def _zstd_decompressor(zstandard_context: zstandard.ZstdDecompressor | None = No
     if zstd is None:
         if zstandard_context is None:
             import zstandard
+
             zstandard_context = zstandard.ZstdDecompressor()
         return zstandard_context.decompressobj()
     return zstd.ZstdDecompressor()
@@ -118,8 +119,8 @@ class Decoder:
             raise ValueError(f"no streaming decoder for Content-Encoding {coding!r}")
         self.coding = coding
         self.max_output = max_output
-        self.total = 0           # decoded bytes made so far
-        self.trailing = 0        # bytes after the end of the compressed data (deflate, br)
+        self.total = 0  # decoded bytes made so far
+        self.trailing = 0  # bytes after the end of the compressed data (deflate, br)
         self._head: bytes | None = None
         self._zstd: ModuleType | None = None
         self._members = 1
@@ -134,6 +135,7 @@ class Decoder:
             self._head = b""  # a zlib header, or raw deflate as some servers send: told from the first bytes
         elif coding == "br":
             import brotli
+
             self._brotli_obj = brotli.Decompressor()
             # brotli >= 1.2: output_buffer_limit
             self._br_limit = hasattr(self._brotli_obj, "can_accept_more_data")
@@ -142,6 +144,7 @@ class Decoder:
             self._context: zstandard.ZstdDecompressor | None = None
             if self._zstd is None:  # zstandard: one context, a decompressobj per frame
                 import zstandard
+
                 self._context = zstandard.ZstdDecompressor()
             self._zstd_obj = _zstd_decompressor(self._context)
             self._zstd_ended = False  # a frame ended and no other has started
@@ -230,7 +233,7 @@ class Decoder:
         view = memoryview(data)
         size = len(view) if self.max_output is None else ZLIB_INPUT
         for pos in range(0, len(view), size):
-            pending: bytes | memoryview = view[pos:pos + size]
+            pending: bytes | memoryview = view[pos : pos + size]
             while pending:  # a gzip member may end inside this slice: the next one starts after it
                 obj = self._zlib_obj
                 if obj.eof:
@@ -280,7 +283,7 @@ class Decoder:
                 if obj.is_finished():
                     self.trailing += len(view) - i
                     return
-                yield obj.process(view[i:i + BROTLI_SLICE])
+                yield obj.process(view[i : i + BROTLI_SLICE])
 
     def _brotli_drain(self) -> Iterator[bytes]:
         obj = self._brotli_obj
@@ -305,7 +308,7 @@ class Decoder:
                 self._zstd_obj = _zstd_decompressor(self._context)
                 self._zstd_ended = False
             obj = self._zstd_obj
-            piece = view[pos:pos + size]
+            piece = view[pos : pos + size]
             if limited and self._zstd is not None:  # compression.zstd / backports.zstd: max_length
                 # (which decompressor _zstd_decompressor made is told by self._zstd, not by its type)
                 limited_obj = cast(_ZstdLimitedFrame, obj)
@@ -338,8 +341,9 @@ def decode_body(data: bytes, coding: str, max_output: int) -> bytes:
     if not decoder.finished:
         raise ValueError(f"the data is not valid {decoder.coding}: it ends before the compressed data does")
     if decoder.trailing:
-        raise ValueError(f"the data is not valid {decoder.coding}: {decoder.trailing} bytes follow the end "
-                         f"of the compressed data")
+        raise ValueError(
+            f"the data is not valid {decoder.coding}: {decoder.trailing} bytes follow the end of the compressed data"
+        )
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
@@ -349,8 +353,9 @@ PLAIN = frozenset({"", "identity", "none"})
 
 class Body(NamedTuple):
     """A request body as read for the rewrite: data, or why it cannot be used (status, error)."""
+
     data: bytes | None
-    status: int = 0     # 413 (too large) or 400 (does not decode) when data is None
+    status: int = 0  # 413 (too large) or 400 (does not decode) when data is None
     error: str = ""
 
 
@@ -363,19 +368,31 @@ def read_body(raw: bytes, content_encoding: str, max_body: int) -> Body:
 
     coding = content_encoding.strip().lower()
     if len(raw) > max_body:  # compressed too: the decoder's own work grows with what it is given
-        return Body(None, 413, f"the request body ({format_size(len(raw))}) is larger than the proxy's limit of "
-                               f"{format_size(max_body)} (the mistral_max_body option)")
+        return Body(
+            None,
+            413,
+            f"the request body ({format_size(len(raw))}) is larger than the proxy's limit of "
+            f"{format_size(max_body)} (the mistral_max_body option)",
+        )
     if coding in PLAIN:
         return Body(raw)
-    cannot = Body(None, 400, f"the body cannot be decoded as Content-Encoding {content_encoding!r} "
-                             f"(the proxy decodes gzip, deflate, br and zstd)")
+    cannot = Body(
+        None,
+        400,
+        f"the body cannot be decoded as Content-Encoding {content_encoding!r} "
+        f"(the proxy decodes gzip, deflate, br and zstd)",
+    )
     if coding not in CODINGS:
         return cannot
     try:
         return Body(decode_body(raw, coding, max_body))
     except TooLarge:
-        return Body(None, 413, f"the request body decodes (Content-Encoding {coding}) to more than the proxy's "
-                               f"limit of {format_size(max_body)} (the mistral_max_body option); it was not "
-                               f"decoded further")
+        return Body(
+            None,
+            413,
+            f"the request body decodes (Content-Encoding {coding}) to more than the proxy's "
+            f"limit of {format_size(max_body)} (the mistral_max_body option); it was not "
+            f"decoded further",
+        )
     except ValueError:
         return cannot

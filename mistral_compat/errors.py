@@ -19,11 +19,16 @@ from .changes import format_path
 from .jsonio import dumps as json_bytes  # the one JSON writer; json_bytes kept as the name addon.py imports
 
 PREFIX = "mistral-compat: "  # the proxy's own messages start with it
-MAX_ERROR_BODY = 1 << 20      # larger error bodies are passed on as they are (never seen from Mistral)
-MAX_DETAILS = 20              # 422 detail entries put into the one-line message
+MAX_ERROR_BODY = 1 << 20  # larger error bodies are passed on as they are (never seen from Mistral)
+MAX_DETAILS = 20  # 422 detail entries put into the one-line message
 
-_TYPES_BY_STATUS = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-                    413: "invalid_request_error", 429: "rate_limit_error"}
+_TYPES_BY_STATUS = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 class ErrorInfo(NamedTuple):
@@ -50,8 +55,16 @@ def proxy_error(status: int, message: str, param: str | None = None, code: str |
     """The proxy's own error body, readable by both kinds of client: Mistral's top-level fields and OpenAI's
     `error` object, with the same message."""
     info = own(status, message, param, code)
-    return json_bytes({"object": "error", "message": info.message, "type": info.type, "param": info.param,
-                       "code": info.code, "error": info.openai()})
+    return json_bytes(
+        {
+            "object": "error",
+            "message": info.message,
+            "type": info.type,
+            "param": info.param,
+            "code": info.code,
+            "error": info.openai(),
+        }
+    )
 
 
 def openai_error(info: ErrorInfo) -> bytes:

@@ -24,8 +24,10 @@ def ascii_host(host: str, spec: str) -> str:
     odd = sorted(c for c in set(host) if c in _DEVIATIONS)
     if odd:
         chars = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in odd)
-        raise ValueError(f"{spec!r} has {chars}, which browsers and other clients encode in two different ways; "
-                         f"give the host in its xn-- (punycode) form, as your client sends it")
+        raise ValueError(
+            f"{spec!r} has {chars}, which browsers and other clients encode in two different ways; "
+            f"give the host in its xn-- (punycode) form, as your client sends it"
+        )
     try:
         return host.encode("idna").decode("ascii")
     except UnicodeError:

@@ -101,9 +101,13 @@ def _reject_constant(name: str):
 # parsing a small body. The strict pair writes request bodies (Mistral rejects NaN and Infinity); the other
 # writes what json.dumps would (answers and error bodies, which may echo a client's 1e400 as Infinity).
 _DECODER = json.JSONDecoder(parse_float=_parse_float, parse_constant=_reject_constant)
-_ENCODERS = {strict: (json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=not strict),
-                      json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=not strict))
-             for strict in (False, True)}
+_ENCODERS = {
+    strict: (
+        json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=not strict),
+        json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=not strict),
+    )
+    for strict in (False, True)
+}
 
 
 def dumps(value: Any, *, raw: bool = False, strict: bool = False) -> bytes:
@@ -165,7 +169,7 @@ def _swap_raw_numbers(data: Any) -> tuple[re.Pattern, list]:
     stack = [data]
     while stack:
         node = stack.pop()
-        for key, item in (node.items() if isinstance(node, dict) else enumerate(node)):
+        for key, item in node.items() if isinstance(node, dict) else enumerate(node):
             if isinstance(item, RawNumber):
                 node[key] = f"\x00{nonce}:{len(swapped)}"
                 swapped.append((node, key, item))
@@ -180,8 +184,7 @@ _NOT_UTF8 = "the body must be UTF-8 JSON"
 def _decode(body: bytes) -> str:
     """bytes -> text, strictly as UTF-8 (Mistral's server decodes nothing else)."""
     if body.startswith(codecs.BOM_UTF8):
-        raise BodyError(f"the body starts with a UTF-8 byte order mark, which Mistral rejects: {_NOT_UTF8} "
-                        "without one")
+        raise BodyError(f"the body starts with a UTF-8 byte order mark, which Mistral rejects: {_NOT_UTF8} without one")
     encoding = json.detect_encoding(body)  # looks at the first 4 bytes only
     if encoding != "utf-8":
         raise BodyError(f"{_NOT_UTF8}; this one looks {encoding.upper()}-encoded")
@@ -209,14 +212,22 @@ def parse(body: bytes) -> Document:
         raise BodyError(f"the body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         kind = kind_of(data)
-        raise BodyError(f"the body is a JSON {'number' if kind == 'integer' else kind}, but Mistral expects a "
-                        f"JSON object")
+        raise BodyError(
+            f"the body is a JSON {'number' if kind == 'integer' else kind}, but Mistral expects a JSON object"
+        )
     return Document(data, next(_made) != before + 1)
 
 
 # The JSON type names (those of JSON Schema) of the Python values a parse gives.
-KINDS: dict[type, str] = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
-                          float: "number", type(None): "null"}
+KINDS: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
 
 
 def kind_of(value: Any) -> str:
@@ -239,7 +250,7 @@ def copy(value: Any) -> Any:
     stack = [(value, root)]
     while stack:
         src, dst = stack.pop()
-        for key, item in (src.items() if isinstance(src, dict) else enumerate(src)):
+        for key, item in src.items() if isinstance(src, dict) else enumerate(src):
             if isinstance(item, (dict, list)):
                 new: Any = {} if isinstance(item, dict) else []
                 stack.append((item, new))

@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 from .errors import json_bytes
 from .redact import printable
 
-MAX_NAME = 256         # characters of one model name or pattern; a longer name in a request is never mapped
-MAX_ENTRIES = 1000     # from=to pairs in one mistral_model_map
+MAX_NAME = 256  # characters of one model name or pattern; a longer name in a request is never mapped
+MAX_ENTRIES = 1000  # from=to pairs in one mistral_model_map
 MAX_OPTION_TEXT = 1 << 20  # characters of the whole option (its entries together)
 MAX_MODEL_LIST = 16 << 20  # bytes of a /v1/models answer merge_models() reads; a larger one is left as it is
 
@@ -36,6 +36,7 @@ _GLOB_CHARS = frozenset("*?")
 
 class Entry(NamedTuple):
     """One `from=to` pair; why is the reason shown in the README table (built-in entries only)."""
+
     pattern: str
     target: str
     why: str = ""
@@ -116,8 +117,9 @@ class ModelMap:
         return f"ModelMap({len(self)} entries)"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ModelMap) and [lay.entries for lay in self._layers] == \
-            [lay.entries for lay in other._layers]
+        return isinstance(other, ModelMap) and [lay.entries for lay in self._layers] == [
+            lay.entries for lay in other._layers
+        ]
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -175,12 +177,15 @@ def _check_name(text: str, entry: str, glob_ok: bool) -> None:
     if bad:
         globs = [c for c in bad if c in _GLOB_CHARS]
         if globs and not glob_ok:
-            raise ValueError(f"{where}: the model after '=' must be a plain model name: {''.join(globs)!r} "
-                             f"(glob patterns are allowed only before '=')")
+            raise ValueError(
+                f"{where}: the model after '=' must be a plain model name: {''.join(globs)!r} "
+                f"(glob patterns are allowed only before '=')"
+            )
         chars = " ".join(printable(repr(c)) for c in bad[:10])
-        raise ValueError(f"{where}: {side} has characters model names do not use: {chars} "
-                         f"(letters, digits and - . _ : / @ + only" + (", with * and ? as wildcards)"
-                                                                      if glob_ok else ")"))
+        raise ValueError(
+            f"{where}: {side} has characters model names do not use: {chars} "
+            f"(letters, digits and - . _ : / @ + only" + (", with * and ? as wildcards)" if glob_ok else ")")
+        )
     if not glob_ok and not (text[0].isascii() and text[0].isalnum()):
         raise ValueError(f"{where}: the model after '=' must start with a letter or a digit")
 
@@ -226,8 +231,10 @@ def parse_model_map(entries: Sequence[str]) -> ModelMap:
                 continue
             entry = parse_entry(item.strip())
             if entry.pattern in seen:
-                raise ValueError(f"mistral_model_map: {printable(entry.pattern, 80)} is given twice (mapped to "
-                                 f"{printable(seen[entry.pattern], 80)} and to {printable(entry.target, 80)})")
+                raise ValueError(
+                    f"mistral_model_map: {printable(entry.pattern, 80)} is given twice (mapped to "
+                    f"{printable(seen[entry.pattern], 80)} and to {printable(entry.target, 80)})"
+                )
             seen[entry.pattern] = entry.target
             out.append(entry)
             if len(out) > MAX_ENTRIES:
@@ -263,48 +270,85 @@ _MODERATION = "mistral-moderation-latest"
 DEFAULT_GROUPS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     # OpenAI's small/cheap chat tier -> Mistral Small: the cheap, fast tier, with vision, tools and structured
     # output like gpt-4o-mini/gpt-4.1-mini, and reasoning on request like gpt-5-mini/-nano.
-    (("gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5-mini", "gpt-5-nano", "gpt-3.5-turbo",
-      "gpt-*-mini*", "gpt-*-nano*", "gpt-3.5*"),
-     _SMALL,
-     "OpenAI's small, cheap tier (mini, nano, GPT-3.5). Mistral Small is Mistral's cheap, fast tier, with "
-     "vision, tools, structured output, and reasoning when `reasoning_effort` asks for it"),
+    (
+        (
+            "gpt-4o-mini",
+            "gpt-4.1-mini",
+            "gpt-4.1-nano",
+            "gpt-5-mini",
+            "gpt-5-nano",
+            "gpt-3.5-turbo",
+            "gpt-*-mini*",
+            "gpt-*-nano*",
+            "gpt-3.5*",
+        ),
+        _SMALL,
+        "OpenAI's small, cheap tier (mini, nano, GPT-3.5). Mistral Small is Mistral's cheap, fast tier, with "
+        "vision, tools, structured output, and reasoning when `reasoning_effort` asks for it",
+    ),
     # OpenAI's small reasoning models (and the small Codex model) -> Mistral Small, which reasons when
     # `reasoning_effort` asks for it (it replaces Magistral Small).
-    (("o1-mini", "o3-mini", "o4-mini", "o1-mini*", "o3-mini*", "o4-mini*", "codex-mini*"),
-     _SMALL,
-     "OpenAI's small reasoning models. Mistral Small reasons when `reasoning_effort` asks for it; it "
-     "replaces Magistral Small, Mistral's former small reasoning model"),
+    (
+        ("o1-mini", "o3-mini", "o4-mini", "o1-mini*", "o3-mini*", "o4-mini*", "codex-mini*"),
+        _SMALL,
+        "OpenAI's small reasoning models. Mistral Small reasons when `reasoning_effort` asks for it; it "
+        "replaces Magistral Small, Mistral's former small reasoning model",
+    ),
     # OpenAI's general multimodal chat models -> Mistral Medium: Mistral's flagship multimodal model (vision,
     # tools, structured output, long context), the closest match for gpt-4o/gpt-4.1 in quality and features.
-    (("gpt-4o", "chatgpt-4o-latest", "gpt-4.1", "gpt-4-turbo", "gpt-4",
-      "gpt-4o*", "gpt-4.1*", "gpt-4*", "chatgpt-*"),
-     _MEDIUM,
-     "OpenAI's general chat models (GPT-4o, GPT-4.1, GPT-4). Mistral Medium is Mistral's flagship "
-     "multimodal model, with vision, tools and structured output"),
+    (
+        (
+            "gpt-4o",
+            "chatgpt-4o-latest",
+            "gpt-4.1",
+            "gpt-4-turbo",
+            "gpt-4",
+            "gpt-4o*",
+            "gpt-4.1*",
+            "gpt-4*",
+            "chatgpt-*",
+        ),
+        _MEDIUM,
+        "OpenAI's general chat models (GPT-4o, GPT-4.1, GPT-4). Mistral Medium is Mistral's flagship "
+        "multimodal model, with vision, tools and structured output",
+    ),
     # GPT-5 models reason by default and are used for coding agents (gpt-5-codex): Mistral Medium 3.5 has
     # both (it absorbed Magistral and Devstral); Mistral takes OpenAI's `reasoning_effort` values up to xhigh.
-    (("gpt-5", "gpt-5-chat-latest", "gpt-5.1", "gpt-5.2", "gpt-5*"),
-     _MEDIUM,
-     "GPT-5 reasons and codes. Mistral Medium reasons when `reasoning_effort` asks for it (OpenAI's values "
-     "up to `xhigh`) and took over from Mistral's coding models (Devstral)"),
+    (
+        ("gpt-5", "gpt-5-chat-latest", "gpt-5.1", "gpt-5.2", "gpt-5*"),
+        _MEDIUM,
+        "GPT-5 reasons and codes. Mistral Medium reasons when `reasoning_effort` asks for it (OpenAI's values "
+        "up to `xhigh`) and took over from Mistral's coding models (Devstral)",
+    ),
     # The o-series reasoning models -> Mistral Medium with reasoning, the replacement Mistral names for the
     # retired Magistral Medium (see above). An `o*` glob would also catch omni-moderation-*: o1/o3/o4 only.
-    (("o1", "o3", "o1*", "o3*", "o4*"),
-     _MEDIUM,
-     "OpenAI's reasoning models. Mistral Medium reasons when `reasoning_effort` asks for it; Mistral names it "
-     "as the replacement of Magistral Medium, its former reasoning model"),
+    (
+        ("o1", "o3", "o1*", "o3*", "o4*"),
+        _MEDIUM,
+        "OpenAI's reasoning models. Mistral Medium reasons when `reasoning_effort` asks for it; Mistral names it "
+        "as the replacement of Magistral Medium, its former reasoning model",
+    ),
     # Embeddings -> mistral-embed, Mistral's general text embedding model (codestral-embed is for code).
     # Its vectors have 1024 dimensions (OpenAI's: 1536, or 3072 for -3-large) and live in another space:
     # vectors stored from OpenAI cannot be compared with Mistral's and must be computed again.
-    (("text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002", "text-embedding-*"),
-     _EMBED,
-     "Mistral's text embedding model. Its vectors have 1024 dimensions (OpenAI's: 1536 or 3072) and cannot "
-     "be compared with OpenAI's: vectors stored from OpenAI must be computed again"),
+    (
+        ("text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002", "text-embedding-*"),
+        _EMBED,
+        "Mistral's text embedding model. Its vectors have 1024 dimensions (OpenAI's: 1536 or 3072) and cannot "
+        "be compared with OpenAI's: vectors stored from OpenAI must be computed again",
+    ),
     # Moderation -> Mistral's moderation classifier (its categories differ from OpenAI's).
-    (("omni-moderation-latest", "text-moderation-latest", "text-moderation-stable",
-      "omni-moderation-*", "text-moderation-*"),
-     _MODERATION,
-     "Mistral's moderation model (its categories are not OpenAI's)"),
+    (
+        (
+            "omni-moderation-latest",
+            "text-moderation-latest",
+            "text-moderation-stable",
+            "omni-moderation-*",
+            "text-moderation-*",
+        ),
+        _MODERATION,
+        "Mistral's moderation model (its categories are not OpenAI's)",
+    ),
 )
 
 
@@ -329,6 +373,7 @@ def markdown_table(groups: Sequence[tuple[Sequence[str], str, str]] = DEFAULT_GR
 
 # ---------------------------------------------------------------------------------------------------------
 # Requests and the model list
+
 
 def rename_model(body: Any, mm: ModelMap) -> tuple[str, str] | None:
     """Replace body["model"] when the map has another name for it: (old, new), else None (body untouched)."""
@@ -389,8 +434,7 @@ def merge_models(mistral_list: bytes, mm: ModelMap) -> bytes | None:
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         return None
     cards = _cards(doc["data"])
-    added = [model_object(name, target, cards.get(target))
-             for name, target in mm.concrete_names() if name not in cards]
+    added = [model_object(name, target, cards.get(target)) for name, target in mm.concrete_names() if name not in cards]
     if not added:
         return None
     doc["data"] = doc["data"] + added

@@ -55,9 +55,27 @@ from .ratelimit import (  # re-exported: callers import them from here
 )
 
 __all__ = [
-    "ANONYMOUS", "DEFAULT_HOLD", "EXAMPLES", "MARGIN_MAX", "MARGIN_RATIO", "MAX_INTERVAL", "MAX_PER_SECOND",
-    "MAX_RETRY_AFTER", "NO_WAIT", "SWEEP_PERIOD", "ClientGone", "KeyStats", "Pacer", "QueueFull", "Rate",
-    "Wait", "key_from_headers", "key_id", "parse_rate", "parse_retry_after", "secret_from_headers",
+    "ANONYMOUS",
+    "DEFAULT_HOLD",
+    "EXAMPLES",
+    "MARGIN_MAX",
+    "MARGIN_RATIO",
+    "MAX_INTERVAL",
+    "MAX_PER_SECOND",
+    "MAX_RETRY_AFTER",
+    "NO_WAIT",
+    "SWEEP_PERIOD",
+    "ClientGone",
+    "KeyStats",
+    "Pacer",
+    "QueueFull",
+    "Rate",
+    "Wait",
+    "key_from_headers",
+    "key_id",
+    "parse_rate",
+    "parse_retry_after",
+    "secret_from_headers",
     "wait_note",
 ]
 
@@ -65,7 +83,7 @@ __all__ = [
 # The pacer
 
 SWEEP_PERIOD = 5.0  # how often lanes of idle keys are forgotten (only while some lane exists)
-_DUE = 1e-6         # a release this close to its time is due (float rounding of timer deadlines)
+_DUE = 1e-6  # a release this close to its time is due (float rounding of timer deadlines)
 _MIN_RETRY = 0.001  # a timer that fired early (coarse clocks) re-arms at least this far ahead: no spinning
 
 
@@ -81,8 +99,7 @@ class QueueFull(Exception):
         self.reason = reason
         self.queued = queued
         self.key = key
-        what = ("held after a 429 from Mistral" if reason == "hold"
-                else f"{queued} request(s) already queued")
+        what = "held after a 429 from Mistral" if reason == "hold" else f"{queued} request(s) already queued"
         super().__init__(f"queue for {key or 'this key'} full: {what}, it would wait {retry_after:.1f} s")
 
     def retry_after_header(self) -> str:
@@ -117,11 +134,11 @@ NO_WAIT = Wait(0.0, "")
 class KeyStats:
     """Counts for one key (Pacer.stats) or for all keys since the start (Pacer.totals)."""
 
-    waits: int = 0          # requests that waited
-    waited: float = 0.0     # seconds waited, all together
-    holds: int = 0          # hold() calls (429s from Mistral)
-    full: int = 0           # requests refused with QueueFull
-    dropped: int = 0        # waiters dropped: cancelled, or gone() when their turn came
+    waits: int = 0  # requests that waited
+    waited: float = 0.0  # seconds waited, all together
+    holds: int = 0  # hold() calls (429s from Mistral)
+    full: int = 0  # requests refused with QueueFull
+    dropped: int = 0  # waiters dropped: cancelled, or gone() when their turn came
 
 
 class _Waiter:
@@ -140,8 +157,8 @@ class _Lane:
     __slots__ = ("last", "hold_until", "waiters", "timer", "stats")
 
     def __init__(self) -> None:
-        self.last: Optional[float] = None      # when the last request was released
-        self.hold_until = -math.inf            # held after a 429 until then
+        self.last: Optional[float] = None  # when the last request was released
+        self.hold_until = -math.inf  # held after a 429 until then
         self.waiters: deque[_Waiter] = deque()
         self.timer: Optional[asyncio.TimerHandle] = None
         self.stats = KeyStats()
@@ -150,8 +167,7 @@ class _Lane:
 class Pacer:
     """Per-key FIFO pacing on the running asyncio loop. See the module docstring."""
 
-    def __init__(self, rate: Optional[Rate], max_wait: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, rate: Optional[Rate], max_wait: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self._rate = rate
         self._spacing = rate.spacing if rate is not None else 0.0
         self.max_wait = max_wait
@@ -336,8 +352,7 @@ class Pacer:
             waiter = lane.waiters.popleft()
             if self._drop_gone(lane, waiter):
                 continue
-            rate_time = (lane.last + self._spacing if self._rate is not None and lane.last is not None
-                         else -math.inf)
+            rate_time = lane.last + self._spacing if self._rate is not None and lane.last is not None else -math.inf
             waiter.reason = "hold" if lane.hold_until > rate_time else "rate"
             waiter.previous_last, waiter.granted_at = lane.last, now
             lane.last = now
@@ -376,8 +391,11 @@ class Pacer:
             self._sweeper.cancel()
             self._sweeper = None
         now = self._clock()
-        idle = [key for key, lane in self._lanes.items()
-                if not lane.waiters and lane.timer is None and now >= self._next_time(lane)]
+        idle = [
+            key
+            for key, lane in self._lanes.items()
+            if not lane.waiters and lane.timer is None and now >= self._next_time(lane)
+        ]
         for key in idle:
             del self._lanes[key]
         if self._lanes:

@@ -24,13 +24,23 @@ from typing import Any, Optional
 # ---------------------------------------------------------------------------
 # The option
 
-MAX_PER_SECOND = 100        # "N/s" above this is not pacing (and 10 ms is about the timer resolution that matters)
-MAX_INTERVAL = 3600.0       # slower than one request an hour: surely a typo (and every second request would be refused)
-MARGIN_RATIO = 0.05         # safety margin: 5 % of the interval...
-MARGIN_MAX = 0.05           # ...at most 50 ms
+MAX_PER_SECOND = 100  # "N/s" above this is not pacing (and 10 ms is about the timer resolution that matters)
+MAX_INTERVAL = 3600.0  # slower than one request an hour: surely a typo (and every second request would be refused)
+MARGIN_RATIO = 0.05  # safety margin: 5 % of the interval...
+MARGIN_MAX = 0.05  # ...at most 50 ms
 
-_UNITS = {"s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
-          "m": "min", "min": "min", "mins": "min", "minute": "min", "minutes": "min"}
+_UNITS = {
+    "s": "s",
+    "sec": "s",
+    "secs": "s",
+    "second": "s",
+    "seconds": "s",
+    "m": "min",
+    "min": "min",
+    "mins": "min",
+    "minute": "min",
+    "minutes": "min",
+}
 _SECONDS_PER = {"s": 1.0, "min": 60.0}
 _NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
 EXAMPLES = "e.g. 1/s (Mistral's free tier), 0.5/s or 60/min"
@@ -40,8 +50,8 @@ EXAMPLES = "e.g. 1/s (Mistral's free tier), 0.5/s or 60/min"
 class Rate:
     """N requests per second ("s") or per minute ("min"). str() is the canonical text: "1/s", "60/min"."""
 
-    number: str   # N as written canonically: "1", "0.5", "60"
-    unit: str     # "s" or "min"
+    number: str  # N as written canonically: "1", "0.5", "60"
+    unit: str  # "s" or "min"
 
     @property
     def per_second(self) -> float:
@@ -96,16 +106,22 @@ def parse_rate(text: str) -> Optional[Rate]:
         raise ValueError(f"{shown}: {what}, only per second (/s) and per minute (/min) are known; {usage}")
     number = Decimal(number_text)
     if number == 0:
-        raise ValueError(f"{shown} would let no request through; leave the option empty to turn pacing off, "
-                         f"or use N/s or N/min with N above 0, {EXAMPLES}")
+        raise ValueError(
+            f"{shown} would let no request through; leave the option empty to turn pacing off, "
+            f"or use N/s or N/min with N above 0, {EXAMPLES}"
+        )
     per_second = number / Decimal(int(_SECONDS_PER[unit]))
     if per_second > MAX_PER_SECOND:
-        raise ValueError(f"{shown} is faster than {MAX_PER_SECOND}/s, the most the proxy paces; use at most "
-                         f"{MAX_PER_SECOND}/s ({MAX_PER_SECOND * 60}/min), {EXAMPLES}, or leave it empty "
-                         f"for no pacing")
+        raise ValueError(
+            f"{shown} is faster than {MAX_PER_SECOND}/s, the most the proxy paces; use at most "
+            f"{MAX_PER_SECOND}/s ({MAX_PER_SECOND * 60}/min), {EXAMPLES}, or leave it empty "
+            f"for no pacing"
+        )
     if per_second * Decimal(int(MAX_INTERVAL)) < 1:
-        raise ValueError(f"{shown} is slower than one request an hour, the least the proxy paces; use at "
-                         f"least 0.0167/min, {EXAMPLES}")
+        raise ValueError(
+            f"{shown} is slower than one request an hour, the least the proxy paces; use at "
+            f"least 0.0167/min, {EXAMPLES}"
+        )
     canonical = format(number.normalize(), "f")
     return Rate(canonical, unit)
 
@@ -114,7 +130,7 @@ def parse_rate(text: str) -> Optional[Rate]:
 # Keys
 
 ANONYMOUS = "anonymous"  # the one bucket shared by every request that carries no API key
-_SALT = os.urandom(16)   # per process: ids cannot be matched against a list of hashes of known keys
+_SALT = os.urandom(16)  # per process: ids cannot be matched against a list of hashes of known keys
 
 
 def key_id(secret: str) -> str:
@@ -161,8 +177,8 @@ def key_from_headers(headers: Any) -> str:
 # ---------------------------------------------------------------------------
 # Retry-After
 
-DEFAULT_HOLD = 1.0        # a 429 without a usable Retry-After holds the key for 1 s
-MAX_RETRY_AFTER = 600.0   # and a Retry-After is honoured up to 10 minutes
+DEFAULT_HOLD = 1.0  # a 429 without a usable Retry-After holds the key for 1 s
+MAX_RETRY_AFTER = 600.0  # and a Retry-After is honoured up to 10 minutes
 _SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?\Z")
 
 

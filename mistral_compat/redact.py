@@ -24,14 +24,45 @@ MASK = "[REDACTED]"
 
 # A name is key-like when its normalised form (lower case, percent-decoded, without - _ . and spaces)
 # contains one of these. Errs on the side of masking ("monkey" is masked too).
-SECRET_WORDS = ("key", "token", "secret", "passw", "pwd", "auth", "credential", "cookie", "signature",
-                "session", "private", "bearer", "jwt", "csrf", "xsrf")
+SECRET_WORDS = (
+    "key",
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "auth",
+    "credential",
+    "cookie",
+    "signature",
+    "session",
+    "private",
+    "bearer",
+    "jwt",
+    "csrf",
+    "xsrf",
+)
 # and in query strings also "sig" (as in ?sig=... of signed URLs)
 _QUERY_WORDS = SECRET_WORDS + ("sig",)
 # cheap gate for the line patterns: nothing to do unless one of these occurs (lower case; the most
 # frequent first)
-_TRIGGERS = ("key", "auth", "token", "bearer", "cookie", "basic", "secret", "passw", "pwd", "credential",
-             "signature", "session", "private", "jwt", "csrf", "xsrf")
+_TRIGGERS = (
+    "key",
+    "auth",
+    "token",
+    "bearer",
+    "cookie",
+    "basic",
+    "secret",
+    "passw",
+    "pwd",
+    "credential",
+    "signature",
+    "session",
+    "private",
+    "jwt",
+    "csrf",
+    "xsrf",
+)
 _NAME_DROP = str.maketrans("", "", "-_. ")
 
 # "authorization: Bearer sk-...", "x-api-key: ...", "api-key = ..." anywhere in a line
@@ -132,7 +163,7 @@ def _mask_table_lines(text: str) -> str:
     if "\n" in text:
         return _TABLE_LINE.sub(_mask_table_line, text)
     m = _TABLE_LINE.match(text)  # one line: one look
-    return text if m is None else _mask_table_line(m) + text[m.end():]
+    return text if m is None else _mask_table_line(m) + text[m.end() :]
 
 
 def _mask_table_line(m: re.Match) -> str:
@@ -156,7 +187,7 @@ def _redact_coloured(text: str) -> str:
 def _mask_query(m: re.Match) -> str:
     if not m.group(2) or not secret_name(m.group(1), _QUERY_WORDS):
         return m.group(0)
-    return m.group(0)[:m.start(2) - m.start()] + MASK
+    return m.group(0)[: m.start(2) - m.start()] + MASK
 
 
 def _json_name(raw: str) -> str:
@@ -249,10 +280,15 @@ def redact_json(value: Any, max_string: int = 200) -> Any:
             key = k
             if isinstance(k, str):
                 if len(k) > max_string:
-                    key = f"{k[:max_string // 2]}...<{len(k)} characters>"
-                if secret_name(k) and not (_count_name(k) and (  # usage counts: max_tokens, prompt_tokens_details
-                        v is None or (isinstance(v, dict) and k.lower().endswith("details"))
-                        or (isinstance(v, (int, float)) and not isinstance(v, bool)))):
+                    key = f"{k[: max_string // 2]}...<{len(k)} characters>"
+                if secret_name(k) and not (
+                    _count_name(k)
+                    and (  # usage counts: max_tokens, prompt_tokens_details
+                        v is None
+                        or (isinstance(v, dict) and k.lower().endswith("details"))
+                        or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                    )
+                ):
                     out[key] = MASK
                     continue
             out[key] = redact_json(v, max_string)
@@ -260,7 +296,7 @@ def redact_json(value: Any, max_string: int = 200) -> Any:
     if isinstance(value, list):
         return [redact_json(v, max_string) for v in value]
     if isinstance(value, str) and len(value) > max_string:
-        return f"{value[:max_string // 2]}...<{len(value)} characters>"
+        return f"{value[: max_string // 2]}...<{len(value)} characters>"
     return value
 
 
@@ -285,7 +321,7 @@ def _escaped(text: str, limit: int, reverse: bool = False) -> tuple[str, int]:
     out: list[str] = []
     size = 0
     used = 0
-    for c in (reversed(text) if reverse else text):
+    for c in reversed(text) if reverse else text:
         e = c if c.isprintable() else _escape(c)
         if size + len(e) > limit:
             break
@@ -308,7 +344,7 @@ def printable(text: str, limit: int = 200, tail: int = 0) -> str:
     if len(text) <= limit and text.isprintable():
         return text  # the common case: one C-speed check
     if tail and len(text) > limit:
-        head, _ = _escaped(text[:limit - tail], limit - tail)
+        head, _ = _escaped(text[: limit - tail], limit - tail)
         end, _ = _escaped(text[-tail:], tail, reverse=True)
         return f"{head}...({len(text)} chars)...{end}"
     out, used = _escaped(text[:limit], limit)

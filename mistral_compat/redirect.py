@@ -20,17 +20,52 @@ from urllib.parse import unquote
 
 from .errors import PREFIX, ErrorInfo, openai_error
 from .hosts import ascii_host
-from .models import (DEFAULT_GROUPS, DEFAULT_MAP, MAX_ENTRIES, MAX_NAME, Entry, ModelMap,
-                     combine, markdown_table, merge_models, model_object, parse_entry, parse_model_map,
-                     rename_model, retrieve_model)
+from .models import (
+    DEFAULT_GROUPS,
+    DEFAULT_MAP,
+    MAX_ENTRIES,
+    MAX_NAME,
+    Entry,
+    ModelMap,
+    combine,
+    markdown_table,
+    merge_models,
+    model_object,
+    parse_entry,
+    parse_model_map,
+    rename_model,
+    retrieve_model,
+)
 from .redact import printable
 
 __all__ = [
-    "OPENAI_HOST", "DEFAULT_TARGET", "NOT_FOUND_STATUS", "FEATURES", "Target", "parse_target", "route",
-    "openai_only", "not_found_body", "model_id", "FORBIDDEN_STATUS", "origin_refused", "refused_body",
+    "OPENAI_HOST",
+    "DEFAULT_TARGET",
+    "NOT_FOUND_STATUS",
+    "FEATURES",
+    "Target",
+    "parse_target",
+    "route",
+    "openai_only",
+    "not_found_body",
+    "model_id",
+    "FORBIDDEN_STATUS",
+    "origin_refused",
+    "refused_body",
     # the model names (mistral_compat/models.py)
-    "DEFAULT_GROUPS", "DEFAULT_MAP", "MAX_ENTRIES", "MAX_NAME", "Entry", "ModelMap", "combine",
-    "markdown_table", "merge_models", "model_object", "parse_entry", "parse_model_map", "rename_model",
+    "DEFAULT_GROUPS",
+    "DEFAULT_MAP",
+    "MAX_ENTRIES",
+    "MAX_NAME",
+    "Entry",
+    "ModelMap",
+    "combine",
+    "markdown_table",
+    "merge_models",
+    "model_object",
+    "parse_entry",
+    "parse_model_map",
+    "rename_model",
     "retrieve_model",
 ]
 
@@ -48,9 +83,11 @@ MAX_TARGET = 2048
 # ---------------------------------------------------------------------------------------------------------
 # mistral_redirect_to
 
+
 class Target(NamedTuple):
     """Where redirected requests go: scheme ('http' or 'https'), host (lower case, punycode; an IPv6
     address without brackets) and port (the scheme's default filled in)."""
+
     scheme: str
     host: str
     port: int
@@ -90,28 +127,34 @@ def parse_target(text: str) -> Target:
     scheme, sep, rest = spec.partition("://")
     scheme = scheme.lower()
     if not sep:
-        raise ValueError(f"mistral_redirect_to {shown} is not a URL; give e.g. {DEFAULT_TARGET} or "
-                         f"http://127.0.0.1:8080")
+        raise ValueError(
+            f"mistral_redirect_to {shown} is not a URL; give e.g. {DEFAULT_TARGET} or http://127.0.0.1:8080"
+        )
     if scheme not in _DEFAULT_PORTS:
         raise ValueError(f"mistral_redirect_to {shown}: the scheme must be http or https")
     if "?" in rest or "#" in rest:
-        raise ValueError(f"mistral_redirect_to {shown} has a query or fragment; give only "
-                         f"{scheme}://host[:port]")
+        raise ValueError(f"mistral_redirect_to {shown} has a query or fragment; give only {scheme}://host[:port]")
     netloc, slash, path = rest.partition("/")
     if not netloc:
         raise ValueError(f"mistral_redirect_to {shown} has no host")
     if "@" in netloc:
-        raise ValueError(f"mistral_redirect_to {shown} has a user name or password (user@host); give only "
-                         f"{scheme}://host[:port] (the Mistral key comes from MISTRAL_API_KEY)")
+        raise ValueError(
+            f"mistral_redirect_to {shown} has a user name or password (user@host); give only "
+            f"{scheme}://host[:port] (the Mistral key comes from MISTRAL_API_KEY)"
+        )
     if path:
-        raise ValueError(f"mistral_redirect_to {shown} has a path (/{printable(path, 60)}); give only "
-                         f"{scheme}://host[:port]: each request keeps its own path (/v1/chat/completions)")
+        raise ValueError(
+            f"mistral_redirect_to {shown} has a path (/{printable(path, 60)}); give only "
+            f"{scheme}://host[:port]: each request keeps its own path (/v1/chat/completions)"
+        )
     host, port = _split_netloc(netloc, shown)
     if port is None:
         port = _DEFAULT_PORTS[scheme]
     if host == "openai.com" or host.endswith(".openai.com"):
-        raise ValueError(f"mistral_redirect_to {shown} is OpenAI: requests redirected from OpenAI must go to "
-                         f"Mistral (or a server in front of it), and the Mistral key must never reach OpenAI")
+        raise ValueError(
+            f"mistral_redirect_to {shown} is OpenAI: requests redirected from OpenAI must go to "
+            f"Mistral (or a server in front of it), and the Mistral key must never reach OpenAI"
+        )
     return Target(scheme, host, port)
 
 
@@ -122,20 +165,20 @@ def _split_netloc(netloc: str, shown: str) -> tuple[str, int | None]:
         end = netloc.find("]")
         if end < 0:
             raise ValueError(f"mistral_redirect_to {shown}: the IPv6 address has no closing ']'")
-        raw, after = netloc[1:end], netloc[end + 1:]
+        raw, after = netloc[1:end], netloc[end + 1 :]
         try:
             if "%" in raw:  # a zone (fe80::1%eth0) names an interface of this machine, not a server
                 raise ValueError
             host = str(ipaddress.IPv6Address(raw))
         except ValueError:
-            raise ValueError(f"mistral_redirect_to {shown}: {printable(raw, 60)!s} in [] is not an IPv6 "
-                             f"address") from None
+            raise ValueError(
+                f"mistral_redirect_to {shown}: {printable(raw, 60)!s} in [] is not an IPv6 address"
+            ) from None
         if after and not after.startswith(":"):
             raise ValueError(f"mistral_redirect_to {shown}: only ':port' may follow the IPv6 address")
         return host, _port(after[1:], shown) if after else None
     if netloc.count(":") > 1:
-        raise ValueError(f"mistral_redirect_to {shown}: an IPv6 address must be in brackets, e.g. "
-                         f"http://[::1]:8080")
+        raise ValueError(f"mistral_redirect_to {shown}: an IPv6 address must be in brackets, e.g. http://[::1]:8080")
     name, colon, port_text = netloc.partition(":")
     port = _port(port_text, shown) if colon else None
     name = name.lower()
@@ -147,8 +190,7 @@ def _split_netloc(netloc: str, shown: str) -> tuple[str, int | None]:
         try:
             return str(ipaddress.IPv4Address(name)), port
         except ValueError:
-            raise ValueError(f"mistral_redirect_to {shown}: {printable(name, 60)} is not an IPv4 address") \
-                from None
+            raise ValueError(f"mistral_redirect_to {shown}: {printable(name, 60)} is not an IPv4 address") from None
     try:
         host = ascii_host(name, netloc).lower()  # internationalised names in punycode, as hosts.py does
     except ValueError as e:
@@ -223,13 +265,32 @@ FEATURES: dict[str, str] = {
 }
 
 _FAMILIES = {
-    "images": "images", "audio": "audio", "files": "files", "uploads": "uploads", "batches": "batches",
-    "assistants": "assistants", "threads": "threads", "vector_stores": "vector_stores",
-    "fine_tuning": "fine_tuning", "fine-tunes": "fine_tuning", "realtime": "realtime", "evals": "evals",
-    "containers": "containers", "videos": "videos", "skills": "skills", "chatkit": "chatkit",
-    "conversations": "conversations", "agents": "agents", "organization": "organization",
-    "dashboard": "billing", "usage": "organization", "completions": "completions",
-    "engines": "legacy", "edits": "legacy", "answers": "legacy", "classifications": "legacy",
+    "images": "images",
+    "audio": "audio",
+    "files": "files",
+    "uploads": "uploads",
+    "batches": "batches",
+    "assistants": "assistants",
+    "threads": "threads",
+    "vector_stores": "vector_stores",
+    "fine_tuning": "fine_tuning",
+    "fine-tunes": "fine_tuning",
+    "realtime": "realtime",
+    "evals": "evals",
+    "containers": "containers",
+    "videos": "videos",
+    "skills": "skills",
+    "chatkit": "chatkit",
+    "conversations": "conversations",
+    "agents": "agents",
+    "organization": "organization",
+    "dashboard": "billing",
+    "usage": "organization",
+    "completions": "completions",
+    "engines": "legacy",
+    "edits": "legacy",
+    "answers": "legacy",
+    "classifications": "legacy",
 }
 
 MAX_PATH = 8192  # characters of a path examined (a longer one is judged by its start)
@@ -291,9 +352,11 @@ def not_found_body(path: str, feature: str, method: str | None = None) -> bytes:
     where = printable(path.split("?", 1)[0] if isinstance(path, str) else "", 200)
     if isinstance(method, str) and method:
         where = f"{printable(method.upper(), 20)} {where}"
-    message = (f"{PREFIX}{where} belongs to OpenAI's {label} API, which has no counterpart at Mistral. "
-               f"This proxy sends requests for {OPENAI_HOST} to Mistral instead, so it answered this one itself: "
-               f"the request was sent neither to Mistral nor to OpenAI.")
+    message = (
+        f"{PREFIX}{where} belongs to OpenAI's {label} API, which has no counterpart at Mistral. "
+        f"This proxy sends requests for {OPENAI_HOST} to Mistral instead, so it answered this one itself: "
+        f"the request was sent neither to Mistral nor to OpenAI."
+    )
     return openai_error(ErrorInfo(message, "invalid_request_error", None, "unknown_url"))
 
 
@@ -306,6 +369,7 @@ def not_found_body(path: str, feature: str, method: str | None = None) -> bytes:
 # locked to api.openai.com (desktop programs, scripts, SDKs) send none. So a request with an Origin is
 # answered here, unless the user listed that origin in mistral_cors_origins.
 
+
 def origin_refused(origin: str | None, allowed: frozenset[str] | set[str] = frozenset()) -> str | None:
     """For a request to the redirected host: None when it may go on (no Origin header, or an origin in
     `allowed`, mistral_cors_origins as parsed), else the message of the local FORBIDDEN_STATUS answer."""
@@ -313,9 +377,11 @@ def origin_refused(origin: str | None, allowed: frozenset[str] | set[str] = froz
         return None
     if not isinstance(origin, str) or origin.strip().rstrip("/") not in allowed:
         shown = printable(origin if isinstance(origin, str) else repr(origin), 100)
-        return (f"{PREFIX}a web page (Origin: {shown}) asked for {OPENAI_HOST}, which this proxy serves from "
-                f"Mistral with your Mistral key; web pages may do so only from an origin listed in "
-                f"mistral_cors_origins, so it answered this request itself and sent it nowhere")
+        return (
+            f"{PREFIX}a web page (Origin: {shown}) asked for {OPENAI_HOST}, which this proxy serves from "
+            f"Mistral with your Mistral key; web pages may do so only from an origin listed in "
+            f"mistral_cors_origins, so it answered this request itself and sent it nowhere"
+        )
     return None
 
 

@@ -17,12 +17,12 @@ from .redact import escape_json_text, printable, redact_json
 
 _INDEX = re.compile(r"\[\d+\]")
 
-LINE_LIMIT = 4096        # characters of one log line (the changes that do not fit are counted)
-MESSAGE_LIMIT = 600      # characters of the reason a body was refused (its start and its end are kept)
-COMMENT_CHANGES = 100    # changes listed in a flow comment
-DUMP_LIMIT = 100_000     # characters of each body in the before/after view and the debug dump
-SUMMARY_LIMIT = 65_536   # characters of the shutdown summary
-MAX_FIELDS = 200         # distinct fields counted apart per client in the summary
+LINE_LIMIT = 4096  # characters of one log line (the changes that do not fit are counted)
+MESSAGE_LIMIT = 600  # characters of the reason a body was refused (its start and its end are kept)
+COMMENT_CHANGES = 100  # changes listed in a flow comment
+DUMP_LIMIT = 100_000  # characters of each body in the before/after view and the debug dump
+SUMMARY_LIMIT = 65_536  # characters of the shutdown summary
+MAX_FIELDS = 200  # distinct fields counted apart per client in the summary
 
 
 def _head(endpoint: str, client: str, dry_run: bool) -> str:
@@ -44,8 +44,10 @@ def rejected_line(endpoint: str, client: str, status: int, message: str, dry_run
     """'mistral-compat chat/completions [client]: answered 400: the body is not JSON (...)'; the message
     may repeat what the client sent: escaped, and cut in the middle when long."""
     verb = "would answer" if dry_run else "answered"
-    return (f"mistral-compat {printable(endpoint)} [{printable(client)}]: {verb} {status}: "
-            f"{printable(message, MESSAGE_LIMIT, tail=MESSAGE_LIMIT // 3)}")
+    return (
+        f"mistral-compat {printable(endpoint)} [{printable(client)}]: {verb} {status}: "
+        f"{printable(message, MESSAGE_LIMIT, tail=MESSAGE_LIMIT // 3)}"
+    )
 
 
 def comment(changes: list[Change], dry_run: bool = False, wait_note: str = "") -> str:
@@ -86,8 +88,17 @@ def answer_comment(notes: list[str], dry_run: bool = False) -> str:
 
 def answer_before_after(original: bytes, translated: bytes, notes: list[str]) -> str:
     """The text of the content view of a translated answer (secrets masked, long strings shortened)."""
-    return "\n".join([answer_comment(notes), "", "--- sent by Mistral", _pretty(original), "",
-                      "+++ forwarded to the client", _pretty(translated)])
+    return "\n".join(
+        [
+            answer_comment(notes),
+            "",
+            "--- sent by Mistral",
+            _pretty(original),
+            "",
+            "+++ forwarded to the client",
+            _pretty(translated),
+        ]
+    )
 
 
 def _pretty(body: bytes) -> str:
@@ -97,7 +108,8 @@ def _pretty(body: bytes) -> str:
         text = escape_json_text(json.dumps(redact_json(json.loads(body)), indent=2, ensure_ascii=False))
     except (ValueError, RecursionError):
         return printable(body[:2000].decode("utf-8", "replace"), 2000) + (
-            f"...({len(body)} bytes)" if len(body) > 2000 else "")
+            f"...({len(body)} bytes)" if len(body) > 2000 else ""
+        )
     if len(text) > DUMP_LIMIT:
         text = f"{text[:DUMP_LIMIT]}\n...(cut at {DUMP_LIMIT} of {len(text)} characters)"
     return text
@@ -105,8 +117,7 @@ def _pretty(body: bytes) -> str:
 
 def before_after(original: bytes, rewritten: bytes | None, changes: list[Change]) -> str:
     """The text of the before/after content view (secrets masked, long strings shortened)."""
-    parts = [comment(changes, dry_run=rewritten is None), "",
-             "--- sent by the client", _pretty(original), ""]
+    parts = [comment(changes, dry_run=rewritten is None), "", "--- sent by the client", _pretty(original), ""]
     if rewritten is not None:
         parts += ["+++ forwarded to Mistral", _pretty(rewritten)]
     else:
@@ -142,9 +153,9 @@ class ClientStats:
     changed: int = 0
     rejected: int = 0
     answered: int = 0
-    waits: int = 0          # requests that waited for their turn (mistral_rate_limit, a 429's Retry-After)
-    waited: float = 0.0     # seconds waited, all together
-    limited: int = 0        # 429s: Mistral's, and the proxy's own when its queue was full
+    waits: int = 0  # requests that waited for their turn (mistral_rate_limit, a 429's Retry-After)
+    waited: float = 0.0  # seconds waited, all together
+    limited: int = 0  # 429s: Mistral's, and the proxy's own when its queue was full
     fields: Counter = field(default_factory=Counter)
 
 
@@ -239,8 +250,9 @@ class Summary:
                 block.append(f"    ... and {len(s.fields) - top} more")
             size += sum(len(line) + 1 for line in block)
             if size > SUMMARY_LIMIT and i:
-                lines.append(f"... and {len(ranked) - i} more clients (the summary is cut at {SUMMARY_LIMIT} "
-                             f"characters)")
+                lines.append(
+                    f"... and {len(ranked) - i} more clients (the summary is cut at {SUMMARY_LIMIT} characters)"
+                )
                 break
             lines += block
         return "\n".join(lines)

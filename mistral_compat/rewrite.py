@@ -9,17 +9,17 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .changes import VALUE, Change
-from .models import ModelMap, rename_model
 from .jsonio import BodyError, Document, parse
+from .models import ModelMap, rename_model
 from .rules import Rules
 from .schema import Drop
 from .translate import CONVERSATION_ENDPOINTS, Fixer
 
 
 class Result(NamedTuple):
-    body: bytes | None          # the new body, or None when the original is fine as it is
+    body: bytes | None  # the new body, or None when the original is fine as it is
     changes: list[Change]
-    error: str | None = None    # set when the body cannot be sent: answer 400 with this message
+    error: str | None = None  # set when the body cannot be sent: answer 400 with this message
 
 
 def rewrite(rules: Rules, endpoint: str, body: bytes, model_map: ModelMap | None = None) -> Result:
@@ -31,8 +31,9 @@ def rewrite(rules: Rules, endpoint: str, body: bytes, model_map: ModelMap | None
     return rewrite_doc(rules, endpoint, doc, model_map=model_map)
 
 
-def rewrite_doc(rules: Rules, endpoint: str, doc: Document, *, write: bool = False,
-                model_map: ModelMap | None = None) -> Result:
+def rewrite_doc(
+    rules: Rules, endpoint: str, doc: Document, *, write: bool = False, model_map: ModelMap | None = None
+) -> Result:
     """A parsed request body, repaired in place -> Result. Result.body is None when nothing changed, unless
     write: then it is the body's bytes in any case (a body that was never sent as it is). model_map: the
     model names to replace (mistral_model_map), first of all."""

@@ -24,9 +24,9 @@ BUILTIN = Path(__file__).with_name("rules.json")
 
 # Limits on the process that parses a spec file (isolate=True). Mistral's 1.1 MB spec takes 0.3 s of CPU
 # (2 s where ruamel.yaml has no libyaml, as on Python 3.12 with ruamel.yaml 0.19) and 30 MB.
-PARSE_TIMEOUT = 60.0          # seconds of wall time
-PARSE_CPU = 60                # seconds of CPU time
-PARSE_MEMORY = 1024 * 2**20   # bytes of address space
+PARSE_TIMEOUT = 60.0  # seconds of wall time
+PARSE_CPU = 60  # seconds of CPU time
+PARSE_MEMORY = 1024 * 2**20  # bytes of address space
 
 
 class Rules:
@@ -41,9 +41,11 @@ class Rules:
             self.endpoints = {**{k: fallback.endpoints[k] for k in self.from_fallback}, **self.endpoints}
         # longest suffix first, so chat/moderations wins over moderations
         names = sorted(self.endpoints, key=len, reverse=True)
-        self._path = re.compile(
-            r"(?:^|/)v1/(" + "|".join(re.escape(n) for n in names) + r")/?$"
-        ) if names else re.compile(r"(?!)")
+        self._path = (
+            re.compile(r"(?:^|/)v1/(" + "|".join(re.escape(n) for n in names) + r")/?$")
+            if names
+            else re.compile(r"(?!)")
+        )
 
     def endpoint(self, path: str) -> str | None:
         """'/openai/v1/chat/completions?x=1' -> 'chat/completions'; None if not a rewritten endpoint."""
@@ -82,6 +84,7 @@ def from_spec_file(path: str | Path, *, isolate: bool = False) -> tuple[Rules, l
 
 class Loaded(NamedTuple):
     """What load() gives: the rules to use, and the messages to log as (logging level, text)."""
+
     rules: Rules
     messages: list[tuple[int, str]]
 
@@ -93,19 +96,34 @@ def load(path: str, keep: Rules | None = None, *, isolate: bool = True) -> Loade
     if not path:
         return Loaded(builtin(), [])
     keep = keep or builtin()
-    stay = "the built-in rules stay in force" if keep is builtin() else \
-        f"the rules loaded before from {keep.source} stay in force"
+    stay = (
+        "the built-in rules stay in force"
+        if keep is builtin()
+        else f"the rules loaded before from {keep.source} stay in force"
+    )
     try:
         rules, problems = from_spec_file(path, isolate=isolate)
     except spec.SpecError as e:
         return Loaded(keep, [(logging.WARNING, f"mistral-compat: mistral_openapi: {e}; {stay}")])
     except Exception as e:  # pragma: no cover - every failure should be a SpecError
-        return Loaded(keep, [(logging.WARNING, f"mistral-compat: mistral_openapi: {path} could not be loaded "
-                                               f"({type(e).__name__}: {e}); {stay}")])
+        return Loaded(
+            keep,
+            [
+                (
+                    logging.WARNING,
+                    f"mistral-compat: mistral_openapi: {path} could not be loaded ({type(e).__name__}: {e}); {stay}",
+                )
+            ],
+        )
     messages = [(logging.WARNING, f"mistral-compat: mistral_openapi {path}: {problem}") for problem in problems]
     fallback = f"; built-in rules for {', '.join(rules.from_fallback)}" if rules.from_fallback else ""
-    messages.append((logging.INFO, f"mistral-compat: rules for {len(rules.endpoints) - len(rules.from_fallback)} "
-                                   f"endpoints loaded from {path}{fallback}"))
+    messages.append(
+        (
+            logging.INFO,
+            f"mistral-compat: rules for {len(rules.endpoints) - len(rules.from_fallback)} "
+            f"endpoints loaded from {path}{fallback}",
+        )
+    )
     return Loaded(rules, messages)
 
 
@@ -118,8 +136,19 @@ _children_lock = threading.Lock()
 
 def _compile_in_child(path: str | Path) -> tuple[dict, list[str]]:
     """spec.compile_file(path), run as `python -m mistral_compat.spec` in a child process."""
-    cmd = [sys.executable, "-I", "-c", _CHILD, _PACKAGE_PARENT,
-           "--memory", str(PARSE_MEMORY), "--cpu", str(PARSE_CPU), "--", str(path)]
+    cmd = [
+        sys.executable,
+        "-I",
+        "-c",
+        _CHILD,
+        _PACKAGE_PARENT,
+        "--memory",
+        str(PARSE_MEMORY),
+        "--cpu",
+        str(PARSE_CPU),
+        "--",
+        str(path),
+    ]
     try:
         child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as e:
@@ -143,8 +172,11 @@ def _compile_in_child(path: str | Path) -> tuple[dict, list[str]]:
             result = None
         if isinstance(result, dict) and "error" in result:
             raise spec.SpecError(str(result["error"]))
-        if isinstance(result, dict) and isinstance(result.get("rules"), dict) \
-                and isinstance(result.get("problems"), list):
+        if (
+            isinstance(result, dict)
+            and isinstance(result.get("rules"), dict)
+            and isinstance(result.get("problems"), list)
+        ):
             return result["rules"], [str(p) for p in result["problems"]]
         raise spec.SpecError(f"the process parsing {path} wrote no rules")  # pragma: no cover
     if code < 0:
@@ -152,9 +184,11 @@ def _compile_in_child(path: str | Path) -> tuple[dict, list[str]]:
             name = signal.Signals(-code).name
         except ValueError:  # pragma: no cover
             name = f"signal {-code}"
-        why = {"SIGXCPU": f"it used more than {PARSE_CPU} s of CPU",
-               "SIGKILL": "it was killed (out of memory, or stopped)",
-               "SIGTERM": "it was stopped"}.get(name, "it crashed")
+        why = {
+            "SIGXCPU": f"it used more than {PARSE_CPU} s of CPU",
+            "SIGKILL": "it was killed (out of memory, or stopped)",
+            "SIGTERM": "it was stopped",
+        }.get(name, "it crashed")
         raise spec.SpecError(f"the process parsing {path} ended with {name} ({why})")
     last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
     if "MemoryError" in last[0]:

@@ -51,8 +51,20 @@ class AnyNode(Node):
 
 
 class ScalarNode(Node):
-    __slots__ = ("type", "enum", "min", "max", "xmin", "xmax", "name", "kinds", "accepts_null", "ranged", "trivial",
-                 "bounds")
+    __slots__ = (
+        "type",
+        "enum",
+        "min",
+        "max",
+        "xmin",
+        "xmax",
+        "name",
+        "kinds",
+        "accepts_null",
+        "ranged",
+        "trivial",
+        "bounds",
+    )
 
     def __init__(self, spec: dict, name: str | None) -> None:
         self.type = spec["type"]
@@ -62,13 +74,16 @@ class ScalarNode(Node):
         self.name = name
         self.accepts_null = self.type == "null"
         # a number with limits: the only scalar (besides an enum) whose value can need repair
-        self.ranged = self.type in ("number", "integer") and \
-            any(b is not None for b in (self.min, self.max, self.xmin, self.xmax))
+        self.ranged = self.type in ("number", "integer") and any(
+            b is not None for b in (self.min, self.max, self.xmin, self.xmax)
+        )
         self.trivial = self.enum is None and not self.ranged
         inf = float("inf")
         # (min, xmin, max, xmax) with the missing ones unbounded, for one quick check of a value in range
-        self.bounds = tuple(inf * sign if b is None else b for b, sign in
-                            ((self.min, -1), (self.xmin, -1), (self.max, 1), (self.xmax, 1)))
+        self.bounds = tuple(
+            inf * sign if b is None else b
+            for b, sign in ((self.min, -1), (self.xmin, -1), (self.max, 1), (self.xmax, 1))
+        )
         self.kinds = frozenset({"number", "integer"} if self.type == "number" else {self.type})
 
     def score(self, value: Any) -> int:
@@ -299,7 +314,7 @@ class ArrayNode(Node):
 
 class UnionNode(Node):
     kinds = frozenset({"object"})
-    by: str                 # the key that tells the shapes apart (set by setup, like map and aliases)
+    by: str  # the key that tells the shapes apart (set by setup, like map and aliases)
     map: dict[str, Node]
 
     def setup(self, spec: dict, compile_) -> None:
@@ -419,7 +434,7 @@ def compile_rules(rules: dict) -> dict[str, Node]:
                 target = schemas[ref]
                 if isinstance(target, dict) and "ref" in target:  # an alias of another schema
                     if ref in aliasing:
-                        cycle = " -> ".join(aliasing[aliasing.index(ref):] + [ref])
+                        cycle = " -> ".join(aliasing[aliasing.index(ref) :] + [ref])
                         raise ValueError(f"schemas that are only a $ref to one another form a cycle: {cycle}")
                     aliasing.append(ref)
                     try:
@@ -490,10 +505,11 @@ def _refuse_cycles(branching: list, names: dict[int, str]) -> None:
                 continue
             s = state.get(id(nxt))
             if s == 1:
-                loop = path[[id(n) for n in path].index(id(nxt)):] + [nxt]
+                loop = path[[id(n) for n in path].index(id(nxt)) :] + [nxt]
                 shown = " -> ".join(names.get(id(n), type(n).__name__) for n in loop)
-                raise ValueError(f"rules lead from a schema back to itself without going deeper into the "
-                                 f"body ({shown})")
+                raise ValueError(
+                    f"rules lead from a schema back to itself without going deeper into the body ({shown})"
+                )
             if s is None:
                 state[id(nxt)] = 1
                 path.append(nxt)

@@ -53,8 +53,8 @@ _REF_PREFIX = "#/components/schemas/"
 
 # Limits on a spec file (Mistral's own, 2026-08: 1.1 MB, nested 15 deep, no YAML aliases).
 MAX_FILE_BYTES = 32 * 1024 * 1024  # bigger files are not read at all
-MAX_DEPTH = 100                     # nesting of mappings/lists (JSON objects/arrays)
-MAX_ALIAS_NODES = 100_000           # nodes that all YAML aliases (*name, <<: *name) stand for, in all
+MAX_DEPTH = 100  # nesting of mappings/lists (JSON objects/arrays)
+MAX_ALIAS_NODES = 100_000  # nodes that all YAML aliases (*name, <<: *name) stand for, in all
 
 
 class SpecError(ValueError):
@@ -113,14 +113,19 @@ def load_yaml(text: str, name: str = "the spec") -> Any:
     MAX_ALIAS_NODES nodes in all (a "billion laughs" file is refused after a few hundred bytes), an alias
     of a node that contains it. An alias gives the same object, never a copy. SpecError when over a limit;
     ruamel.yaml's own errors for text that is not YAML."""
-    from ruamel.yaml import YAML  # shipped with mitmproxy
-    from ruamel.yaml import events
+    from ruamel.yaml import (
+        YAML,  # shipped with mitmproxy
+        events,
+    )
     from ruamel.yaml.nodes import ScalarNode
 
     yaml = YAML(typ="safe")  # libyaml's parser where ruamel.yaml.clib is installed, else the pure one
     resolver, constructor = yaml.resolver, yaml.constructor
-    scalar_start, mapping_start, sequence_start = events.ScalarEvent, events.MappingStartEvent, \
-        events.SequenceStartEvent
+    scalar_start, mapping_start, sequence_start = (
+        events.ScalarEvent,
+        events.MappingStartEvent,
+        events.SequenceStartEvent,
+    )
     collection_end, alias_event = events.CollectionEndEvent, events.AliasEvent
     document_start = events.DocumentStartEvent
     built: dict[tuple, Any] = {}  # (tag, text) -> value of a plain or tagged scalar
@@ -160,8 +165,7 @@ def load_yaml(text: str, name: str = "the spec") -> Any:
                 anchors[ev.anchor] = (value, 1)
         elif cls is mapping_start or cls is sequence_start:
             if len(stack) >= MAX_DEPTH:
-                raise SpecError(f"{name} is nested more than {MAX_DEPTH} deep{where(ev)}, more than a spec "
-                                f"file may be")
+                raise SpecError(f"{name} is nested more than {MAX_DEPTH} deep{where(ev)}, more than a spec file may be")
             if ev.anchor is not None:
                 open_anchors.add(ev.anchor)
             is_map = cls is mapping_start
@@ -181,8 +185,10 @@ def load_yaml(text: str, name: str = "the spec") -> Any:
             value, size = anchors[ev.anchor]
             alias_nodes += size
             if alias_nodes > MAX_ALIAS_NODES:
-                raise SpecError(f"{name}: its YAML aliases stand for more than {MAX_ALIAS_NODES:,} nodes "
-                                f"(an alias bomb?){where(ev)}")
+                raise SpecError(
+                    f"{name}: its YAML aliases stand for more than {MAX_ALIAS_NODES:,} nodes "
+                    f"(an alias bomb?){where(ev)}"
+                )
         else:
             if cls is document_start:
                 documents += 1
@@ -224,7 +230,7 @@ def _merged(mapping: dict, merges: list, name: str, start, where) -> dict:
     """A mapping with its << merges: its own keys win, then the merged mappings in the order given."""
     parts: list[dict] = []
     for m in merges:
-        for part in (m if isinstance(m, list) else [m]):
+        for part in m if isinstance(m, list) else [m]:
             if not isinstance(part, dict):
                 raise SpecError(f"{name}: a << merge{where(start)} must be a mapping or a list of mappings")
             parts.append(part)
@@ -313,7 +319,7 @@ class _Compiler:
     def ref(self, ref: str) -> dict:
         if not isinstance(ref, str) or not ref.startswith(_REF_PREFIX):
             raise SpecError(f"unsupported $ref {ref!r}")
-        name = ref[len(_REF_PREFIX):]
+        name = ref[len(_REF_PREFIX) :]
         if name not in self.components:
             raise SpecError(f"$ref to missing schema {name!r}")
         if name not in self.done and name not in self._busy:
@@ -349,8 +355,12 @@ class _Compiler:
             out: dict[str, Any] = {"type": t}
             if "enum" in s:
                 out["enum"] = list(s["enum"])
-            for src, dst in (("minimum", "min"), ("maximum", "max"),
-                             ("exclusiveMinimum", "xmin"), ("exclusiveMaximum", "xmax")):
+            for src, dst in (
+                ("minimum", "min"),
+                ("maximum", "max"),
+                ("exclusiveMinimum", "xmin"),
+                ("exclusiveMaximum", "xmax"),
+            ):
                 if isinstance(s.get(src), (int, float)) and not isinstance(s.get(src), bool):
                     out[dst] = s[src]
             return _nullable(out, s)
@@ -376,7 +386,7 @@ class _Compiler:
         for part in s["allOf"]:
             if "$ref" in part:
                 self.ref(part["$ref"])
-                part = self.components[part["$ref"][len(_REF_PREFIX):]]
+                part = self.components[part["$ref"][len(_REF_PREFIX) :]]
             props.update(part.get("properties") or {})
             required += part.get("required") or []
             closed = closed or part.get("additionalProperties") is False
@@ -390,8 +400,10 @@ class _Compiler:
         if isinstance(discriminator, dict) and discriminator.get("propertyName"):
             mapping = discriminator.get("mapping") or {}
             if mapping:
-                out: Any = {"union": discriminator["propertyName"],
-                            "map": {tag: self.ref(ref) for tag, ref in mapping.items()}}
+                out: Any = {
+                    "union": discriminator["propertyName"],
+                    "map": {tag: self.ref(ref) for tag, ref in mapping.items()},
+                }
                 if nullable:
                     out = {"anyof": [out, {"type": "null"}]}
                 return out
@@ -451,8 +463,10 @@ def main(argv: list[str] | None = None) -> int:
     (anything else means the process failed). Run by the proxy in a child process, with limits."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m mistral_compat.spec",
-                                 description="Turn a Mistral OpenAPI file into mistral-compat's rules (JSON).")
+    ap = argparse.ArgumentParser(
+        prog="python -m mistral_compat.spec",
+        description="Turn a Mistral OpenAPI file into mistral-compat's rules (JSON).",
+    )
     ap.add_argument("spec", help="Mistral OpenAPI file (YAML or JSON)")
     ap.add_argument("--memory", type=int, default=0, help="address space limit in bytes (0: none)")
     ap.add_argument("--cpu", type=int, default=0, help="CPU time limit in seconds (0: none)")
@@ -469,8 +483,13 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as e:
         out = json.dumps({"error": str(e)})
     except MemoryError:
-        out = json.dumps({"error": f"{args.spec} needs more than {args.memory // 2**20} MB of memory to load"
-                          if args.memory else f"{args.spec} needs more memory than there is to load"})
+        out = json.dumps(
+            {
+                "error": f"{args.spec} needs more than {args.memory // 2**20} MB of memory to load"
+                if args.memory
+                else f"{args.spec} needs more memory than there is to load"
+            }
+        )
     except RecursionError:  # pragma: no cover - nesting is limited before any parsing
         out = json.dumps({"error": f"{args.spec} is nested too deep"})
     sys.stdout.write(out)

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 
 class Event(NamedTuple):
-    raw: bytes          # the event's bytes exactly as received, its blank line included
-    data: str | None    # its data lines joined with "\n"; None when it has none (a comment, a lone id)
+    raw: bytes  # the event's bytes exactly as received, its blank line included
+    data: str | None  # its data lines joined with "\n"; None when it has none (a comment, a lone id)
 
 
 def _data_value(line: bytes) -> bytes | None:
@@ -51,9 +51,9 @@ class Reader:
     as it is, as an Event without data, so that nothing is held back for long."""
 
     def __init__(self) -> None:
-        self._lines: list[bytes] = []     # the complete lines of the event being read, with their line ends
-        self._partial: list[bytes] = []   # the pieces of a line still incomplete (no quadratic joins)
-        self._held = 0                    # bytes in both
+        self._lines: list[bytes] = []  # the complete lines of the event being read, with their line ends
+        self._partial: list[bytes] = []  # the pieces of a line still incomplete (no quadratic joins)
+        self._held = 0  # bytes in both
 
     def feed(self, data: bytes) -> list[Event]:
         events = self._feed(data)
@@ -85,7 +85,7 @@ class Reader:
             end = data.find(b"\n", start)
             if end < 0:
                 break
-            line = data[start:end + 1]
+            line = data[start : end + 1]
             start = end + 1
             lines.append(line)
             if line == b"\n" or line == b"\r\n":

@@ -12,14 +12,14 @@ from typing import Any
 from .changes import Change
 
 # What a matched flow is (FlowState.kind).
-REWRITE = "rewrite"      # a POST to an endpoint with rules: its body is rewritten to what Mistral accepts
-BRIDGE = "bridge"        # OpenAI's Responses API (POST .../v1/responses), served from chat completions
-STORED = "stored"        # .../v1/responses/{id}...: Mistral stores no responses; answered 404 locally
+REWRITE = "rewrite"  # a POST to an endpoint with rules: its body is rewritten to what Mistral accepts
+BRIDGE = "bridge"  # OpenAI's Responses API (POST .../v1/responses), served from chat completions
+STORED = "stored"  # .../v1/responses/{id}...: Mistral stores no responses; answered 404 locally
 PREFLIGHT = "preflight"  # a CORS preflight (OPTIONS): answered by the proxy itself
-PASSED = "passed"        # any other request to a matched host: forwarded as it is (CORS and answers still apply)
+PASSED = "passed"  # any other request to a matched host: forwarded as it is (CORS and answers still apply)
 
 # What is done to the answer (FlowState.answers).
-CHAT_ANSWERS = "chat"    # chat-shaped answers (JSON or event stream) and error bodies translated for OpenAI clients
+CHAT_ANSWERS = "chat"  # chat-shaped answers (JSON or event stream) and error bodies translated for OpenAI clients
 ERROR_ANSWERS = "errors"  # only error bodies given OpenAI's error object
 
 
@@ -28,28 +28,38 @@ class FlowState:
     """One matched flow. Live flows hold this object; a saved or copied flow (mitmproxy's get_state deep-copies
     metadata, then writes it as tnetstring) holds `saved()`, a plain dict, which `from_saved` reads back."""
 
-    client: str                        # the User-Agent as shown in log lines and the summary
+    client: str  # the User-Agent as shown in log lines and the summary
     kind: str = PASSED
-    endpoint: str | None = None        # the rules' endpoint name ("chat/completions"), or "responses"
-    dry_run: bool = False              # decided when the request arrived (the option may change meanwhile)
+    endpoint: str | None = None  # the rules' endpoint name ("chat/completions"), or "responses"
+    dry_run: bool = False  # decided when the request arrived (the option may change meanwhile)
     changes: list[Change] = field(default_factory=list)
     rejected: tuple[int, str] | None = None  # (status, message): answered by the proxy (or would be, in a dry run)
-    original: bytes | None = None      # the request body as the client sent it, when it was changed
-    bridge: dict | None = None         # the Responses request, while its answer is being translated
-    answers: str | None = None         # CHAT_ANSWERS, ERROR_ANSWERS or None (left as Mistral sends them)
-    answer_stream: Any = None          # the stream translator, while an event stream passes
+    original: bytes | None = None  # the request body as the client sent it, when it was changed
+    bridge: dict | None = None  # the Responses request, while its answer is being translated
+    answers: str | None = None  # CHAT_ANSWERS, ERROR_ANSWERS or None (left as Mistral sends them)
+    answer_stream: Any = None  # the stream translator, while an event stream passes
     answer_notes: list[str] = field(default_factory=list)
     answer_original: bytes | None = None  # a translated JSON answer as Mistral sent it
-    key: str | None = None             # the API key's id (pacing.key_id), never the key
-    waited: float = 0.0                # seconds the request waited for its turn (mistral_rate_limit, a 429)
-    wait_note: str = ""                # "waited 2.0 s for mistral_rate_limit 1/s" (pacing.wait_note), or ""
-    gone: bool = False                 # the client left while its request waited: it was not sent
-    limited: bool = False              # Mistral answered 429 (rate limited)
-    redirected: bool = False           # bound for api.openai.com, sent to Mistral (mistral_redirect_openai)
-    user_agent: str = ""               # as the client sent it (client: escaped and cut, for people)
+    key: str | None = None  # the API key's id (pacing.key_id), never the key
+    waited: float = 0.0  # seconds the request waited for its turn (mistral_rate_limit, a 429)
+    wait_note: str = ""  # "waited 2.0 s for mistral_rate_limit 1/s" (pacing.wait_note), or ""
+    gone: bool = False  # the client left while its request waited: it was not sent
+    limited: bool = False  # Mistral answered 429 (rate limited)
+    redirected: bool = False  # bound for api.openai.com, sent to Mistral (mistral_redirect_openai)
+    user_agent: str = ""  # as the client sent it (client: escaped and cut, for people)
 
-    SAVED = ("client", "kind", "endpoint", "dry_run", "original", "answer_original", "answer_notes", "waited",
-             "wait_note", "redirected")
+    SAVED = (
+        "client",
+        "kind",
+        "endpoint",
+        "dry_run",
+        "original",
+        "answer_original",
+        "answer_notes",
+        "waited",
+        "wait_note",
+        "redirected",
+    )
 
     def saved(self) -> dict:
         """Plain data for a saved flow: what the content view and a reader of the file need."""

@@ -150,8 +150,9 @@ def assistant_said_nothing(obj: dict) -> bool:
 # fixed; a returned reason removes it.
 ConversationRule = Callable[[dict], str | None]
 AFTER: dict[str, ConversationRule] = {
-    "AssistantMessage": lambda obj: "assistant message with no content and no tool calls"
-    if assistant_said_nothing(obj) else None,
+    "AssistantMessage": lambda obj: (
+        "assistant message with no content and no tool calls" if assistant_said_nothing(obj) else None
+    ),
 }
 
 

@@ -23,7 +23,21 @@ from .request import DROPPABLE, HOSTED_TOOLS, KEPT, UNSUPPORTED, request_to_chat
 from .stream import EventTranslator, StreamTranslator
 
 __all__ = [
-    "DROPPABLE", "HOSTED_TOOLS", "KEPT", "STORED_MESSAGE", "UNSUPPORTED", "BridgeError", "Bridged",
-    "EventTranslator", "StreamTranslator", "bridge_request", "chat_to_response", "error_body", "match_path",
-    "request_to_chat", "response_object", "translate_answer", "usage",
+    "DROPPABLE",
+    "HOSTED_TOOLS",
+    "KEPT",
+    "STORED_MESSAGE",
+    "UNSUPPORTED",
+    "BridgeError",
+    "Bridged",
+    "EventTranslator",
+    "StreamTranslator",
+    "bridge_request",
+    "chat_to_response",
+    "error_body",
+    "match_path",
+    "request_to_chat",
+    "response_object",
+    "translate_answer",
+    "usage",
 ]

@@ -43,8 +43,13 @@ def usage(chat_usage: Any) -> dict | None:
     details = chat_usage.get("prompt_tokens_details")
     cached = int_or_zero(details.get("cached_tokens")) if isinstance(details, dict) else 0
     cached = cached or int_or_zero(chat_usage.get("num_cached_tokens"))
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
-            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": total}
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": total,
+    }
 
 
 def split_content(content: Any) -> tuple[str, str]:
@@ -81,9 +86,15 @@ def _echo_tools(request: dict) -> list[dict]:
         fn = function if isinstance(function, dict) and "name" not in tool else tool
         if not isinstance(fn.get("name"), str):
             continue
-        out.append({"type": "function", "name": fn["name"], "description": str_or_none(fn.get("description")),
-                    "parameters": fn.get("parameters") if isinstance(fn.get("parameters"), dict) else None,
-                    "strict": fn.get("strict") if isinstance(fn.get("strict"), bool) else None})
+        out.append(
+            {
+                "type": "function",
+                "name": fn["name"],
+                "description": str_or_none(fn.get("description")),
+                "parameters": fn.get("parameters") if isinstance(fn.get("parameters"), dict) else None,
+                "strict": fn.get("strict") if isinstance(fn.get("strict"), bool) else None,
+            }
+        )
     return out
 
 
@@ -96,8 +107,12 @@ def _echo_tool_choice(choice: Any) -> Any:
         fn = choice.get("function")
         if choice.get("type") == "function" and isinstance(fn, dict) and isinstance(fn.get("name"), str):
             return {"type": "function", "name": fn["name"]}
-        if (choice.get("type") == "allowed_tools" and choice.get("mode") in ("auto", "required")
-                and isinstance(choice.get("tools"), list) and all(isinstance(t, dict) for t in choice["tools"])):
+        if (
+            choice.get("type") == "allowed_tools"
+            and choice.get("mode") in ("auto", "required")
+            and isinstance(choice.get("tools"), list)
+            and all(isinstance(t, dict) for t in choice["tools"])
+        ):
             return {"type": "allowed_tools", "mode": choice["mode"], "tools": choice["tools"]}
     return "auto"
 
@@ -119,9 +134,18 @@ def _echo_text(text: Any) -> dict:
     return {"format": echo, "verbosity": verbosity if verbosity in ("low", "medium", "high") else "medium"}
 
 
-def response_object(request: dict, *, resp_id: str, created_at: int | float, model: str, status: str,
-                    output: list, usage_: dict | None = None, error: dict | None = None,
-                    incomplete_reason: str | None = None) -> dict:
+def response_object(
+    request: dict,
+    *,
+    resp_id: str,
+    created_at: int | float,
+    model: str,
+    status: str,
+    output: list,
+    usage_: dict | None = None,
+    error: dict | None = None,
+    incomplete_reason: str | None = None,
+) -> dict:
     """A Responses `response` object, echoing the request's settings the way OpenAI does."""
     request = request if isinstance(request, dict) else {}
     metadata = request.get("metadata")
@@ -167,8 +191,7 @@ def response_object(request: dict, *, resp_id: str, created_at: int | float, mod
 
 
 def message_item(item_id: str, text: str, status: str) -> dict:
-    return {"id": item_id, "type": "message", "role": "assistant", "status": status,
-            "content": [text_part(text)]}
+    return {"id": item_id, "type": "message", "role": "assistant", "status": status, "content": [text_part(text)]}
 
 
 def text_part(text: str) -> dict:
@@ -176,13 +199,24 @@ def text_part(text: str) -> dict:
 
 
 def reasoning_item(item_id: str, text: str, status: str) -> dict:
-    return {"id": item_id, "type": "reasoning", "summary": [], "status": status,
-            "content": [{"type": "reasoning_text", "text": text}]}
+    return {
+        "id": item_id,
+        "type": "reasoning",
+        "summary": [],
+        "status": status,
+        "content": [{"type": "reasoning_text", "text": text}],
+    }
 
 
 def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict:
-    return {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
-            "arguments": arguments}
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
 
 
 def chat_to_response(chat: dict, request: dict) -> dict:
@@ -205,14 +239,28 @@ def chat_to_response(chat: dict, request: dict) -> dict:
         output.append(message_item(new_id("msg"), text, item_status))
     for call in calls:
         fn = dict_or_empty(call.get("function"))
-        output.append(call_item(new_id("fc"), call_id_of(call.get("id")), name_of(fn.get("name")),
-                                arguments_text(fn.get("arguments")), item_status))
+        output.append(
+            call_item(
+                new_id("fc"),
+                call_id_of(call.get("id")),
+                name_of(fn.get("name")),
+                arguments_text(fn.get("arguments")),
+                item_status,
+            )
+        )
     error = {"code": "server_error", "message": "Mistral stopped with an error"} if status == "failed" else None
     model = chat.get("model") if isinstance(chat.get("model"), str) else request.get("model")
     return response_object(
-        request, resp_id=new_id("resp"), created_at=int_or_zero(chat.get("created")) or int(time.time()),
-        model=model if isinstance(model, str) else "", status=status, output=output,
-        usage_=usage(chat.get("usage")), error=error, incomplete_reason=reason)
+        request,
+        resp_id=new_id("resp"),
+        created_at=int_or_zero(chat.get("created")) or int(time.time()),
+        model=model if isinstance(model, str) else "",
+        status=status,
+        output=output,
+        usage_=usage(chat.get("usage")),
+        error=error,
+        incomplete_reason=reason,
+    )
 
 
 def call_id_of(value: Any) -> str:
@@ -222,4 +270,3 @@ def call_id_of(value: Any) -> str:
 
 def name_of(value: Any) -> str:
     return value if isinstance(value, str) else ""
-

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 from .. import jsonio
 from ..changes import Change
-from ..rewrite import rewrite_doc
 from ..models import ModelMap
+from ..rewrite import rewrite_doc
 from ..rules import Rules, split_path
 from .answer import chat_to_response
 from .errors import BridgeError, error_body
@@ -21,8 +21,10 @@ from .stream import StreamTranslator
 
 _RESPONSES_PATH = re.compile(r"(?:^|/)v1/responses(/.*)?$")
 
-STORED_MESSAGE = ("Mistral stores no responses, so a stored response cannot be retrieved, listed, cancelled or "
-                  "deleted; keep the output of each response on the client and send it back in `input`")
+STORED_MESSAGE = (
+    "Mistral stores no responses, so a stored response cannot be retrieved, listed, cancelled or "
+    "deleted; keep the output of each response on the client and send it back in `input`"
+)
 
 
 def match_path(path: str) -> tuple[str, str] | None:
@@ -34,15 +36,16 @@ def match_path(path: str) -> tuple[str, str] | None:
         return None
     if m.group(1) and m.group(1).strip("/"):
         return "stored", ""
-    chat = route[m.start():].rstrip("/").replace("v1/responses", "v1/chat/completions", 1)
-    return "create", route[:m.start()] + chat + query
+    chat = route[m.start() :].rstrip("/").replace("v1/responses", "v1/chat/completions", 1)
+    return "create", route[: m.start()] + chat + query
 
 
 class Bridged(NamedTuple):
     """A Responses request made into a chat completions request (or the reason it cannot be)."""
-    body: bytes | None        # the chat completions body to forward; None when it cannot be sent
-    changes: list[Change]     # the bridge's translations, then the chat rewrite's repairs
-    request: dict | None      # the Responses request as the client sent it (the answer echoes parts of it)
+
+    body: bytes | None  # the chat completions body to forward; None when it cannot be sent
+    changes: list[Change]  # the bridge's translations, then the chat rewrite's repairs
+    request: dict | None  # the Responses request as the client sent it (the answer echoes parts of it)
     error: str | None = None  # why it cannot be sent (answer 400 with error_body(400, None, error, param, code))
     param: str | None = None
     code: str | None = None

@@ -18,8 +18,9 @@ class BridgeError(Exception):
         self.code = code  # "unsupported_parameter" / "unsupported_value" for what Mistral cannot do
 
 
-def error_body(status: int, upstream: bytes | None, message: str | None = None, param: str | None = None,
-               code: str | None = None) -> bytes:
+def error_body(
+    status: int, upstream: bytes | None, message: str | None = None, param: str | None = None, code: str | None = None
+) -> bytes:
     """The Responses/OpenAI error shape {"error": {message, type, param, code}} as JSON bytes: from Mistral's
     error body when `upstream` is given (errors.describe), else the proxy's own (`message`, prefixed
     "mistral-compat: "). A given `param` wins over the one found upstream."""

@@ -12,8 +12,8 @@ from ..changes import DROPPED, REMOVED, RENAMED, VALUE, Collector, format_path
 from .errors import BridgeError
 from .values import one_of
 
-IMAGE_DETAIL = {"low", "auto", "high"}          # what Mistral's image_url.detail takes
-IMAGE_DETAIL_ALIASES = {"original": "high"}      # Responses' full-resolution detail -> Mistral's highest
+IMAGE_DETAIL = {"low", "auto", "high"}  # what Mistral's image_url.detail takes
+IMAGE_DETAIL_ALIASES = {"original": "high"}  # Responses' full-resolution detail -> Mistral's highest
 
 
 class Items:
@@ -60,11 +60,17 @@ class Items:
         elif kind == "reasoning":
             self.fx.add(REMOVED, path, "reasoning item: Mistral takes no reasoning history")
         elif kind == "item_reference":
-            raise BridgeError(where, "item_reference needs items stored by the server; Mistral stores none. "
-                                     "Send the item itself", "unsupported_value")
+            raise BridgeError(
+                where,
+                "item_reference needs items stored by the server; Mistral stores none. Send the item itself",
+                "unsupported_value",
+            )
         else:
-            raise BridgeError(where, f"input item type {kind!r} is not available through Mistral's chat "
-                                     f"completions", "unsupported_value")
+            raise BridgeError(
+                where,
+                f"input item type {kind!r} is not available through Mistral's chat completions",
+                "unsupported_value",
+            )
 
     def last_assistant(self) -> dict | None:
         last = self.messages[-1] if self.messages else None
@@ -89,8 +95,10 @@ class Items:
             else:
                 self.messages.append({"role": "assistant", "content": chunks})
         else:
-            raise BridgeError(format_path(path + ("role",)), f"message role {role!r} is not one of 'user', "
-                                                             f"'assistant', 'system', 'developer'")
+            raise BridgeError(
+                format_path(path + ("role",)),
+                f"message role {role!r} is not one of 'user', 'assistant', 'system', 'developer'",
+            )
 
     def function_call(self, item: dict, path: tuple) -> None:
         call_id, name, arguments = item.get("call_id"), item.get("name"), item.get("arguments")
@@ -110,14 +118,18 @@ class Items:
         calls = last.setdefault("tool_calls", [])
         calls.append({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
         self.call_names.setdefault(call_id, name)
-        self.fx.add(RENAMED, path + ("call_id",),
-                        format_path(("messages", len(self.messages) - 1, "tool_calls", len(calls) - 1, "id")))
+        self.fx.add(
+            RENAMED,
+            path + ("call_id",),
+            format_path(("messages", len(self.messages) - 1, "tool_calls", len(calls) - 1, "id")),
+        )
 
     def function_call_output(self, item: dict, path: tuple) -> None:
         call_id = item.get("call_id")
         if not isinstance(call_id, str) or not call_id:
-            raise BridgeError(format_path(path + ("call_id",)), "a function_call_output item needs the call_id "
-                                                                "of its function_call")
+            raise BridgeError(
+                format_path(path + ("call_id",)), "a function_call_output item needs the call_id of its function_call"
+            )
         output = item.get("output")
         content = output if isinstance(output, str) else self.content(output, path, key="output")
         self.dropped(item, ("type", "call_id", "output", "name"), path)
@@ -126,8 +138,7 @@ class Items:
         if name:
             message["name"] = name
         self.messages.append(message)
-        self.fx.add(RENAMED, path + ("call_id",), format_path(("messages", len(self.messages) - 1,
-                                                                   "tool_call_id")))
+        self.fx.add(RENAMED, path + ("call_id",), format_path(("messages", len(self.messages) - 1, "tool_call_id")))
 
     def content(self, content: Any, path: tuple, text_only: bool = False, key: str = "content") -> Any:
         """A message's content (a string or a list of parts) -> Mistral content."""
@@ -150,8 +161,10 @@ class Items:
             self.fx.add(RENAMED, path + ("refusal",), "text")
             return {"type": "text", "text": part.get("refusal")}
         if text_only:
-            raise BridgeError(where, f"a {kind!r} part cannot go in a system or developer message: "
-                                     f"Mistral's system messages take text only")
+            raise BridgeError(
+                where,
+                f"a {kind!r} part cannot go in a system or developer message: Mistral's system messages take text only",
+            )
         if kind == "input_image":
             return self.image(part, path)
         if kind == "input_file":
@@ -163,8 +176,11 @@ class Items:
             if isinstance(audio, dict):
                 self.dropped(audio, ("data",), path + ("input_audio",))
             return {"type": "input_audio", "input_audio": data}
-        raise BridgeError(where, f"content part type {kind!r} is not available through Mistral's chat "
-                                 f"completions", "unsupported_value")
+        raise BridgeError(
+            where,
+            f"content part type {kind!r} is not available through Mistral's chat completions",
+            "unsupported_value",
+        )
 
     def image(self, part: dict, path: tuple) -> dict:
         url, file_id, detail = part.get("image_url"), part.get("file_id"), part.get("detail")
@@ -188,8 +204,12 @@ class Items:
         raise BridgeError(format_path(path), "an input_image needs image_url or file_id")
 
     def file(self, part: dict, path: tuple) -> dict:
-        data, url, file_id, name = (part.get("file_data"), part.get("file_url"), part.get("file_id"),
-                                    part.get("filename"))
+        data, url, file_id, name = (
+            part.get("file_data"),
+            part.get("file_url"),
+            part.get("file_id"),
+            part.get("filename"),
+        )
         if isinstance(data, str) or isinstance(url, str):
             if isinstance(data, str):
                 if not data.startswith("data:"):
@@ -213,7 +233,6 @@ class Items:
         raise BridgeError(format_path(path), "an input_file needs file_data, file_url or file_id")
 
 
-
 def _join(contents: list) -> Any:
     """The contents of consecutive assistant items (str, a list of parts, or None) -> one content, in one
     pass: strings before the first list are run together into one text; after it, each string is a text part
@@ -235,4 +254,3 @@ def _join(contents: list) -> Any:
         else:
             out.extend(c)
     return out
-

@@ -18,20 +18,34 @@ from .values import one_of, str_or_none
 # (background: anything but false).
 UNSUPPORTED = {
     "previous_response_id": "previous_response_id needs a response stored by the server; Mistral stores none. "
-                            "Send the whole conversation in `input` instead",
+    "Send the whole conversation in `input` instead",
     "conversation": "conversations are server-side state; Mistral keeps none. "
-                    "Send the whole conversation in `input` instead",
+    "Send the whole conversation in `input` instead",
     "prompt": "prompt templates are stored by OpenAI; Mistral has none. Send the prompt text in `input`",
     "background": "background mode needs responses stored and polled on the server; Mistral has no such mode",
     "moderation": "moderated responses are not available through Mistral's chat completions",
 }
 
 # Fields that can go without changing the answer: dropped, and logged.
-DROPPABLE = frozenset({
-    "store", "include", "truncation", "user", "safety_identifier", "service_tier", "stream_options",
-    "prompt_cache_retention", "prompt_cache_options", "top_logprobs", "max_tool_calls", "access_programs",
-    "image", "context_management", "background_options",
-})
+DROPPABLE = frozenset(
+    {
+        "store",
+        "include",
+        "truncation",
+        "user",
+        "safety_identifier",
+        "service_tier",
+        "stream_options",
+        "prompt_cache_retention",
+        "prompt_cache_options",
+        "top_logprobs",
+        "max_tool_calls",
+        "access_programs",
+        "image",
+        "context_management",
+        "background_options",
+    }
+)
 
 # Kept as they are (Mistral's chat takes them under the same name and meaning).
 KEPT = frozenset({"model", "temperature", "top_p", "parallel_tool_calls", "metadata", "prompt_cache_key", "stream"})
@@ -42,9 +56,22 @@ KEPT = frozenset({"model", "temperature", "top_p", "parallel_tool_calls", "metad
 
 # OpenAI's built-in tools, named as such when refused (Mistral's chat completions take function tools only).
 HOSTED_TOOLS = {
-    "web_search", "web_search_preview", "web_search_preview_2025_03_11", "web_search_2025_08_26",
-    "file_search", "code_interpreter", "computer", "computer_use", "computer_use_preview", "image_generation",
-    "mcp", "local_shell", "shell", "apply_patch", "tool_search", "programmatic_tool_calling",
+    "web_search",
+    "web_search_preview",
+    "web_search_preview_2025_03_11",
+    "web_search_2025_08_26",
+    "file_search",
+    "code_interpreter",
+    "computer",
+    "computer_use",
+    "computer_use_preview",
+    "image_generation",
+    "mcp",
+    "local_shell",
+    "shell",
+    "apply_patch",
+    "tool_search",
+    "programmatic_tool_calling",
 }
 
 
@@ -74,8 +101,7 @@ class _Request:
                 continue
             raise BridgeError(key, message, "unsupported_parameter")
         if "messages" in body:
-            raise BridgeError("messages", "/v1/responses takes `input`, not `messages` "
-                                          "(that is /v1/chat/completions)")
+            raise BridgeError("messages", "/v1/responses takes `input`, not `messages` (that is /v1/chat/completions)")
 
         out: dict[str, Any] = {}
         messages: list[dict] = []
@@ -111,8 +137,11 @@ class _Request:
         Items(self.fx, messages).add(body["input"])
         last = messages[-1] if messages else None
         if last is None or last["role"] not in ("user", "tool"):
-            raise BridgeError("input", f"Mistral answers only after a user message or a function_call_output, "
-                                       f"but the input ends with {_named(last)}")
+            raise BridgeError(
+                "input",
+                f"Mistral answers only after a user message or a function_call_output, "
+                f"but the input ends with {_named(last)}",
+            )
 
         self._tools(out)
         self._text(out)
@@ -159,11 +188,17 @@ class _Request:
                 elif kind == "allowed_tools":
                     chat_tools = self._allowed_tools(choice, chat_tools, out)
                 else:
-                    raise BridgeError("tool_choice", f"tool_choice {kind!r} is not available through Mistral's "
-                                                     f"chat completions (only function tools are)", "unsupported_value")
+                    raise BridgeError(
+                        "tool_choice",
+                        f"tool_choice {kind!r} is not available through Mistral's "
+                        f"chat completions (only function tools are)",
+                        "unsupported_value",
+                    )
             else:
-                raise BridgeError("tool_choice", f"tool_choice {choice!r} is not one of 'auto', 'none', "
-                                                 f"'required' or a function choice")
+                raise BridgeError(
+                    "tool_choice",
+                    f"tool_choice {choice!r} is not one of 'auto', 'none', 'required' or a function choice",
+                )
         if chat_tools is not None:
             out["tools"] = chat_tools
 
@@ -173,8 +208,11 @@ class _Request:
         kind = tool.get("type")
         if kind != "function":
             what = "built-in tool" if one_of(kind, HOSTED_TOOLS) else "tool type"
-            raise BridgeError(f"tools[{i}]", f"{what} {kind!r} is not available through Mistral's chat "
-                                             f"completions; only function tools are", "unsupported_value")
+            raise BridgeError(
+                f"tools[{i}]",
+                f"{what} {kind!r} is not available through Mistral's chat completions; only function tools are",
+                "unsupported_value",
+            )
         if isinstance(tool.get("function"), dict) and "name" not in tool:
             return tool  # already in the chat shape
         if not isinstance(tool.get("name"), str):
@@ -198,8 +236,11 @@ class _Request:
         names = []
         for k, t in enumerate(allowed):
             if not (isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("name"), str)):
-                raise BridgeError(f"tool_choice.tools[{k}]", "only function tools can be allowed through "
-                                                             "Mistral's chat completions", "unsupported_value")
+                raise BridgeError(
+                    f"tool_choice.tools[{k}]",
+                    "only function tools can be allowed through Mistral's chat completions",
+                    "unsupported_value",
+                )
             names.append(t["name"])
         out["tool_choice"] = mode
         allowed_names = set(names)  # (a list would make this tools x allowed tools)
@@ -242,8 +283,9 @@ class _Request:
             schema = {k: fmt[k] for k in ("name", "schema", "description", "strict") if fmt.get(k) is not None}
             out["response_format"] = {"type": "json_schema", "json_schema": schema}
         else:
-            raise BridgeError("text.format", f"text.format type {kind!r} is not one of 'text', 'json_object', "
-                                             f"'json_schema'")
+            raise BridgeError(
+                "text.format", f"text.format type {kind!r} is not one of 'text', 'json_object', 'json_schema'"
+            )
         self.fx.add(RENAMED, ("text", "format"), "response_format")
 
     def _reasoning(self, out: dict) -> None:

@@ -86,13 +86,13 @@ class EventTranslator:
         self.model: str = model if isinstance(model, str) else ""
         self.seq = 0
         self.started = False
-        self.finished = False      # the terminal event was made
+        self.finished = False  # the terminal event was made
         self.finish_reason: str | None = None
         self.usage: dict | None = None
         self.items: list[_Item] = []
-        self.unclosed: list[_Item] = []     # the items not closed yet (closing walks these, not all items)
-        self.open: _Item | None = None      # the message or reasoning item being written
-        self.calls: dict[int, _Item] = {}   # tool-call index -> its function_call item
+        self.unclosed: list[_Item] = []  # the items not closed yet (closing walks these, not all items)
+        self.open: _Item | None = None  # the message or reasoning item being written
+        self.calls: dict[int, _Item] = {}  # tool-call index -> its function_call item
         self.indexes = answers.ToolIndexes()
         self._out: list[dict] = []
 
@@ -132,9 +132,19 @@ class EventTranslator:
             return None
         self.finished = True
         self._out = []
-        event = {"type": "response.failed", "sequence_number": self.seq, "response": {
-            "id": self.id, "object": "response", "created_at": self.created_at, "status": "failed",
-            "model": self.model, "output": [], "error": {"code": "server_error", "message": errors.PREFIX + message}}}
+        event = {
+            "type": "response.failed",
+            "sequence_number": self.seq,
+            "response": {
+                "id": self.id,
+                "object": "response",
+                "created_at": self.created_at,
+                "status": "failed",
+                "model": self.model,
+                "output": [],
+                "error": {"code": "server_error", "message": errors.PREFIX + message},
+            },
+        }
         self.seq += 1
         return event
 
@@ -146,9 +156,17 @@ class EventTranslator:
 
     def _response(self, status: str, error: dict | None = None, reason: str | None = None) -> dict:
         output = [i.json() for i in self.items] if status != "in_progress" else []
-        return response_object(self.request, resp_id=self.id, created_at=self.created_at, model=self.model,
-                               status=status, output=output, usage_=usage(self.usage) if status != "in_progress"
-                               else None, error=error, incomplete_reason=reason)
+        return response_object(
+            self.request,
+            resp_id=self.id,
+            created_at=self.created_at,
+            model=self.model,
+            status=status,
+            output=output,
+            usage_=usage(self.usage) if status != "in_progress" else None,
+            error=error,
+            incomplete_reason=reason,
+        )
 
     def _start(self) -> None:
         if not self.started:
@@ -191,11 +209,18 @@ class EventTranslator:
             item = self._open_item(kind)
         item.add(text)
         if kind == "message":
-            self._emit("response.output_text.delta", item_id=item.id, output_index=item.index, content_index=0,
-                       delta=text, logprobs=[])
+            self._emit(
+                "response.output_text.delta",
+                item_id=item.id,
+                output_index=item.index,
+                content_index=0,
+                delta=text,
+                logprobs=[],
+            )
         else:
-            self._emit("response.reasoning_text.delta", item_id=item.id, output_index=item.index,
-                       content_index=0, delta=text)
+            self._emit(
+                "response.reasoning_text.delta", item_id=item.id, output_index=item.index, content_index=0, delta=text
+            )
 
     def _open_item(self, kind: str) -> _Item:
         """Start a message or reasoning item (closing the items before it)."""
@@ -205,8 +230,7 @@ class EventTranslator:
         self.unclosed.append(item)
         self._emit("response.output_item.added", output_index=item.index, item=item.json(empty=True))
         part = text_part("") if kind == "message" else {"type": "reasoning_text", "text": ""}
-        self._emit("response.content_part.added", item_id=item.id, output_index=item.index, content_index=0,
-                   part=part)
+        self._emit("response.content_part.added", item_id=item.id, output_index=item.index, content_index=0, part=part)
         return item
 
     def _tool_call(self, call: dict) -> None:
@@ -225,8 +249,9 @@ class EventTranslator:
             text = arguments_text(arguments)
             if text:
                 item.add(text)
-                self._emit("response.function_call_arguments.delta", item_id=item.id, output_index=item.index,
-                           delta=text)
+                self._emit(
+                    "response.function_call_arguments.delta", item_id=item.id, output_index=item.index, delta=text
+                )
 
     def _close(self, item: _Item, status: str) -> None:
         if item.done:
@@ -239,8 +264,12 @@ class EventTranslator:
             self._emit("response.content_part.done", **where, content_index=0, part=text_part(item.text))
         elif item.kind == "reasoning":
             self._emit("response.reasoning_text.done", **where, content_index=0, text=item.text)
-            self._emit("response.content_part.done", **where, content_index=0,
-                       part={"type": "reasoning_text", "text": item.text})
+            self._emit(
+                "response.content_part.done",
+                **where,
+                content_index=0,
+                part={"type": "reasoning_text", "text": item.text},
+            )
         else:
             self._emit("response.function_call_arguments.done", **where, name=item.name, arguments=item.text)
         self._emit("response.output_item.done", output_index=item.index, item=item.json())
