@@ -1,6 +1,7 @@
 # make run     start the proxy (creates .venv on first use)
 # make reverse start it as a reverse proxy in front of https://api.mistral.ai
-# make test    run the test suite (creates .venv with the test dependencies on first use, and
+# make lint    ruff (lint, format check) and mypy
+# make test    make lint, then the test suite (creates .venv with the test dependencies on first use, and
 #              installs the Node clients of tests/node with `npm ci` whenever its package-lock.json changes)
 # make bench   run the benchmark (bench/README.md); not part of the tests
 # PYTHON=python3.12 VENV=.venv-3.12 make test   the same on another Python (mitmproxy 12 needs 3.12+)
@@ -13,7 +14,7 @@ PORT ?= 8080
 NODE_DIR := tests/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 
-.PHONY: run reverse test bench rules clean
+.PHONY: run reverse lint test bench rules clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +47,13 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 		echo "warning: npm not found; tests/test_clients_node.py will be skipped" >&2; \
 	fi
 
-test: $(VENV)/.installed-test $(NODE_STAMP)
+# ruff (lint and format) and mypy, configured in pyproject.toml; `make test` runs them first
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint $(NODE_STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(VENV)/.installed-test

@@ -15,7 +15,9 @@ running per request outside its hooks: the log filter that redacts every log rec
 (`_RedactingFilter.filter`), the redaction of each flow line the dumper prints (`redact_text`), the
 batched log lines (`RequestLog.flush`) and
 the content view (`_view_text`, used only at flow_detail >= 3). For diagnosis, also the core rewrite()
-and the addon's logger calls as made from the hooks (nested regions, inside the hooks' time).
+and the addon's logger calls as made from the hooks (nested regions, inside the hooks' time). These
+are looked up by name in addon.py and in the modules of the mitmproxy layer it is built from
+(mitmlayer/), wherever they are defined or called from.
 
 Everything the addon does synchronously inside a hook is counted, including mitmproxy's log handler
 (formatting and printing) run by the addon's logger.info/warning calls: that is part of its cost.
@@ -72,17 +74,47 @@ LIFECYCLE = {"load", "configure", "running", "done"}
 
 # Hook names: whatever mitmproxy has registered, plus the common ones in case a module is not loaded yet.
 HOOK_NAMES = set(hooks.all_hooks) | {
-    "load", "configure", "running", "done", "update",
-    "client_connected", "client_disconnected", "server_connect", "server_connected",
-    "server_disconnected", "server_connect_error",
-    "requestheaders", "request", "responseheaders", "response", "error", "http_connect",
-    "http_connect_upstream", "http_connected", "http_connect_error",
-    "websocket_start", "websocket_message", "websocket_end",
-    "tcp_start", "tcp_message", "tcp_end", "tcp_error",
-    "udp_start", "udp_message", "udp_end", "udp_error",
-    "dns_request", "dns_response", "dns_error",
-    "tls_clienthello", "tls_start_client", "tls_start_server", "tls_established_client",
-    "tls_established_server", "tls_failed_client", "tls_failed_server",
+    "load",
+    "configure",
+    "running",
+    "done",
+    "update",
+    "client_connected",
+    "client_disconnected",
+    "server_connect",
+    "server_connected",
+    "server_disconnected",
+    "server_connect_error",
+    "requestheaders",
+    "request",
+    "responseheaders",
+    "response",
+    "error",
+    "http_connect",
+    "http_connect_upstream",
+    "http_connected",
+    "http_connect_error",
+    "websocket_start",
+    "websocket_message",
+    "websocket_end",
+    "tcp_start",
+    "tcp_message",
+    "tcp_end",
+    "tcp_error",
+    "udp_start",
+    "udp_message",
+    "udp_end",
+    "udp_error",
+    "dns_request",
+    "dns_response",
+    "dns_error",
+    "tls_clienthello",
+    "tls_start_client",
+    "tls_start_server",
+    "tls_established_client",
+    "tls_established_server",
+    "tls_failed_client",
+    "tls_failed_server",
 }
 
 
@@ -91,12 +123,12 @@ class Stats:
         self.reset()
 
     def reset(self) -> None:
-        self.total_ns = 0          # per-request code: outermost timed regions only, nothing counted twice
-        self.outer_calls = 0       # how many regions total_ns adds up
-        self.nested_calls = 0      # timed regions inside another (their timer cost is inside the outer's)
-        self.lifecycle_ns = 0      # load/configure/running/done
+        self.total_ns = 0  # per-request code: outermost timed regions only, nothing counted twice
+        self.outer_calls = 0  # how many regions total_ns adds up
+        self.nested_calls = 0  # timed regions inside another (their timer cost is inside the outer's)
+        self.lifecycle_ns = 0  # load/configure/running/done
         self.regions: dict[str, list[int]] = {}  # "Class.hook" -> [calls, inclusive ns, timed spans]
-        self.requests = 0          # non-control flows seen by the request hook
+        self.requests = 0  # non-control flows seen by the request hook
         self.since = time.monotonic()
         self.insitu_floor_ns: list[int] = []  # see InSituFloor
 
@@ -108,12 +140,15 @@ class Stats:
             "outer_calls": self.outer_calls,
             # total_ns less the timer's own cost inside the measured interval (timer_bias_ns per call)
             "nested_calls": self.nested_calls,
-            "net_total_ns": max(0, self.total_ns - TIMER_BIAS_NS * self.outer_calls
-                                - TIMER_OVERHEAD_NS * self.nested_calls),
+            "net_total_ns": max(
+                0, self.total_ns - TIMER_BIAS_NS * self.outer_calls - TIMER_OVERHEAD_NS * self.nested_calls
+            ),
             "lifecycle_ns": self.lifecycle_ns,
             "seconds": round(time.monotonic() - self.since, 3),
-            "regions": {k: {"calls": c, "ns": ns, "net_ns": max(0, ns - TIMER_BIAS_NS * spans)}
-                        for k, (c, ns, spans) in sorted(self.regions.items())},
+            "regions": {
+                k: {"calls": c, "ns": ns, "net_ns": max(0, ns - TIMER_BIAS_NS * spans)}
+                for k, (c, ns, spans) in sorted(self.regions.items())
+            },
             "async_hooks": sorted(ASYNC),  # timed per step (see _Steps)
             "timer_bias_ns": TIMER_BIAS_NS,
             "timer_overhead_ns": TIMER_OVERHEAD_NS,
@@ -234,6 +269,7 @@ def _calibrate() -> tuple[int, int]:
 
     def empty(flow):
         return None
+
     wrapped = timed("_calibration", empty)
     n = 20000
     t0 = clock()
@@ -272,6 +308,42 @@ def addon_objects(objs) -> list:
     return out
 
 
+def layer_modules() -> list:
+    """Where the addon's code lives: addon.py (`target`) and the modules of the mitmproxy layer it is built
+    from (the mitmlayer package, as far as it is loaded). An addon file that holds everything itself (an
+    older or experimental one) is simply the only module."""
+    layer = sorted(
+        (name, mod)
+        for name, mod in sys.modules.items()
+        if mod is not None and (name == "mitmlayer" or name.startswith("mitmlayer."))
+    )
+    return [target, *(mod for _, mod in layer)]
+
+
+def _time_function(name: str, key: str) -> dict[int, object]:
+    """Time the function `name` as the addon calls it: the global of that name in each module of the layer
+    that has one (where it is defined, and where it is imported to be called), one wrapper per function.
+    Returns {id(original): wrapper}."""
+    wrapped: dict[int, object] = {}
+    for mod in layer_modules():
+        fn = vars(mod).get(name)
+        if callable(fn) and not isinstance(fn, type):
+            if id(fn) not in wrapped:
+                wrapped[id(fn)] = timed(key, fn)
+            setattr(mod, name, wrapped[id(fn)])
+    return wrapped
+
+
+def _time_method(cls_name: str, method: str, key: str) -> None:
+    """Time `method` of the class `cls_name` of the layer (wherever it is defined or re-exported), once."""
+    seen: set[int] = set()
+    for mod in layer_modules():
+        cls = vars(mod).get(cls_name)
+        if isinstance(cls, type) and id(cls) not in seen and callable(getattr(cls, method, None)):
+            seen.add(id(cls))
+            setattr(cls, method, timed(key, getattr(cls, method)))
+
+
 def instrument(objs) -> None:
     # Each hook of each object is a region "Class.hook"; a part's hook called from its composite's hook
     # is a nested region (the per-part rows), the composite's the outer one (the total).
@@ -283,20 +355,22 @@ def instrument(objs) -> None:
                 continue
             setattr(obj, name, timed(f"{cls}.{name}", fn, lifecycle=name in LIFECYCLE))
     # The addon's code that mitmproxy runs per log record and per flow line, outside any hook.
-    if hasattr(target, "_RedactingFilter"):
-        target._RedactingFilter.filter = timed("Redaction.log_filter", target._RedactingFilter.filter)
+    _time_method("_RedactingFilter", "filter", "Redaction.log_filter")
     # The wrapper around the dumper's output: its own cost is the redaction of each flow line (the write
     # itself is mitmdump's, paid by bare mitmdump too). Inside the log filter the same call is nested.
-    if callable(getattr(target, "redact_text", None)):
-        target.redact_text = timed("Redaction.redact_text", target.redact_text)
-    if hasattr(target, "RequestLog"):  # the batched per-request log lines, written outside any hook
-        target.RequestLog.flush = timed("RequestLog.flush", target.RequestLog.flush)
-    if hasattr(target, "_view_text"):
-        target._view_text = timed("BeforeAfterView.render", target._view_text)
+    _time_function("redact_text", "Redaction.redact_text")
+    _time_method("RequestLog", "flush", "RequestLog.flush")  # the batched per-request log lines, outside any hook
+    views = _time_function("_view_text", "BeforeAfterView.render")
+    # The content view objects were built (holding the function itself, as .text) when addon.py built the
+    # addon, before this ran: theirs is timed too.
+    for obj in addon_objects(objs):
+        for value in list(getattr(obj, "__dict__", {}).values()):
+            if id(getattr(value, "text", None)) in views:
+                value.text = views[id(value.text)]
     # Diagnostics, nested inside the hooks above (so not added to the total twice): the core rewrite as
-    # called by the addon, and each call of the addon's logger (with mitmproxy's handlers behind it).
-    if callable(getattr(target, "rewrite", None)):
-        target.rewrite = timed("(in hooks) core rewrite()", target.rewrite)
+    # called by the addon, and each call of the addon's logger (with mitmproxy's handlers behind it; the
+    # layer's one logger, shared by all its modules).
+    _time_function("rewrite", "(in hooks) core rewrite()")
     log = getattr(target, "logger", None)
     if log is not None:
         for level in ("debug", "info", "warning", "error", "log"):

@@ -69,9 +69,9 @@ STREAM_EVENTS = 5
 
 # The targets (issue 14; judged on a quiet machine, on both mitmproxy versions)
 TARGET_SMALL_PCT = 7.0  # the addon's hook CPU per small request, % of bare mitmdump's CPU per request
-TARGET_RPS_X = 0.92     # requests per second through mitmdump -s addon.py, x bare mitmdump's
-TARGET_BIG_X = 1.10     # the addon's hook CPU for the 8 MiB request, x json.loads+dumps measured inside mitmdump
-TARGET_GAP_MS = 10.0    # first-event gap, for a plain stream and for one the addon translates
+TARGET_RPS_X = 0.92  # requests per second through mitmdump -s addon.py, x bare mitmdump's
+TARGET_BIG_X = 1.10  # the addon's hook CPU for the 8 MiB request, x json.loads+dumps measured inside mitmdump
+TARGET_GAP_MS = 10.0  # first-event gap, for a plain stream and for one the addon translates
 
 _LISTEN = re.compile(rb"listening at (?:http://)?127\.0\.0\.1:(\d+)")
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length:\s*(\d+)\s*$")
@@ -97,15 +97,27 @@ def bodies() -> dict[str, bytes]:
     image = "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
     big = {
         "model": "mistral-small-latest",
-        "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "What is in this image?"},
-            {"type": "image_url", "image_url": {"url": image, "detail": "high"}},
-        ]}],
-        "max_completion_tokens": 64, "seed": 42, "store": True, "user": "user-1234",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this image?"},
+                    {"type": "image_url", "image_url": {"url": image, "detail": "high"}},
+                ],
+            }
+        ],
+        "max_completion_tokens": 64,
+        "seed": 42,
+        "store": True,
+        "user": "user-1234",
     }
     reasoning = dict(json.loads(stream), reasoning_effort="high")  # the fake answers with thinking chunks
-    return {"small": small, "stream": stream, "reasoning_stream": json.dumps(reasoning).encode("utf-8"),
-            "image_8mb": json.dumps(big, separators=(",", ":")).encode("utf-8")}
+    return {
+        "small": small,
+        "stream": stream,
+        "reasoning_stream": json.dumps(reasoning).encode("utf-8"),
+        "image_8mb": json.dumps(big, separators=(",", ":")).encode("utf-8"),
+    }
 
 
 def as_forwarded(body: bytes) -> bytes:
@@ -121,8 +133,9 @@ def as_forwarded(body: bytes) -> bytes:
 def client_headers() -> list[tuple[str, str]]:
     """openai-python's headers as captured, with a fake API key (the addon's redaction sees it)."""
     skip = {"host", "content-length", "authorization"}
-    headers = [(k, v) for k, v in _fixture("openai-python__chat_openai_params")["headers"].items()
-               if k.lower() not in skip]
+    headers = [
+        (k, v) for k, v in _fixture("openai-python__chat_openai_params")["headers"].items() if k.lower() not in skip
+    ]
     return headers + [("Authorization", "Bearer sk-bench-0000000000000000000000000000")]
 
 
@@ -140,6 +153,7 @@ def http_request(port: int, path: str, body: bytes | None = None, method: str = 
 def worker() -> None:
     sys.path.insert(0, str(ROOT))
     import mitmproxy.version
+
     from mistral_compat.rewrite import rewrite
     from mistral_compat.rules import builtin
 
@@ -183,15 +197,28 @@ def _stream_event_costs(reps: int) -> dict:
     from mistral_compat.answers import StreamTranslator
 
     def event(delta: dict) -> bytes:
-        chunk = {"id": "0123456789abcdef0123456789abcdef", "object": "chat.completion.chunk", "created": 1764500000,
-                 "model": "mistral-small-latest", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        chunk = {
+            "id": "0123456789abcdef0123456789abcdef",
+            "object": "chat.completion.chunk",
+            "created": 1764500000,
+            "model": "mistral-small-latest",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+        }
         return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
 
     kinds = {
-        "thinking": event({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "Let me see. " * 3}]}]}),
-        "tool_calls": event({"content": None, "tool_calls": [
-            {"id": "gSIMJiOkT", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
-            {"id": "h7TRjw9Qa", "function": {"name": "get_time", "arguments": "{\"tz\":\"CET\"}"}}]}),
+        "thinking": event(
+            {"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "Let me see. " * 3}]}]}
+        ),
+        "tool_calls": event(
+            {
+                "content": None,
+                "tool_calls": [
+                    {"id": "gSIMJiOkT", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+                    {"id": "h7TRjw9Qa", "function": {"name": "get_time", "arguments": '{"tz":"CET"}'}},
+                ],
+            }
+        ),
         "plain": event({"content": "Paris is the capital of France. "}),
     }
     loops = 2000
@@ -288,9 +315,21 @@ class Fake:
     def __init__(self, python: str) -> None:
         self.port = _free_port()
         self.proc = subprocess.Popen(
-            [python, str(ROOT / "tests" / "fake_mistral.py"), "--port", str(self.port),
-             "--stream-events", str(STREAM_EVENTS), "--stream-interval", str(STREAM_INTERVAL)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(), cwd=str(ROOT))
+            [
+                python,
+                str(ROOT / "tests" / "fake_mistral.py"),
+                "--port",
+                str(self.port),
+                "--stream-events",
+                str(STREAM_EVENTS),
+                "--stream-interval",
+                str(STREAM_INTERVAL),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_env(),
+            cwd=str(ROOT),
+        )
         line = self.proc.stdout.readline()
         if not line.startswith(b"http://"):
             self.stop()
@@ -304,14 +343,34 @@ class Fake:
 
 
 class Mitmdump:
-    def __init__(self, name: str, mitmdump: str, upstream_port: int, tmp: Path, logdir: Path, flow_detail: int,
-                 script: str | None = None, env: dict | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        mitmdump: str,
+        upstream_port: int,
+        tmp: Path,
+        logdir: Path,
+        flow_detail: int,
+        script: str | None = None,
+        env: dict | None = None,
+    ) -> None:
         self.name = name
         self.log = logdir / f"{name}.log"
-        cmd = [mitmdump, "--listen-host", "127.0.0.1", "--listen-port", "0",
-               "--mode", f"reverse:http://127.0.0.1:{upstream_port}",
-               "--set", "connection_strategy=lazy", "--set", f"confdir={tmp / ('conf-' + name)}",
-               "--set", f"flow_detail={flow_detail}"]
+        cmd = [
+            mitmdump,
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            "0",
+            "--mode",
+            f"reverse:http://127.0.0.1:{upstream_port}",
+            "--set",
+            "connection_strategy=lazy",
+            "--set",
+            f"confdir={tmp / ('conf-' + name)}",
+            "--set",
+            f"flow_detail={flow_detail}",
+        ]
         if script:
             cmd += ["-s", script]
         self.cmd = cmd
@@ -374,7 +433,7 @@ class Conn:
             if not chunk:
                 raise ConnectionError("connection closed before the response headers")
             buf += chunk
-        head, body = buf[:end], buf[end + 4:]
+        head, body = buf[:end], buf[end + 4 :]
         status = int(head[9:12])
         m = _CONTENT_LENGTH.search(head)
         if m:
@@ -433,8 +492,16 @@ def first_event_ms(port: int, request: bytes, needle: bytes = b"data:") -> float
         s.close()
 
 
-def load_round(port: int, request: bytes, clients: int, seconds: float, warmup: float,
-               cpu: dict | None = None, at_start=None, at_end=None) -> dict:
+def load_round(
+    port: int,
+    request: bytes,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    cpu: dict | None = None,
+    at_start=None,
+    at_end=None,
+) -> dict:
     """`clients` threads on keep-alive connections, each sending `request` back to back. Counts the
     requests completed in a window of `seconds` after `warmup`, and the CPU each of `cpu` (name ->
     function returning CPU seconds) used in that window."""
@@ -481,11 +548,17 @@ def load_round(port: int, request: bytes, clients: int, seconds: float, warmup: 
     if PIN["proxy"] is not None and "mitmdump" in cpu and f"cpu{PIN['proxy']}" in s0:
         name = f"cpu{PIN['proxy']}"  # other processes on the CPU the proxy has been given
         other["proxy_cpu"] = (s1[name] - s0[name] - (c1["mitmdump"] - c0["mitmdump"])) / wall
-    return {"requests": n, "seconds": wall, "rps": n / wall,
-            "cpu_us_per_request": {k: (c1[k] - c0[k]) / n * 1e6 for k in cpu},
-            "cores_busy": {k: (c1[k] - c0[k]) / wall for k in cpu},
-            "other_processes_cores": {k: max(0.0, v) for k, v in other.items()},
-            "statuses": merged, "start": start, "end": end}
+    return {
+        "requests": n,
+        "seconds": wall,
+        "rps": n / wall,
+        "cpu_us_per_request": {k: (c1[k] - c0[k]) / n * 1e6 for k in cpu},
+        "cores_busy": {k: (c1[k] - c0[k]) / wall for k in cpu},
+        "other_processes_cores": {k: max(0.0, v) for k, v in other.items()},
+        "statuses": merged,
+        "start": start,
+        "end": end,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -501,8 +574,7 @@ def machine_info(loadavg: list[float]) -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
-            "loadavg_at_start": loadavg}
+    return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(), "loadavg_at_start": loadavg}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -520,11 +592,11 @@ class Plan(NamedTuple):
     mitmdump: str
     quick: bool
     clients: int
-    rounds: int        # throughput rounds per proxy
-    seconds: float     # per round
-    hook_rounds: int   # hook-timer rounds, small request
-    fe_runs: int       # first-event runs each way
-    big_n: int         # 8 MiB requests per measurement
+    rounds: int  # throughput rounds per proxy
+    seconds: float  # per round
+    hook_rounds: int  # hook-timer rounds, small request
+    fe_runs: int  # first-event runs each way
+    big_n: int  # 8 MiB requests per measurement
     flow_detail: int
 
 
@@ -533,10 +605,18 @@ def plan(args) -> Plan:
     if not Path(mitmdump).exists():
         raise SystemExit(f"no mitmdump beside {args.python}")
     rounds = args.rounds or (3 if args.quick else 6)
-    return Plan(args.python, mitmdump, args.quick, args.clients, rounds,
-                seconds=args.seconds or (1.0 if args.quick else 3.0), hook_rounds=max(2, rounds - 2),
-                fe_runs=args.first_event_runs or (5 if args.quick else 15),
-                big_n=args.image_requests or (3 if args.quick else 7), flow_detail=args.flow_detail)
+    return Plan(
+        args.python,
+        mitmdump,
+        args.quick,
+        args.clients,
+        rounds,
+        seconds=args.seconds or (1.0 if args.quick else 3.0),
+        hook_rounds=max(2, rounds - 2),
+        fe_runs=args.first_event_runs or (5 if args.quick else 15),
+        big_n=args.image_requests or (3 if args.quick else 7),
+        flow_detail=args.flow_detail,
+    )
 
 
 def choose_pinning(enabled: bool) -> None:
@@ -580,8 +660,11 @@ def _hook_us(stats: dict) -> float:
 
 def _regions_per_request(stats: dict) -> dict[str, float]:
     n = max(1, stats["requests"])
-    return {k: v["net_ns"] / n / 1000 for k, v in stats["regions"].items()
-            if k.rsplit(".", 1)[-1] not in {"load", "configure", "running", "done"}}
+    return {
+        k: v["net_ns"] / n / 1000
+        for k, v in stats["regions"].items()
+        if k.rsplit(".", 1)[-1] not in {"load", "configure", "running", "done"}
+    }
 
 
 def _regions_median(stats: list[dict], scale: float = 1.0) -> dict[str, float]:
@@ -601,8 +684,13 @@ def _round_med(rounds: list, key: str, who: str = "mitmdump") -> float:
 def in_process(python: str, quick: bool) -> dict:
     """The floor, the core rewrite() and the stream translation, in a worker process under `python`."""
     print(f"in-process floor and core rewrite under {python} ...", flush=True)
-    w = subprocess.run([python, str(Path(__file__).resolve()), "--_worker"] + (["--quick"] if quick else []),
-                       capture_output=True, env=_env(), cwd=str(ROOT), check=False)
+    w = subprocess.run(
+        [python, str(Path(__file__).resolve()), "--_worker"] + (["--quick"] if quick else []),
+        capture_output=True,
+        env=_env(),
+        cwd=str(ROOT),
+        check=False,
+    )
     if w.returncode != 0:
         raise SystemExit(f"worker failed:\n{w.stderr.decode(errors='replace')}")
     return json.loads(w.stdout)
@@ -623,8 +711,9 @@ def servers(python: str, mitmdump: str, flow_detail: int, logdir: Path) -> Itera
     tmp = Path(tempfile.mkdtemp(prefix="mistral-compat-bench-"))  # confdirs (mitmproxy's CA)
     procs: list = []
     try:
-        print("starting the fake upstream and three mitmdumps (bare, -s addon.py, -s bench/hook_timer.py) ...",
-              flush=True)
+        print(
+            "starting the fake upstream and three mitmdumps (bare, -s addon.py, -s bench/hook_timer.py) ...", flush=True
+        )
         fake = Fake(python)
         procs.append(fake)
 
@@ -652,8 +741,14 @@ def check_statuses(requests: dict[str, bytes], expected) -> None:
             raise RuntimeError(f"{p.name}: expected {want}, got {status}: {body[:300]!r}")
 
 
-def _first_events(upstream_port: int, addon_port: int, body: bytes, runs: int,
-                  upstream_needle: bytes = b"data:", addon_needle: bytes = b"data:") -> tuple[list, list]:
+def _first_events(
+    upstream_port: int,
+    addon_port: int,
+    body: bytes,
+    runs: int,
+    upstream_needle: bytes = b"data:",
+    addon_needle: bytes = b"data:",
+) -> tuple[list, list]:
     """Times to the first event (ms), `runs` each way, alternating, after one to warm up: straight to the
     upstream, sending what the addon would forward (the fake is strict), and through mitmdump -s addon.py."""
     direct_req = http_request(upstream_port, CHAT, as_forwarded(body))
@@ -671,44 +766,73 @@ def first_event(upstream_port: int, addon_port: int, b: dict, runs: int) -> dict
     reasoning_content)."""
     print(f"time to first event: {runs} runs each way ...", flush=True)
     direct, proxied = _first_events(upstream_port, addon_port, b["stream"], runs)
-    fe = {"direct_ms": med(direct), "proxied_ms": med(proxied),
-          "direct_samples_ms": [round(x, 3) for x in direct],
-          "proxied_samples_ms": [round(x, 3) for x in proxied],
-          "stream_interval_s": STREAM_INTERVAL, "runs": runs}
+    fe = {
+        "direct_ms": med(direct),
+        "proxied_ms": med(proxied),
+        "direct_samples_ms": [round(x, 3) for x in direct],
+        "proxied_samples_ms": [round(x, 3) for x in proxied],
+        "stream_interval_s": STREAM_INTERVAL,
+        "runs": runs,
+    }
     fe["gap_ms"] = fe["proxied_ms"] - fe["direct_ms"]
-    direct, proxied = _first_events(upstream_port, addon_port, b["reasoning_stream"], runs,
-                                    b'"thinking"', b"reasoning_content")
+    direct, proxied = _first_events(
+        upstream_port, addon_port, b["reasoning_stream"], runs, b'"thinking"', b"reasoning_content"
+    )
     fe["translated"] = {"direct_ms": med(direct), "proxied_ms": med(proxied)}
     fe["translated"]["gap_ms"] = fe["translated"]["proxied_ms"] - fe["translated"]["direct_ms"]
     return fe
 
 
-def throughput(proxies: tuple[Mitmdump, Mitmdump], requests: dict[str, bytes], fake: Fake,
-               clients: int, rounds: int, seconds: float) -> dict[str, list]:
+def throughput(
+    proxies: tuple[Mitmdump, Mitmdump],
+    requests: dict[str, bytes],
+    fake: Fake,
+    clients: int,
+    rounds: int,
+    seconds: float,
+) -> dict[str, list]:
     """2. Requests per second and whole-process CPU, small request, `clients` clients: alternating rounds
     for each of `proxies` (bare, addon.py); each one's load_round results."""
-    print(f"throughput: {rounds} rounds x {seconds:g} s each for bare and addon, {clients} clients ...",
-          flush=True)
+    print(f"throughput: {rounds} rounds x {seconds:g} s each for bare and addon, {clients} clients ...", flush=True)
     out: dict[str, list] = {p.name: [] for p in proxies}
     for r in range(rounds):
-        for p in (proxies if r % 2 == 0 else proxies[::-1]):
-            out[p.name].append(load_round(p.port, requests[p.name], clients, seconds, warmup=0.3,
-                                          cpu=cpu_meters(p, fake)))
+        for p in proxies if r % 2 == 0 else proxies[::-1]:
+            out[p.name].append(
+                load_round(p.port, requests[p.name], clients, seconds, warmup=0.3, cpu=cpu_meters(p, fake))
+            )
     return out
 
 
-def small_hooks(timer: Mitmdump, request: bytes, fake: Fake, clients: int, rounds: int,
-                seconds: float) -> tuple[list[dict], dict]:
+def small_hooks(
+    timer: Mitmdump, request: bytes, fake: Fake, clients: int, rounds: int, seconds: float
+) -> tuple[list[dict], dict]:
     """3. The addon's own CPU in its hooks under the same load: `rounds` load_round results (the hook
     stats in "end"); then one more round with json.loads+json.dumps of the body inside the mitmdump
     (alternately before and after the addon's hooks), whose hook stats come second."""
     print(f"hook timings, small request: {rounds} rounds x {seconds:g} s ...", flush=True)
-    hook_rounds = [load_round(timer.port, request, clients, seconds, warmup=0.3, cpu=cpu_meters(timer, fake),
-                              at_start=timer.stats, at_end=timer.stats)
-                   for _ in range(rounds)]
+    hook_rounds = [
+        load_round(
+            timer.port,
+            request,
+            clients,
+            seconds,
+            warmup=0.3,
+            cpu=cpu_meters(timer, fake),
+            at_start=timer.stats,
+            at_end=timer.stats,
+        )
+        for _ in range(rounds)
+    ]
     timer.stats(extra="&insitu=1")
-    insitu = load_round(timer.port, request, clients, seconds, warmup=0.3,
-                        at_start=timer.stats, at_end=lambda: timer.stats(extra="&insitu=0"))["end"]
+    insitu = load_round(
+        timer.port,
+        request,
+        clients,
+        seconds,
+        warmup=0.3,
+        at_start=timer.stats,
+        at_end=lambda: timer.stats(extra="&insitu=0"),
+    )["end"]
     return hook_rounds, insitu
 
 
@@ -743,8 +867,15 @@ def image_8mb(bare: Mitmdump, timer: Mitmdump, requests: dict[str, bytes], n: in
             insitu += [ns / 1e6 for ns in st["insitu_floor_ns"]]
             paired.append(_hook_us(st) / 1000)
         timer.stats(extra="&insitu=0")
-    return {"bare_ms": bare_ms, "bare_statuses": bare_statuses, "hooks": hooks, "timer_ms": timer_ms,
-            "timer_statuses": timer_statuses, "insitu_ms": insitu, "paired_hooks_ms": paired}
+    return {
+        "bare_ms": bare_ms,
+        "bare_statuses": bare_statuses,
+        "hooks": hooks,
+        "timer_ms": timer_ms,
+        "timer_statuses": timer_statuses,
+        "insitu_ms": insitu,
+        "paired_hooks_ms": paired,
+    }
 
 
 def print_profile(path: Path, title: str, top: int) -> str:
@@ -777,8 +908,15 @@ def profile(sv: Servers, version: str, b: dict, clients: int, logdir: Path) -> d
         pin([prof])
         small = http_request(prof.port, CHAT, b["small"])
         big = http_request(prof.port, CHAT, b["image_8mb"])
-        load_round(prof.port, small, clients, 2.0, warmup=0.3,
-                   at_start=prof.stats, at_end=lambda: prof.stats(extra=f"&profile={small_path}"))
+        load_round(
+            prof.port,
+            small,
+            clients,
+            2.0,
+            warmup=0.3,
+            at_start=prof.stats,
+            at_end=lambda: prof.stats(extra=f"&profile={small_path}"),
+        )
         with Conn(prof.port) as c:
             c.roundtrip(big)
             prof.stats()
@@ -795,14 +933,20 @@ def profile(sv: Servers, version: str, b: dict, clients: int, logdir: Path) -> d
 
 def config_figures(pl: Plan, timer_bias_ns: int | None) -> dict:
     return {
-        "quick": pl.quick, "clients": pl.clients, "rounds": pl.rounds, "round_seconds": pl.seconds,
-        "hook_rounds": pl.hook_rounds, "image_requests": pl.big_n, "flow_detail": pl.flow_detail,
+        "quick": pl.quick,
+        "clients": pl.clients,
+        "rounds": pl.rounds,
+        "round_seconds": pl.seconds,
+        "hook_rounds": pl.hook_rounds,
+        "image_requests": pl.big_n,
+        "flow_detail": pl.flow_detail,
         "mode": "reverse:http://127.0.0.1:<fake>, connection_strategy=lazy",
         "mitmdump_output": "a file, line by line (PYTHONUNBUFFERED=1), as on a terminal",
         "upstream": f"tests/fake_mistral.py, stream_events={STREAM_EVENTS}, stream_interval={STREAM_INTERVAL}",
         "cpu_source": "sum of /proc/<pid>/task/*/schedstat",
-        "pinning": ({"mitmdump": PIN["proxy"], "upstream_and_client": PIN["rest"]}
-                    if PIN["proxy"] is not None else None),
+        "pinning": (
+            {"mitmdump": PIN["proxy"], "upstream_and_client": PIN["rest"]} if PIN["proxy"] is not None else None
+        ),
         "hook_clock": "time.process_time_ns around each hook (bench/hook_timer.py), net of the timer's own cost",
         "timer_bias_ns_per_hook_call": timer_bias_ns,
     }
@@ -820,8 +964,9 @@ def small_figures(inproc: dict, hook_rounds: list[dict], insitu: dict, rps_round
         "addon_hooks_us": hook_us,
         "addon_hooks_rounds_us": [round(_hook_us(st), 1) for st in hooks],
         "addon_hooks_by_region_us": regions,
-        "addon_hooks_calls_per_request": {k: round(v["calls"] / max(1, hooks[-1]["requests"]), 3)
-                                          for k, v in hooks[-1]["regions"].items()},
+        "addon_hooks_calls_per_request": {
+            k: round(v["calls"] / max(1, hooks[-1]["requests"]), 3) for k, v in hooks[-1]["regions"].items()
+        },
         "bare_mitmdump_cpu_us": bare_cpu_us,
         "addon_vs_bare_pct": 100 * hook_us / bare_cpu_us,
         "floor_us": inproc["small"]["floor_ns"] / 1000,
@@ -857,7 +1002,8 @@ def image_figures(inproc: dict, n: int, big: dict) -> dict:
         "bare_mitmdump_cpu_ms": med(big["bare_ms"]),
         "bare_mitmdump_cpu_samples_ms": [round(x, 2) for x in big["bare_ms"]],
         "mitmdump_hooktimer_cpu_ms": med(big["timer_ms"]),
-        "bare_statuses": sorted(big["bare_statuses"]), "addon_statuses": sorted(big["timer_statuses"]),
+        "bare_statuses": sorted(big["bare_statuses"]),
+        "addon_statuses": sorted(big["timer_statuses"]),
     }
 
 
@@ -866,7 +1012,9 @@ def throughput_figures(rps_rounds: dict[str, list], clients: int) -> dict:
     bare_rps, addon_rps = med(r["rps"] for r in bare), med(r["rps"] for r in addon)
     return {
         "clients": clients,
-        "bare_rps": bare_rps, "addon_rps": addon_rps, "addon_vs_bare_x": addon_rps / bare_rps,
+        "bare_rps": bare_rps,
+        "addon_rps": addon_rps,
+        "addon_vs_bare_x": addon_rps / bare_rps,
         "bare_rounds_rps": [round(r["rps"], 1) for r in bare],
         "addon_rounds_rps": [round(r["rps"], 1) for r in addon],
         "bare_mitmdump_cores_busy": _round_med(bare, "cores_busy"),
@@ -878,7 +1026,9 @@ def throughput_figures(rps_rounds: dict[str, list], clients: int) -> dict:
         "other_processes_cores": med(r["other_processes_cores"].get("all", 0.0) for r in bare + addon),
         "other_processes_on_proxy_cpu_cores": (
             med(r["other_processes_cores"]["proxy_cpu"] for r in bare + addon)
-            if "proxy_cpu" in bare[0]["other_processes_cores"] else None),
+            if "proxy_cpu" in bare[0]["other_processes_cores"]
+            else None
+        ),
         "bare_statuses": [r["statuses"] for r in bare],
         "addon_statuses": [r["statuses"] for r in addon],
     }
@@ -894,15 +1044,39 @@ def targets(r: dict) -> list[dict]:
     """Issue 14's four targets, the first-event gap for both kinds of stream."""
     s, g, t, fe = r["small"], r["image_8mb"], r["throughput"], r["first_event"]
     return [
-        _target("small_cpu", "addon hook CPU per small request / bare mitmdump CPU",
-                s["addon_vs_bare_pct"], "%", "<=", TARGET_SMALL_PCT),
-        _target("throughput", f"throughput addon / bare, {t['clients']} clients",
-                t["addon_vs_bare_x"], "x", ">=", TARGET_RPS_X),
-        _target("image_8mb", "8 MiB request: addon hook CPU / floor inside mitmdump",
-                g["addon_vs_insitu_floor_x"], "x", "<=", TARGET_BIG_X),
+        _target(
+            "small_cpu",
+            "addon hook CPU per small request / bare mitmdump CPU",
+            s["addon_vs_bare_pct"],
+            "%",
+            "<=",
+            TARGET_SMALL_PCT,
+        ),
+        _target(
+            "throughput",
+            f"throughput addon / bare, {t['clients']} clients",
+            t["addon_vs_bare_x"],
+            "x",
+            ">=",
+            TARGET_RPS_X,
+        ),
+        _target(
+            "image_8mb",
+            "8 MiB request: addon hook CPU / floor inside mitmdump",
+            g["addon_vs_insitu_floor_x"],
+            "x",
+            "<=",
+            TARGET_BIG_X,
+        ),
         _target("first_event_gap", "first-event gap", fe["gap_ms"], "ms", "<", TARGET_GAP_MS),
-        _target("translated_gap", "first-event gap, translated answer stream",
-                fe["translated"]["gap_ms"], "ms", "<", TARGET_GAP_MS),
+        _target(
+            "translated_gap",
+            "first-event gap, translated answer stream",
+            fe["translated"]["gap_ms"],
+            "ms",
+            "<",
+            TARGET_GAP_MS,
+        ),
     ]
 
 
@@ -923,8 +1097,9 @@ def run(args) -> dict:
         fe = first_event(sv.fake.port, sv.addon.port, b, pl.fe_runs)
         pin((sv.bare, sv.addon, sv.timer), sv.fake)
         rps_rounds = throughput((sv.bare, sv.addon), small, sv.fake, pl.clients, pl.rounds, pl.seconds)
-        hook_rounds, small_insitu = small_hooks(sv.timer, small["hooktimer"], sv.fake, pl.clients,
-                                                pl.hook_rounds, pl.seconds)
+        hook_rounds, small_insitu = small_hooks(
+            sv.timer, small["hooktimer"], sv.fake, pl.clients, pl.hook_rounds, pl.seconds
+        )
         image = image_8mb(sv.bare, sv.timer, big, pl.big_n)
         if args.profile:
             profiles = profile(sv, inproc["mitmproxy"], b, pl.clients, logdir)
@@ -963,8 +1138,10 @@ def table(r: dict) -> str:
     def row_judged(name, value, key):
         row(name, value, judged[key]["target"], "met" if judged[key]["met"] else "MISSED")
 
-    row(f"Time to first streamed event (upstream sends one every {fe['stream_interval_s'] * 1000:.0f} ms), "
-        f"median of {fe['runs']}")
+    row(
+        f"Time to first streamed event (upstream sends one every {fe['stream_interval_s'] * 1000:.0f} ms), "
+        f"median of {fe['runs']}"
+    )
     row("  straight to the upstream", f"{fe['direct_ms']:.2f} ms")
     row("  through mitmdump -s addon.py", f"{fe['proxied_ms']:.2f} ms")
     row_judged("  gap", f"{fe['gap_ms']:.2f} ms", "first_event_gap")
@@ -974,13 +1151,17 @@ def table(r: dict) -> str:
     row("  through mitmdump -s addon.py (translated)", f"{tr['proxied_ms']:.2f} ms")
     row_judged("  gap", f"{tr['gap_ms']:.2f} ms", "translated_gap")
     row("Core answer translation, CPU per streamed event, in-process")
-    for name, label in (("thinking", "thinking chunks -> reasoning_content"),
-                        ("tool_calls", "two whole tool calls -> type + index"),
-                        ("plain", "plain text delta, passed byte for byte")):
+    for name, label in (
+        ("thinking", "thinking chunks -> reasoning_content"),
+        ("tool_calls", "two whole tool calls -> type + index"),
+        ("plain", "plain text delta, passed byte for byte"),
+    ):
         ev = r["stream_events"][name]
         row(f"  {label} ({ev['bytes']} B)", f"{ev['us']:.1f} us")
-    row(f"Small chat request ({s['body_bytes']} B, {len(s['changes'])} fields dropped/renamed), "
-        f"{t['clients']} clients, CPU per request")
+    row(
+        f"Small chat request ({s['body_bytes']} B, {len(s['changes'])} fields dropped/renamed), "
+        f"{t['clients']} clients, CPU per request"
+    )
     row("  addon, timed inside its hooks", f"{s['addon_hooks_us']:.0f} us")
     row("  bare mitmdump, whole process (OS)", f"{s['bare_mitmdump_cpu_us']:.0f} us")
     row_judged("  addon / bare mitmdump", f"{s['addon_vs_bare_pct']:.1f} %", "small_cpu")
@@ -991,8 +1172,10 @@ def table(r: dict) -> str:
         row("  core rewrite(), inside mitmdump (part of the hooks)", f"{s['core_rewrite_in_mitmdump_us']:.1f} us")
     row("  mitmdump -s addon.py, whole process (OS)", f"{s['mitmdump_addon_cpu_us']:.0f} us", "not judged")
     row("  whole-process ratio addon.py / bare", f"{s['whole_process_ratio']:.2f}x", "not judged")
-    row(f"Chat request with an 8 MiB base64 image ({g['body_bytes'] / 2**20:.2f} MiB, "
-        f"{len(g['changes'])} changes), CPU per request, median of {g['requests']}")
+    row(
+        f"Chat request with an 8 MiB base64 image ({g['body_bytes'] / 2**20:.2f} MiB, "
+        f"{len(g['changes'])} changes), CPU per request, median of {g['requests']}"
+    )
     row("  addon, timed inside its hooks", f"{g['addon_hooks_ms']:.1f} ms")
     row("  json.loads+json.dumps floor, in-process", f"{g['floor_ms']:.1f} ms")
     row("  addon / floor", f"{g['addon_vs_floor_x']:.2f}x", "not judged")
@@ -1002,44 +1185,61 @@ def table(r: dict) -> str:
         row("  core rewrite(), inside mitmdump (part of the hooks)", f"{g['core_rewrite_in_mitmdump_ms']:.1f} ms")
     row_judged("  addon / floor inside mitmdump", f"{g['addon_vs_insitu_floor_x']:.2f}x", "image_8mb")
     row("  bare mitmdump, whole process (OS)", f"{g['bare_mitmdump_cpu_ms']:.1f} ms")
-    row("  mitmdump + addon (hook timer), whole process (OS)", f"{g['mitmdump_hooktimer_cpu_ms']:.1f} ms",
-        "not judged")
+    row("  mitmdump + addon (hook timer), whole process (OS)", f"{g['mitmdump_hooktimer_cpu_ms']:.1f} ms", "not judged")
     row(f"Requests per second, {t['clients']} concurrent clients, median of {len(t['bare_rounds_rps'])} rounds")
-    row("  bare mitmdump", f"{t['bare_rps']:.0f} req/s",
-        f"mitmdump busy {t['bare_mitmdump_cores_busy']:.2f} core")
-    row("  mitmdump -s addon.py", f"{t['addon_rps']:.0f} req/s",
-        f"mitmdump busy {t['addon_mitmdump_cores_busy']:.2f} core")
+    row("  bare mitmdump", f"{t['bare_rps']:.0f} req/s", f"mitmdump busy {t['bare_mitmdump_cores_busy']:.2f} core")
+    row(
+        "  mitmdump -s addon.py",
+        f"{t['addon_rps']:.0f} req/s",
+        f"mitmdump busy {t['addon_mitmdump_cores_busy']:.2f} core",
+    )
     row_judged("  addon / bare", f"{t['addon_vs_bare_x']:.2f}x", "throughput")
     if t.get("other_processes_on_proxy_cpu_cores") is not None:
-        row("  other processes on mitmdump's CPU meanwhile", f"{t['other_processes_on_proxy_cpu_cores']:.2f} core",
-            "(0 on a quiet machine)")
+        row(
+            "  other processes on mitmdump's CPU meanwhile",
+            f"{t['other_processes_on_proxy_cpu_cores']:.2f} core",
+            "(0 on a quiet machine)",
+        )
 
     w0 = max(len(x[0]) for x in rows if x[1])
     w1 = max(len(x[1]) for x in rows)
     w2 = max(len(x[2]) for x in rows)
-    lines = [f"mistral-compat benchmark: mitmproxy {r['mitmproxy']}, Python {r['python']}",
-             f"machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, "
-             f"load average {m['loadavg_at_start'][0]:.2f} at start; other processes used "
-             f"{m.get('other_processes_cores_during_run') or 0:.2f} cores on average during the run",
-             f"all on 127.0.0.1; reverse mode, flow_detail={r['config']['flow_detail']}; "
-             + (f"for CPU and throughput, mitmdump pinned to CPU {r['config']['pinning']['mitmdump']}, "
-                f"upstream and clients to CPU {r['config']['pinning']['upstream_and_client']}; "
-                if r['config']['pinning'] else "")
-             + f"{'quick run' if r['config']['quick'] else 'full run'}, {r['seconds']:g} s", ""]
+    lines = [
+        f"mistral-compat benchmark: mitmproxy {r['mitmproxy']}, Python {r['python']}",
+        f"machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, "
+        f"load average {m['loadavg_at_start'][0]:.2f} at start; other processes used "
+        f"{m.get('other_processes_cores_during_run') or 0:.2f} cores on average during the run",
+        f"all on 127.0.0.1; reverse mode, flow_detail={r['config']['flow_detail']}; "
+        + (
+            f"for CPU and throughput, mitmdump pinned to CPU {r['config']['pinning']['mitmdump']}, "
+            f"upstream and clients to CPU {r['config']['pinning']['upstream_and_client']}; "
+            if r["config"]["pinning"]
+            else ""
+        )
+        + f"{'quick run' if r['config']['quick'] else 'full run'}, {r['seconds']:g} s",
+        "",
+    ]
     lines.append(f"{'':<{w0}}  {'value':>{w1}}  {'target':<{w2}}  met?")
     for name, value, target, status in rows:
         lines.append(name if not value else f"{name:<{w0}}  {value:>{w1}}  {target:<{w2}}  {status}".rstrip())
-    lines += ["", "Addon CPU per request by hook (net; a region includes any region it calls, e.g. the log",
-              "filter inside a hook's log call, so the rows add up to more than the total):"]
-    keys = sorted(set(s["addon_hooks_by_region_us"]) | set(g["addon_hooks_by_region_ms"]),
-                  key=lambda k: (k.startswith("("), k))
+    lines += [
+        "",
+        "Addon CPU per request by hook (net; a region includes any region it calls, e.g. the log",
+        "filter inside a hook's log call, so the rows add up to more than the total):",
+    ]
+    keys = sorted(
+        set(s["addon_hooks_by_region_us"]) | set(g["addon_hooks_by_region_ms"]), key=lambda k: (k.startswith("("), k)
+    )
     kw = max([len(k) for k in keys] + [10])
     lines.append(f"  {'':<{kw}}  {'small':>9}  {'8 MiB image':>11}")
     for k in keys:
-        lines.append(f"  {k:<{kw}}  {s['addon_hooks_by_region_us'].get(k, 0):>6.1f} us  "
-                     f"{g['addon_hooks_by_region_ms'].get(k, 0):>8.2f} ms")
-    lines.append(f"  {'total (each counted once)':<{kw}}  {s['addon_hooks_us']:>6.1f} us  "
-                 f"{g['addon_hooks_ms']:>8.2f} ms")
+        lines.append(
+            f"  {k:<{kw}}  {s['addon_hooks_by_region_us'].get(k, 0):>6.1f} us  "
+            f"{g['addon_hooks_by_region_ms'].get(k, 0):>8.2f} ms"
+        )
+    lines.append(
+        f"  {'total (each counted once)':<{kw}}  {s['addon_hooks_us']:>6.1f} us  {g['addon_hooks_ms']:>8.2f} ms"
+    )
     lines += ["", *targets_block(r["targets"])]
     for warning in disturbance(r):
         lines += ["", warning]
@@ -1049,11 +1249,13 @@ def table(r: dict) -> str:
 def targets_block(judged: list[dict]) -> list[str]:
     """Each target's figure beside the target, one line each (ratios to 3 places: 1.104x is not 1.10x)."""
     fmt = {"%": "{:.1f} %", "x": "{:.3f}x", "ms": "{:.2f} ms"}
-    cells = [(x["name"], fmt[x["unit"]].format(x["value"]), x["target"], "met" if x["met"] else "MISSED")
-             for x in judged]
+    cells = [
+        (x["name"], fmt[x["unit"]].format(x["value"]), x["target"], "met" if x["met"] else "MISSED") for x in judged
+    ]
     w = [max(len(c[i]) for c in cells) for i in range(3)]
     return ["Targets (quiet machine, both mitmproxy versions):"] + [
-        f"  {name:<{w[0]}}  {value:>{w[1]}}  {target:<{w[2]}}  {status}" for name, value, target, status in cells]
+        f"  {name:<{w[0]}}  {value:>{w[1]}}  {target:<{w[2]}}  {status}" for name, value, target, status in cells
+    ]
 
 
 def disturbance(r: dict) -> list[str]:
@@ -1063,19 +1265,27 @@ def disturbance(r: dict) -> list[str]:
     on_proxy_cpu = t.get("other_processes_on_proxy_cpu_cores")
     if on_proxy_cpu is None:
         if other > 0.15:
-            return [f"WARNING: other processes used {other:.2f} cores on average during this run; CPU and "
-                    f"throughput numbers are disturbed. Re-run on a quiet machine."]
+            return [
+                f"WARNING: other processes used {other:.2f} cores on average during this run; CPU and "
+                f"throughput numbers are disturbed. Re-run on a quiet machine."
+            ]
         return []
     out = []
     if on_proxy_cpu > 0.1:
-        out.append(f"WARNING: other processes used {on_proxy_cpu:.2f} of mitmdump's CPU during the throughput "
-                   f"rounds; CPU and throughput numbers are disturbed. Re-run on a quiet machine.")
+        out.append(
+            f"WARNING: other processes used {on_proxy_cpu:.2f} of mitmdump's CPU during the throughput "
+            f"rounds; CPU and throughput numbers are disturbed. Re-run on a quiet machine."
+        )
     if min(t["bare_mitmdump_cores_busy"], t["addon_mitmdump_cores_busy"]) < 0.9:
-        out.append("WARNING: mitmdump was not the bottleneck of the throughput test (busy < 0.9 of its CPU): "
-                   "the requests-per-second ratio does not measure the addon. Re-run on a quiet machine.")
+        out.append(
+            "WARNING: mitmdump was not the bottleneck of the throughput test (busy < 0.9 of its CPU): "
+            "the requests-per-second ratio does not measure the addon. Re-run on a quiet machine."
+        )
     if not out and other > 0.15:
-        out.append(f"Note: other processes used {other:.2f} cores on average during the run, on the other CPU "
-                   f"(mitmdump's stayed free: {on_proxy_cpu:.2f} core); the latency numbers may be disturbed.")
+        out.append(
+            f"Note: other processes used {other:.2f} cores on average during the run, on the other CPU "
+            f"(mitmdump's stayed free: {on_proxy_cpu:.2f} core); the latency numbers may be disturbed."
+        )
     return out
 
 
@@ -1083,8 +1293,9 @@ def main(argv=None) -> int:
     if "--_worker" in (argv or sys.argv[1:]):
         worker()
         return 0
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="a short run (fewer, shorter rounds)")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--venv", help="the virtualenv whose python and mitmdump to use (default: .venv)")
@@ -1096,11 +1307,18 @@ def main(argv=None) -> int:
     ap.add_argument("--first-event-runs", type=int, help="runs per side (default 15, quick 5)")
     ap.add_argument("--image-requests", type=int, help="8 MiB requests per measurement (default 7, quick 3)")
     ap.add_argument("--flow-detail", type=int, default=1, help="mitmdump's flow_detail for every proxy (default 1)")
-    ap.add_argument("--no-pin", dest="pin", action="store_false",
-                    help="do not pin mitmdump to one CPU and the upstream and clients to another")
-    ap.add_argument("--profile", action="store_true",
-                    help="also run cProfile inside the addon's hooks and print where the time goes "
-                         "(writes bench/results/profile-*.pstats)")
+    ap.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin mitmdump to one CPU and the upstream and clients to another",
+    )
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run cProfile inside the addon's hooks and print where the time goes "
+        "(writes bench/results/profile-*.pstats)",
+    )
     ap.add_argument("--profile-top", type=int, default=30, help="lines of profile to print (default 30)")
     args = ap.parse_args(argv)
     if args.python:

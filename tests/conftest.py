@@ -33,13 +33,30 @@ class Mitmdump:
         """env: the process's environment (default: this one's, without *_proxy variables)."""
         self.confdir = confdir
         quiet = [] if any(a.startswith("flow_detail=") for a in args) else ["--set", "flow_detail=0"]
-        self.cmd = [MITMDUMP, "--listen-host", "127.0.0.1", "--listen-port", "0",
-                    "--set", f"confdir={confdir}", *quiet, "-s", str(ROOT / "addon.py"), *args]
+        self.cmd = [
+            MITMDUMP,
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            "0",
+            "--set",
+            f"confdir={confdir}",
+            *quiet,
+            "-s",
+            str(ROOT / "addon.py"),
+            *args,
+        ]
         self.lines: list[str] = []
         self._cond = threading.Condition()
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=clean_env() if env is None else env, cwd=str(ROOT),
-                                     bufsize=1)
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=clean_env() if env is None else env,
+            cwd=str(ROOT),
+            bufsize=1,
+        )
         threading.Thread(target=self._drain, daemon=True).start()
         m = self.wait_for(_LISTEN, timeout=30)
         if m is None:
@@ -94,6 +111,7 @@ class Mitmdump:
 def dead_port() -> int:
     """A loopback port nothing listens on (an unreachable upstream)."""
     import socket
+
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -104,8 +122,9 @@ def dead_port() -> int:
 @pytest.fixture(scope="module")
 def module_reverse(module_fake, tmp_path_factory):
     """One reverse proxy (connection_strategy=lazy) in front of module_fake, for a whole test module."""
-    p = Mitmdump(tmp_path_factory.mktemp("mitm"), "--mode", f"reverse:{module_fake.url}",
-                 "--set", "connection_strategy=lazy")
+    p = Mitmdump(
+        tmp_path_factory.mktemp("mitm"), "--mode", f"reverse:{module_fake.url}", "--set", "connection_strategy=lazy"
+    )
     yield p
     p.stop()
 

@@ -511,11 +511,25 @@ def validate(path: str, body: bytes):
 AGENT_MODEL = "mistral-medium-latest"
 COMPLETION_PATHS = CHAT_PATHS + ("/v1/fim/completions",)
 MODERATION_CATEGORIES = (
-    "sexual", "hate_and_discrimination", "violence_and_threats", "dangerous_and_criminal_content",
-    "selfharm", "health", "financial", "law", "pii",
+    "sexual",
+    "hate_and_discrimination",
+    "violence_and_threats",
+    "dangerous_and_criminal_content",
+    "selfharm",
+    "health",
+    "financial",
+    "law",
+    "pii",
 )
-MODELS = ("mistral-large-latest", "mistral-medium-latest", "mistral-small-latest", "codestral-latest",
-          "mistral-embed", "mistral-moderation-latest", "mistral-ocr-latest")
+MODELS = (
+    "mistral-large-latest",
+    "mistral-medium-latest",
+    "mistral-small-latest",
+    "codestral-latest",
+    "mistral-embed",
+    "mistral-moderation-latest",
+    "mistral-ocr-latest",
+)
 
 
 def _new_id() -> str:
@@ -528,8 +542,11 @@ def _model(data: dict) -> str:
 
 def _usage(data: dict, completion_tokens: int) -> dict:
     prompt_tokens = max(1, len(json.dumps(data)) // 4)
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 TOOL_CALL_TRIGGER = "call the tool"
@@ -606,8 +623,10 @@ def tool_arguments(parameters) -> str:
 def _tool_call(function: dict) -> dict:
     """One call in Mistral's wire shape: no `type`, no `index`."""
     call_id = "".join(random.choices(_TOOL_ID_ALPHABET, k=9))
-    return {"id": call_id, "function": {"name": function["name"],
-                                        "arguments": tool_arguments(function.get("parameters"))}}
+    return {
+        "id": call_id,
+        "function": {"name": function["name"], "arguments": tool_arguments(function.get("parameters"))},
+    }
 
 
 def _tool_result_text(messages: list) -> str:
@@ -672,16 +691,21 @@ def _message(plan: _Plan) -> dict:
 def chat_completion(data: dict) -> dict:
     """The JSON answer to a valid, non-streamed chat, agents or FIM completion."""
     plan = _plan(data)
-    choices = [{"index": i, "message": _message(plan), "finish_reason": plan.finish}
-               for i in range(data.get("n") or 1)]
-    return {"id": _new_id(), "object": "chat.completion", "created": int(time.time()), "model": _model(data),
-            "choices": choices, "usage": _usage(data, 1)}
+    choices = [{"index": i, "message": _message(plan), "finish_reason": plan.finish} for i in range(data.get("n") or 1)]
+    return {
+        "id": _new_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": _model(data),
+        "choices": choices,
+        "usage": _usage(data, 1),
+    }
 
 
 def _pieces(text: str, count: int) -> list:
     """`text` cut into `count` non-empty pieces (fewer when the text is shorter)."""
     count = max(1, min(count, len(text)))
-    return [text[len(text) * i // count:len(text) * (i + 1) // count] for i in range(count)]
+    return [text[len(text) * i // count : len(text) * (i + 1) // count] for i in range(count)]
 
 
 def _deltas(plan: _Plan, events: int) -> list:
@@ -703,8 +727,11 @@ def _deltas(plan: _Plan, events: int) -> list:
         answer_deltas = [({"content": [{"type": "text", "text": t}]}, None) for t in ("3", "91")]
         return [role] + [({"content": [_thinking(t)]}, None) for t in thoughts] + answer_deltas + [final]
     mixed = [_thinking(thoughts[-1], closed=True), {"type": "text", "text": "3"}]
-    return ([role] + [({"content": [_thinking(t)]}, None) for t in thoughts[:-1]]
-            + [({"content": mixed}, None), ({"content": "91"}, plan.finish)])
+    return (
+        [role]
+        + [({"content": [_thinking(t)]}, None) for t in thoughts[:-1]]
+        + [({"content": mixed}, None), ({"content": "91"}, plan.finish)]
+    )
 
 
 def _chunk_head(data: dict) -> dict:
@@ -742,8 +769,10 @@ def embeddings(data: dict) -> dict:
 
 
 def _moderation_result() -> dict:
-    return {"categories": {c: False for c in MODERATION_CATEGORIES},
-            "category_scores": {c: 0.001 for c in MODERATION_CATEGORIES}}
+    return {
+        "categories": {c: False for c in MODERATION_CATEGORIES},
+        "category_scores": {c: 0.001 for c in MODERATION_CATEGORIES},
+    }
 
 
 def _classification_result() -> dict:
@@ -762,8 +791,12 @@ def moderations(data: dict, result, single) -> dict:
 
 def ocr(data: dict) -> dict:
     page = {"index": 0, "markdown": "ok", "images": [], "dimensions": {"dpi": 200, "height": 2200, "width": 1700}}
-    return {"pages": [page], "model": data.get("model") or "mistral-ocr-latest", "document_annotation": None,
-            "usage_info": {"pages_processed": 1, "doc_size_bytes": None}}
+    return {
+        "pages": [page],
+        "model": data.get("model") or "mistral-ocr-latest",
+        "document_annotation": None,
+        "usage_info": {"pages_processed": 1, "doc_size_bytes": None},
+    }
 
 
 def models_list() -> dict:
@@ -776,10 +809,8 @@ _ANSWERS = {
     "/v1/embeddings": embeddings,
     "/v1/moderations": lambda d: moderations(d, _moderation_result, lambda x: isinstance(x, str)),
     "/v1/classifications": lambda d: moderations(d, _classification_result, lambda x: isinstance(x, str)),
-    "/v1/chat/moderations": lambda d: moderations(
-        d, _moderation_result, lambda x: not x or isinstance(x[0], dict)),
-    "/v1/chat/classifications": lambda d: moderations(
-        d, _classification_result, lambda x: isinstance(x, dict)),
+    "/v1/chat/moderations": lambda d: moderations(d, _moderation_result, lambda x: not x or isinstance(x[0], dict)),
+    "/v1/chat/classifications": lambda d: moderations(d, _classification_result, lambda x: isinstance(x, dict)),
     "/v1/ocr": ocr,
 }
 
@@ -802,12 +833,21 @@ def status_error(status: int) -> dict:
 
 
 _ERROR_DETAILS = (
-    {"type": "extra_forbidden", "loc": ["body", "messages", 1, "content"], "msg": "Extra inputs are not permitted",
-     "input": "x"},
+    {
+        "type": "extra_forbidden",
+        "loc": ["body", "messages", 1, "content"],
+        "msg": "Extra inputs are not permitted",
+        "input": "x",
+    },
     {"type": "missing", "loc": ["body", "model"], "msg": "Field required", "input": {}},
 )
-STREAM_ERROR = {"object": "error", "message": "Internal server error", "type": "internal_server_error",
-                "param": None, "code": "3000"}
+STREAM_ERROR = {
+    "object": "error",
+    "message": "Internal server error",
+    "type": "internal_server_error",
+    "param": None,
+    "code": "3000",
+}
 # x-fake-error NAME -> (status, a function making the body); "stream-error" is a 200 event stream instead
 FAKE_ERRORS = {
     "422-object": (422, lambda: detail_body(copy.deepcopy(list(_ERROR_DETAILS)))),
@@ -819,8 +859,14 @@ FAKE_ERRORS = {
     "stream-error": (200, None),
 }
 # the 429 of rate-limit mode, Mistral's recorded shape (cline #9085, raycast/extensions #31107)
-RATE_LIMITED_BODY = {"object": "error", "message": "Rate limit exceeded", "type": "rate_limited", "param": None,
-                     "code": "1300", "raw_status_code": 429}
+RATE_LIMITED_BODY = {
+    "object": "error",
+    "message": "Rate limit exceeded",
+    "type": "rate_limited",
+    "param": None,
+    "code": "1300",
+    "raw_status_code": 429,
+}
 
 
 def request_key(headers) -> str:
@@ -894,8 +940,11 @@ def _zstd_codec():
         c = zstandard.ZstdCompressor().compressobj()
         return _Flushing(lambda data: c.compress(data) + c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK), c.flush)
 
-    return (lambda data: zstandard.ZstdCompressor().compress(data),
-            lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data), stream)
+    return (
+        lambda data: zstandard.ZstdCompressor().compress(data),
+        lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data),
+        stream,
+    )
 
 
 _zstd_compress, _zstd_decompress, _zstd_stream = _zstd_codec()
@@ -1155,8 +1204,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             data = None
         data = data if isinstance(data, dict) else {}
-        first = dict(_chunk_head(data), choices=[
-            {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        first = dict(
+            _chunk_head(data),
+            choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+        )
         try:
             self._start_stream(raw, body)
             self._event(json.dumps(first, separators=(",", ":")).encode())
@@ -1257,8 +1308,15 @@ class _Server(ThreadingHTTPServer):
 class FakeMistral:
     """A strict fake Mistral API on 127.0.0.1, in a background thread."""
 
-    def __init__(self, tls: bool = False, stream_events: int = 5, stream_interval: float = 0.05,
-                 port: int = 0, log: bool = False, rate_limit: float | None = None):
+    def __init__(
+        self,
+        tls: bool = False,
+        stream_events: int = 5,
+        stream_interval: float = 0.05,
+        port: int = 0,
+        log: bool = False,
+        rate_limit: float | None = None,
+    ):
         self.tls = tls
         self.rate_limit = rate_limit  # rate-limit mode: requests per second per key; None = off
         self.stream_events = stream_events
@@ -1271,15 +1329,19 @@ class FakeMistral:
         self._tmpdir = None
         self._records = []
         self._lock = threading.Lock()
-        self._arrivals = {}       # key -> [Arrival]
+        self._arrivals = {}  # key -> [Arrival]
         self._last_accepted = {}  # key -> monotonic time of its last accepted request
-        self._held_until = {}     # key -> monotonic time until which a 429's Retry-After holds it
+        self._held_until = {}  # key -> monotonic time until which a 429's Retry-After holds it
 
     def start(self) -> "FakeMistral":
         context = self._tls_context() if self.tls else None
         self._server = _Server(self, self._requested_port, context)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-mistral-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-mistral-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -1400,12 +1462,23 @@ def main(argv=None) -> int:
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway trustme CA")
     parser.add_argument("--stream-events", type=int, default=5)
     parser.add_argument("--stream-interval", type=float, default=0.05)
-    parser.add_argument("--rate-limit", type=float, default=None, metavar="N",
-                        help="rate-limit mode: at most N requests per second per API key (429 otherwise)")
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        metavar="N",
+        help="rate-limit mode: at most N requests per second per API key (429 otherwise)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on SIGTERM too
-    fake = FakeMistral(tls=args.tls, stream_events=args.stream_events, stream_interval=args.stream_interval,
-                       port=args.port, log=True, rate_limit=args.rate_limit).start()
+    fake = FakeMistral(
+        tls=args.tls,
+        stream_events=args.stream_events,
+        stream_interval=args.stream_interval,
+        port=args.port,
+        log=True,
+        rate_limit=args.rate_limit,
+    ).start()
     print(fake.url, flush=True)
     if fake.ca_pem:
         print(f"CA certificate: {fake.ca_pem}", flush=True)

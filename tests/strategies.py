@@ -63,9 +63,23 @@ class Lit:
         return f"Lit({self.text!r})"
 
 
-_TRICKY = ["1.0000000000000001", "0.70", "1E2", "2.5e-8", "1e-400", "-0.0", "0.1e1", "0.30000000000000004",
-           "123456789012345678901234567890.5", "9007199254740993.0", "1e400", "-1e400", "1.7976931348623159e308",
-           "4.9e-325", "100e-2"]
+_TRICKY = [
+    "1.0000000000000001",
+    "0.70",
+    "1E2",
+    "2.5e-8",
+    "1e-400",
+    "-0.0",
+    "0.1e1",
+    "0.30000000000000004",
+    "123456789012345678901234567890.5",
+    "9007199254740993.0",
+    "1e400",
+    "-1e400",
+    "1.7976931348623159e308",
+    "4.9e-325",
+    "100e-2",
+]
 
 
 @st.composite
@@ -92,10 +106,10 @@ class Style(NamedTuple):
     indent: int | None = None
     ascii: bool = False
     spaces: bool = False
-    order: str = "as-is"      # as-is | sorted | reversed | shuffled
-    floats: str = "repr"      # repr | zeros | upper | short-exp : all spell the same decimal value
+    order: str = "as-is"  # as-is | sorted | reversed | shuffled
+    floats: str = "repr"  # repr | zeros | upper | short-exp : all spell the same decimal value
     seed: int = 0
-    pad: str = ""             # whitespace around the document
+    pad: str = ""  # whitespace around the document
 
 
 COMPACT = Style()
@@ -273,8 +287,11 @@ def bounded_scalar(node: Any) -> dict | None:
         found = [bounded_scalar(o) for o in node["anyof"]]
         found = [f for f in found if f]
         return found[0] if len(found) == 1 else None
-    if isinstance(node, dict) and node.get("type") in ("integer", "number") and \
-            any(k in node for k in ("min", "max", "xmin", "xmax")):
+    if (
+        isinstance(node, dict)
+        and node.get("type") in ("integer", "number")
+        and any(k in node for k in ("min", "max", "xmin", "xmax"))
+    ):
         return node
     return None
 
@@ -305,28 +322,107 @@ PROPERTY_NAMES = sorted(_all_property_names())
 text = st.text(max_size=6)
 nonempty_text = st.text(min_size=1, max_size=6)
 ALNUM = string.ascii_letters + string.digits
-function_names = st.one_of(st.text(ALNUM + "_-", min_size=1, max_size=12), st.text(ALNUM + "_-", min_size=64, max_size=64))
+function_names = st.one_of(
+    st.text(ALNUM + "_-", min_size=1, max_size=12), st.text(ALNUM + "_-", min_size=64, max_size=64)
+)
 uuids = st.uuids().map(str)
 
 # OpenAI-only names: top level, messages, chunks, tools.
-OPENAI_TOP = ["stream_options", "user", "logprobs", "top_logprobs", "logit_bias", "store", "modalities",
-              "verbosity", "audio", "web_search_options", "reasoning", "safety_identifier",
-              "prompt_cache_retention", "echo", "best_of", "suffix", "min_tokens", "model", "temperature",
-              "top_p", "n", "service_tier", "metadata", "parallel_tool_calls", "encoding_format", "stream"]
-OPENAI_MESSAGE = ["name", "refusal", "audio", "function_call", "reasoning_content", "annotations",
-                  "tool_call_id", "tool_calls", "cache_control", "reasoning", "thinking_blocks"]
-OPENAI_MISC = ["cache_control", "index", "strict", "extra", "name", "detail", "format", "filename", "id",
-               "providerOptions", "annotations", "logprobs", "x-foo", ""]
+OPENAI_TOP = [
+    "stream_options",
+    "user",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "store",
+    "modalities",
+    "verbosity",
+    "audio",
+    "web_search_options",
+    "reasoning",
+    "safety_identifier",
+    "prompt_cache_retention",
+    "echo",
+    "best_of",
+    "suffix",
+    "min_tokens",
+    "model",
+    "temperature",
+    "top_p",
+    "n",
+    "service_tier",
+    "metadata",
+    "parallel_tool_calls",
+    "encoding_format",
+    "stream",
+]
+OPENAI_MESSAGE = [
+    "name",
+    "refusal",
+    "audio",
+    "function_call",
+    "reasoning_content",
+    "annotations",
+    "tool_call_id",
+    "tool_calls",
+    "cache_control",
+    "reasoning",
+    "thinking_blocks",
+]
+OPENAI_MISC = [
+    "cache_control",
+    "index",
+    "strict",
+    "extra",
+    "name",
+    "detail",
+    "format",
+    "filename",
+    "id",
+    "providerOptions",
+    "annotations",
+    "logprobs",
+    "x-foo",
+    "",
+]
 SPECIAL_KEYS = set(translate.RENAMES) | {"functions", "function_call"}
-TAGS = ["user", "assistant", "system", "tool", "developer", "function", "text", "image_url", "input_audio",
-        "file", "thinking", "reference", "document_url", "tool_reference", "web_search", "json_schema",
-        "json_object", "content", "auto", "none", "any", "required", "max", "xhigh"]
+TAGS = [
+    "user",
+    "assistant",
+    "system",
+    "tool",
+    "developer",
+    "function",
+    "text",
+    "image_url",
+    "input_audio",
+    "file",
+    "thinking",
+    "reference",
+    "document_url",
+    "tool_reference",
+    "web_search",
+    "json_schema",
+    "json_object",
+    "content",
+    "auto",
+    "none",
+    "any",
+    "required",
+    "max",
+    "xhigh",
+]
 
 # Tool-call ids: valid ones, some of them the 9-character form of an OpenAI id (to provoke collisions).
 CALL_IDS = [
-    "call_Qx8m2T4s1bC9dE7fG6hJ5kL3", "call_abc123def456ghi789jkl012", "call_ZZZZZZZZZZZZZZZZZZZZZZZZ",
-    "call_000000000000000000000001", "toolu_01A09q90qw90lq917835lq9", "3f1c4c2e-0000-4000-8000-000000000000",
-    "call_1", "call-é-ü",
+    "call_Qx8m2T4s1bC9dE7fG6hJ5kL3",
+    "call_abc123def456ghi789jkl012",
+    "call_ZZZZZZZZZZZZZZZZZZZZZZZZ",
+    "call_000000000000000000000001",
+    "toolu_01A09q90qw90lq917835lq9",
+    "3f1c4c2e-0000-4000-8000-000000000000",
+    "call_1",
+    "call-é-ü",
 ]
 VALID_IDS = ["abcDEF123", "A1b2C3d4E", "000000000", "zzzzzzzzz"] + [toolids.derive(c) for c in CALL_IDS[:4]]
 valid_ids = st.one_of(st.sampled_from(VALID_IDS), st.text(ALNUM, min_size=9, max_size=9))
@@ -343,8 +439,13 @@ def json_values(keys: st.SearchStrategy | None = None, max_leaves: int = 8, fini
     if keys is None:
         keys = st.one_of(st.sampled_from(PROPERTY_NAMES + OPENAI_TOP + OPENAI_MESSAGE + sorted(SPECIAL_KEYS)), text)
     scalars = st.one_of(
-        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), text,
-        st.sampled_from(TAGS + CALL_IDS), lits(finite=finite),
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        text,
+        st.sampled_from(TAGS + CALL_IDS),
+        lits(finite=finite),
     )
     return st.recursive(
         scalars,
@@ -378,8 +479,10 @@ EMPTY_PARAMETERS = copy.deepcopy(translate.EMPTY_PARAMETERS)  # never hand out t
 OVERRIDES: dict[str, dict[str, Any]] = {
     "FileChunk": {"file_id": uuids},
     "DocumentLibraryTool": {"library_ids": st.lists(text, min_size=1, max_size=3)},
-    "Function": {"name": function_names,
-                 "parameters": st.one_of(st.builds(copy.deepcopy, st.just(EMPTY_PARAMETERS)), json_objects())},
+    "Function": {
+        "name": function_names,
+        "parameters": st.one_of(st.builds(copy.deepcopy, st.just(EMPTY_PARAMETERS)), json_objects()),
+    },
     "FunctionCall": {"name": function_names},
 }
 
@@ -439,8 +542,10 @@ def _valid(node: Any) -> st.SearchStrategy:
     if "object" in node:  # inline objects do not occur in the rules, but stay generic
         required = set(node.get("required", ()))
         props = node["object"]
-        return st.fixed_dictionaries({k: valid(v) for k, v in props.items() if k in required},
-                                     optional={k: valid(v) for k, v in props.items() if k not in required})
+        return st.fixed_dictionaries(
+            {k: valid(v) for k, v in props.items() if k in required},
+            optional={k: valid(v) for k, v in props.items() if k not in required},
+        )
     if "array" in node:
         if is_messages(node["array"]):
             return conversation()
@@ -472,8 +577,14 @@ def scalar(node: dict) -> st.SearchStrategy:
         return st.integers(min_value=ilo, max_value=ihi)
     flo = lo if lo is not None else node.get("xmin")
     fhi = hi if hi is not None else node.get("xmax")
-    floats = st.floats(min_value=flo, max_value=fhi, exclude_min="xmin" in node and lo is None,
-                       exclude_max="xmax" in node and hi is None, allow_nan=False, allow_infinity=False)
+    floats = st.floats(
+        min_value=flo,
+        max_value=fhi,
+        exclude_min="xmin" in node and lo is None,
+        exclude_max="xmax" in node and hi is None,
+        allow_nan=False,
+        allow_infinity=False,
+    )
     ilo = None if flo is None else math.floor(flo) + (1 if "xmin" in node and lo is None else 0)
     ihi = None if fhi is None else math.ceil(fhi) - (1 if "xmax" in node and hi is None else 0)
     ilo = None if ilo is None else max(ilo, math.ceil(flo))
@@ -488,23 +599,28 @@ truthy_content = st.one_of(nonempty_text, st.lists(ref("ContentChunk"), min_size
 
 
 def _assistant_text(prefix: bool):
-    return obj("AssistantMessage", {
-        "role": Always(st.just("assistant")),
-        "content": Always(truthy_content),
-        "tool_calls": Maybe(st.sampled_from([None, ()]).map(lambda v: v if v is None else [])),
-        "prefix": Always(st.just(True)) if prefix else Maybe(st.just(False)),
-    })
+    return obj(
+        "AssistantMessage",
+        {
+            "role": Always(st.just("assistant")),
+            "content": Always(truthy_content),
+            "tool_calls": Maybe(st.sampled_from([None, ()]).map(lambda v: v if v is None else [])),
+            "prefix": Always(st.just(True)) if prefix else Maybe(st.just(False)),
+        },
+    )
 
 
 USER_MSG = obj("UserMessage", {"role": Always(st.just("user"))})
 SYSTEM_MSG = obj("SystemMessage", {"role": Always(st.just("system"))})
 ASSISTANT_TEXT = _assistant_text(prefix=False)
 ASSISTANT_PREFIX = _assistant_text(prefix=True)
-ASSISTANT_CALLS = obj("AssistantMessage", {"role": Always(st.just("assistant")), "tool_calls": NEVER,
-                                           "prefix": Maybe(st.just(False))})
+ASSISTANT_CALLS = obj(
+    "AssistantMessage", {"role": Always(st.just("assistant")), "tool_calls": NEVER, "prefix": Maybe(st.just(False))}
+)
 TOOL_CALL = obj("ToolCall", {"id": NEVER})
-TOOL_MSG = obj("ToolMessage", {"role": Always(st.just("tool")), "tool_call_id": NEVER,
-                               "name": Maybe(st.none() | function_names)})
+TOOL_MSG = obj(
+    "ToolMessage", {"role": Always(st.just("tool")), "tool_call_id": NEVER, "name": Maybe(st.none() | function_names)}
+)
 _CALL_IDS = st.lists(valid_ids, min_size=1, max_size=3, unique=True)
 _BOOLS = st.booleans()
 
@@ -521,8 +637,9 @@ def tool_round(draw, min_results: int):
 
 
 _ONE = lambda m: [m]  # noqa: E731
-_MIDDLE = st.lists(st.one_of(USER_MSG.map(_ONE), SYSTEM_MSG.map(_ONE), ASSISTANT_TEXT.map(_ONE), tool_round(0)),
-                   max_size=3)
+_MIDDLE = st.lists(
+    st.one_of(USER_MSG.map(_ONE), SYSTEM_MSG.map(_ONE), ASSISTANT_TEXT.map(_ONE), tool_round(0)), max_size=3
+)
 _FINAL = st.one_of(USER_MSG.map(_ONE), SYSTEM_MSG.map(_ONE), tool_round(1))
 _FINAL_AFTER = st.one_of(_FINAL, ASSISTANT_PREFIX.map(_ONE))
 
@@ -546,11 +663,15 @@ def valid_body(endpoint: str, loose: bool = False) -> st.SearchStrategy:
     return valid(ENDPOINTS[endpoint])
 
 
-LOOSE_MESSAGES = st.lists(st.one_of(
-    USER_MSG, SYSTEM_MSG,
-    obj("AssistantMessage", {"role": Always(st.just("assistant"))}),
-    obj("ToolMessage", {"role": Always(st.just("tool"))}),
-), max_size=4)
+LOOSE_MESSAGES = st.lists(
+    st.one_of(
+        USER_MSG,
+        SYSTEM_MSG,
+        obj("AssistantMessage", {"role": Always(st.just("assistant"))}),
+        obj("ToolMessage", {"role": Always(st.just("tool"))}),
+    ),
+    max_size=4,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -585,12 +706,18 @@ def _subsets(options: tuple, max_size: int) -> st.SearchStrategy:
 
 def _can_be_object(node: Any) -> bool:
     node, _ = resolve(node)
-    return node == "any" or "object" in node or "union" in node or node.get("type") == "object" or \
-        ("anyof" in node and any(_can_be_object(o) for o in node["anyof"]))
+    return (
+        node == "any"
+        or "object" in node
+        or "union" in node
+        or node.get("type") == "object"
+        or ("anyof" in node and any(_can_be_object(o) for o in node["anyof"]))
+    )
 
 
-def walk(cx: Dirt, node: Any, value: Any, path: tuple, name: str | None = None,
-         fragile: bool = False) -> tuple[Any, Any]:
+def walk(
+    cx: Dirt, node: Any, value: Any, path: tuple, name: str | None = None, fragile: bool = False
+) -> tuple[Any, Any]:
     """(dirty, expected) for a valid value at path. fragile: an object told apart from other object branches
     of an anyOf only by its keys."""
     node, name = resolve(node, name)
@@ -623,8 +750,9 @@ JUNK_KEYS = st.lists(st.one_of(st.sampled_from(OPENAI_MISC + OPENAI_MESSAGE), te
 UNKNOWN_ENUM_VALUES = st.one_of(st.sampled_from(["flex", "priority", "original", "default", "bogus", ""]), text)
 
 
-def _walk_object(cx: Dirt, node: dict, name: str | None, value: dict, path: tuple,
-                 fragile: bool = False) -> tuple[dict, dict]:
+def _walk_object(
+    cx: Dirt, node: dict, name: str | None, value: dict, path: tuple, fragile: bool = False
+) -> tuple[dict, dict]:
     props = node["object"]
     required = set(node.get("required", ()))
     dirty: dict = {}
@@ -638,8 +766,9 @@ def _walk_object(cx: Dirt, node: dict, name: str | None, value: dict, path: tupl
     if hook is not None:
         hook(cx, node, dirty, expected)
     draw = cx.draw
-    absent = [k for k in props if k not in required and k not in dirty and k not in expected
-              and k not in ("type", "role")]
+    absent = [
+        k for k in props if k not in required and k not in dirty and k not in expected and k not in ("type", "role")
+    ]
     # null where Mistral takes no null: dropped (also a null "type" where only the keys tell the branch)
     nullable = absent + ["type"] if fragile and "type" in props and "type" not in dirty else absent
     for k in nullable:
@@ -677,8 +806,7 @@ def _out_of_range(cx: Dirt, key: str, s: dict) -> tuple[Any, Any]:
     """A value outside s's bounds and what Mistral's limit makes of it (ABSENT: the key is dropped)."""
     draw = cx.draw
     integer = s["type"] == "integer"
-    sides = [side for side, keys in (("low", ("min", "xmin")), ("high", ("max", "xmax")))
-             if any(k in s for k in keys)]
+    sides = [side for side, keys in (("low", ("min", "xmin")), ("high", ("max", "xmax"))) if any(k in s for k in keys)]
     side = sides[cx.below(len(sides))]
     delta = draw(_INT_DELTAS if integer else _DELTAS)
     step = 1 if integer else translate.EXCLUSIVE_STEP
@@ -770,15 +898,20 @@ def _request(cx: Dirt, node: dict, dirty: dict, expected: dict) -> None:
     # OpenAI's deprecated functions/function_call
     if "tools" in props and cx.chance(0.3):
         tools = dirty.get("tools")
-        if isinstance(tools, list) and all(isinstance(t, dict) and set(t) == {"type", "function"} and
-                                           t["type"] == "function" for t in tools):
+        if isinstance(tools, list) and all(
+            isinstance(t, dict) and set(t) == {"type", "function"} and t["type"] == "function" for t in tools
+        ):
             dirty["functions"] = [t["function"] for t in dirty.pop("tools")]
         choice = expected.get("tool_choice", ABSENT)
         if choice in ("auto", "none"):
             dirty.pop("tool_choice")
             dirty["function_call"] = choice
-        elif isinstance(choice, dict) and set(choice) == {"type", "function"} and choice["type"] == "function" \
-                and set(choice["function"]) == {"name"}:
+        elif (
+            isinstance(choice, dict)
+            and set(choice) == {"type", "function"}
+            and choice["type"] == "function"
+            and set(choice["function"]) == {"name"}
+        ):
             dirty.pop("tool_choice")
             dirty["function_call"] = {"name": choice["function"]["name"]}
 
@@ -852,6 +985,7 @@ def _both(*hooks):
     def run(cx, node, dirty, expected):
         for h in hooks:
             h(cx, node, dirty, expected)
+
     return run
 
 
@@ -915,8 +1049,14 @@ def _dirty_messages(cx: Dirt, dirty: list, expected: list, path: tuple) -> list:
     out = list(dirty)
     for _ in range(cx.below(3) if cx.chance(0.3) else 0):
         empty = {"role": "assistant", "content": [None, "", []][cx.below(3)]}
-        for k, choices in (("refusal", [None, ""]), ("tool_calls", [None, []]), ("audio", [None]),
-                           ("function_call", [None]), ("annotations", [[]]), ("prefix", [False])):
+        for k, choices in (
+            ("refusal", [None, ""]),
+            ("tool_calls", [None, []]),
+            ("audio", [None]),
+            ("function_call", [None]),
+            ("annotations", [[]]),
+            ("prefix", [False]),
+        ):
             if draw(_BOOLS):
                 empty[k] = choices[cx.below(len(choices))]
         at = cx.below(len(out) + 1)
@@ -950,8 +1090,15 @@ _SURROGATES = st.sampled_from(["\ud800", "\udfff", "\ud83d", "\ude00\ud83d"])
 fuzz_text = st.one_of(text, st.tuples(text, _SURROGATES, text).map("".join))
 FUZZ_KEYS = st.one_of(st.sampled_from(PROPERTY_NAMES + OPENAI_TOP + OPENAI_MESSAGE + sorted(SPECIAL_KEYS)), fuzz_text)
 fuzz_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-              fuzz_text, st.sampled_from(TAGS + CALL_IDS + VALID_IDS), lits(finite=False)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        fuzz_text,
+        st.sampled_from(TAGS + CALL_IDS + VALID_IDS),
+        lits(finite=False),
+    ),
     lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(FUZZ_KEYS, c, max_size=5)),
     max_leaves=25,
 )
@@ -971,7 +1118,7 @@ def mutated_body(draw, endpoint: str):
         def collect(x):
             if isinstance(x, (dict, list)):
                 containers.append(x)
-                for v in (x.values() if isinstance(x, dict) else x):
+                for v in x.values() if isinstance(x, dict) else x:
                     collect(v)
 
         collect(body)

@@ -44,8 +44,11 @@ def test_matched_flow_is_rewritten_through_the_composite():
         f = chat_flow(DIRTY, **{"user-agent": "ua/1"})
         mc.requestheaders(f)
         mc.request(f)
-        assert json.loads(f.request.content) == {"model": "m", "messages": [{"role": "user", "content": "hi"}],
-                                                 "random_seed": 1}
+        assert json.loads(f.request.content) == {
+            "model": "m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "random_seed": 1,
+        }
         assert f.request.headers["content-length"] == str(len(f.request.raw_content))
         assert f.marked == addon.MARKER and "dropped user" in f.comment
 
@@ -60,8 +63,7 @@ class Spy:
         return lambda *args: self.calls.append((self.name, hook))
 
     def __getattr__(self, hook: str):
-        if hook in ("requestheaders", "request", "responseheaders", "response", "load", "configure", "running",
-                    "done"):
+        if hook in ("requestheaders", "request", "responseheaders", "response", "load", "configure", "running", "done"):
             return self._hook(hook)
         raise AttributeError(hook)
 
@@ -97,9 +99,17 @@ def test_every_part_hook_is_dispatched_in_order_and_done_in_reverse():
     mc.request(f)
     mc.running()
     mc.done()
-    assert calls == [("m", "requestheaders"), ("a", "requestheaders"), ("b", "requestheaders"),
-                     ("a", "request"), ("b", "request"), ("a", "running"), ("b", "running"),
-                     ("b", "done"), ("a", "done")]
+    assert calls == [
+        ("m", "requestheaders"),
+        ("a", "requestheaders"),
+        ("b", "requestheaders"),
+        ("a", "request"),
+        ("b", "request"),
+        ("a", "running"),
+        ("b", "running"),
+        ("b", "done"),
+        ("a", "done"),
+    ]
 
 
 async def test_pending_log_lines_are_redacted_at_shutdown():
@@ -196,6 +206,7 @@ def test_done_flushes_pending_lines_before_the_summary(caplog):
 
 # --- the Responses bridge's answer side --------------------------------------------------------------
 
+
 def bridged_flow(mc: addon.MistralCompat, body: dict) -> http.HTTPFlow:
     f = chat_flow(body)
     f.request.path = "/v1/responses"
@@ -206,10 +217,12 @@ def bridged_flow(mc: addon.MistralCompat, body: dict) -> http.HTTPFlow:
     return f
 
 
-SSE = (b'data: {"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
-       b'"delta":{"role":"assistant","content":"hel"},"finish_reason":null}]}\n\n'
-       b'data: {"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
-       b'"delta":{"content":"lo"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+SSE = (
+    b'data: {"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+    b'"delta":{"role":"assistant","content":"hel"},"finish_reason":null}]}\n\n'
+    b'data: {"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+    b'"delta":{"content":"lo"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+)
 
 
 def events_of(raw: bytes) -> list[dict]:
@@ -233,7 +246,7 @@ def test_streamed_answer_is_translated_chunk_by_chunk_with_its_framing_fixed():
         assert callable(f.response.stream)
         assert "content-length" not in f.response.headers
         assert f.response.headers["transfer-encoding"] == "chunked"
-        pieces = [f.response.stream(SSE[i:i + 7]) for i in range(0, len(SSE), 7)] + [f.response.stream(b"")]
+        pieces = [f.response.stream(SSE[i : i + 7]) for i in range(0, len(SSE), 7)] + [f.response.stream(b"")]
         assert all(isinstance(p, list) and b"" not in p for p in pieces)
         events = events_of(b"".join(b"".join(p) for p in pieces))
         assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.completed"
@@ -247,6 +260,7 @@ def test_stream_translation_failure_ends_with_response_failed(monkeypatch, caplo
 
         def boom(self, data):
             raise RuntimeError("bug")
+
         monkeypatch.setattr(addon.responses.StreamTranslator, "feed", boom)
         (out,) = f.response.stream(SSE)
         assert events_of(out)[-1]["type"] == "response.failed"
@@ -256,12 +270,13 @@ def test_stream_translation_failure_ends_with_response_failed(monkeypatch, caplo
 
 def test_compressed_event_stream_is_decoded_and_translated_as_it_streams():
     import gzip
+
     mc = fresh()
     with taddons.context(mc):
         f = streamed_answer(mc, **{"content-encoding": "gzip"})
         assert callable(f.response.stream) and "content-encoding" not in f.response.headers
         blob = gzip.compress(SSE)
-        pieces = [f.response.stream(blob[i:i + 9]) for i in range(0, len(blob), 9)] + [f.response.stream(b"")]
+        pieces = [f.response.stream(blob[i : i + 9]) for i in range(0, len(blob), 9)] + [f.response.stream(b"")]
         assert all(isinstance(p, list) and b"" not in p for p in pieces)
         events = events_of(b"".join(b"".join(p) for p in pieces))
         assert events[-1]["type"] == "response.completed"
@@ -334,14 +349,21 @@ def test_backup_only_when_a_flow_view_can_revert():
 
 # -- Answers: chat answers translated for OpenAI clients ------------------------------------------------
 
-REASONING_SSE = (b'data: {"choices":[{"index":0,"delta":{"content":[{"type":"thinking","thinking":'
-                 b'[{"type":"text","text":"hmm"}]},{"type":"text","text":"3"}]},"finish_reason":null}]}\n\n'
-                 b'data: {"choices":[{"index":0,"delta":{"content":"91"},"finish_reason":"model_length"}]}\n\n'
-                 b'data: [DONE]\n\n')
+REASONING_SSE = (
+    b'data: {"choices":[{"index":0,"delta":{"content":[{"type":"thinking","thinking":'
+    b'[{"type":"text","text":"hmm"}]},{"type":"text","text":"3"}]},"finish_reason":null}]}\n\n'
+    b'data: {"choices":[{"index":0,"delta":{"content":"91"},"finish_reason":"model_length"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
 
 
-def chat_answer_headers(mc: addon.MistralCompat, content_type: str = "text/event-stream", status: int = 200,
-                        dry_run: bool = False, **headers: str) -> http.HTTPFlow:
+def chat_answer_headers(
+    mc: addon.MistralCompat,
+    content_type: str = "text/event-stream",
+    status: int = 200,
+    dry_run: bool = False,
+    **headers: str,
+) -> http.HTTPFlow:
     """A matched chat request whose answer's headers have arrived."""
     f = chat_flow({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True})
     mc.requestheaders(f)
@@ -358,7 +380,7 @@ def chunks_of(raw: bytes) -> list[dict]:
 
 
 def run_stream(f: http.HTTPFlow, data: bytes, size: int = 5) -> bytes:
-    pieces = [f.response.stream(data[i:i + size]) for i in range(0, len(data), size)] + [f.response.stream(b"")]
+    pieces = [f.response.stream(data[i : i + size]) for i in range(0, len(data), size)] + [f.response.stream(b"")]
     assert all(isinstance(p, list) and b"" not in p for p in pieces)  # never b"" mid-stream
     return b"".join(b"".join(p) for p in pieces)
 
@@ -370,8 +392,10 @@ def test_chat_stream_translated_with_notes_in_the_log_and_comment(caplog):
         f = chat_answer_headers(mc, **{"content-length": "999"})
         assert callable(f.response.stream) and "content-length" not in f.response.headers
         events = chunks_of(run_stream(f, REASONING_SSE))
-        assert [e["choices"][0]["delta"] for e in events] == [{"content": "3", "reasoning_content": "hmm"},
-                                                              {"content": "91"}]
+        assert [e["choices"][0]["delta"] for e in events] == [
+            {"content": "3", "reasoning_content": "hmm"},
+            {"content": "91"},
+        ]
         assert events[1]["choices"][0]["finish_reason"] == "length"
         mc.response(f)
         mc.done()
@@ -381,6 +405,7 @@ def test_chat_stream_translated_with_notes_in_the_log_and_comment(caplog):
 
 def test_chat_stream_compressed_is_decoded_as_it_streams():
     import gzip
+
     mc = fresh()
     with taddons.context(mc):
         f = chat_answer_headers(mc, **{"content-encoding": "gzip"})
@@ -398,6 +423,7 @@ def test_chat_stream_with_an_unknown_encoding_is_passed_on():
 
 def test_chat_stream_dry_run_passes_every_byte(caplog):
     import gzip
+
     mc = fresh()
     with taddons.context(mc) as tctx, caplog.at_level(logging.INFO):
         tctx.configure(mc, mistral_dry_run=True)
@@ -436,16 +462,17 @@ def test_an_event_that_cannot_be_translated_passes_as_it_came_and_the_stream_goe
         f = chat_answer_headers(mc)
         out = run_stream(f, bad + REASONING_SSE, size=7)  # split across network chunks
     assert out.startswith(bad)  # whole, as it came
-    assert chunks_of(out[len(bad):])[0]["choices"][0]["delta"]["content"] == "3"  # and the rest translated
+    assert chunks_of(out[len(bad) :])[0]["choices"][0]["delta"]["content"] == "3"  # and the rest translated
 
 
 def test_a_compressed_stream_that_breaks_ends_with_what_decoded(caplog):
     import gzip
+
     mc = fresh()
     blob = gzip.compress(REASONING_SSE)
     with taddons.context(mc):
         f = chat_answer_headers(mc, **{"content-encoding": "gzip"})
-        first = f.response.stream(blob[:len(blob) // 2])
+        first = f.response.stream(blob[: len(blob) // 2])
         assert f.response.stream(b"\xff" * 64) == []  # not gzip: nothing more can be made of it
         assert f.response.stream(b"more") == [] and f.response.stream(b"") == []
     out = b"".join(first)
@@ -488,6 +515,7 @@ def test_error_answers_of_any_matched_path_but_not_successes():
 async def test_comments_written_only_where_flows_are_kept():
     """mitmdump prints no flow comment: it is built only for mitmweb/the console (an addon named "view") or
     a flow file (-w). The log line and the marker are always there."""
+
     class View:
         name = "view"
 

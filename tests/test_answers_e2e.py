@@ -11,21 +11,37 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from mitmproxy import io as mitmio
-
-import fake_mistral
 from fake_mistral import REASONING_THINKING
+from mitmproxy import io as mitmio
 
 KEY = "sk-answers-0123456789SECRET"
 AUTH = {"authorization": f"Bearer {KEY}"}
-REASONING = {"model": "mistral-small-latest", "reasoning_effort": "high",
-             "messages": [{"role": "user", "content": "What is 17*23?"}]}
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
-         {"type": "function", "function": {"name": "get_time", "parameters": {
-             "type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}]
-PARALLEL = {"model": "mistral-small-latest", "tools": TOOLS,
-            "messages": [{"role": "user", "content": "Please call every tool"}]}
+REASONING = {
+    "model": "mistral-small-latest",
+    "reasoning_effort": "high",
+    "messages": [{"role": "user", "content": "What is 17*23?"}],
+}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+        },
+    },
+]
+PARALLEL = {
+    "model": "mistral-small-latest",
+    "tools": TOOLS,
+    "messages": [{"role": "user", "content": "Please call every tool"}],
+}
 
 
 def post(proxy, body, headers=None, path="/v1/chat/completions", ua="AnswersTest/1.0"):
@@ -40,15 +56,19 @@ def stream(proxy, body, headers=None, ua="AnswersTest/1.0"):
     raw, times = b"", []
     start = time.monotonic()
     with httpx.Client(timeout=20) as c:
-        with c.stream("POST", proxy.url + "/v1/chat/completions", content=json.dumps(dict(body, stream=True)),
-                      headers=h) as r:
+        with c.stream(
+            "POST", proxy.url + "/v1/chat/completions", content=json.dumps(dict(body, stream=True)), headers=h
+        ) as r:
             assert r.status_code == 200
             headers_seen = r.headers
             for piece in r.iter_bytes():
                 raw += piece
                 times.append(time.monotonic() - start)
-    objs = [json.loads(line[5:]) for line in raw.replace(b"\r\n", b"\n").split(b"\n")
-            if line.startswith(b"data:") and line.strip() != b"data: [DONE]"]
+    objs = [
+        json.loads(line[5:])
+        for line in raw.replace(b"\r\n", b"\n").split(b"\n")
+        if line.startswith(b"data:") and line.strip() != b"data: [DONE]"
+    ]
     return objs, times, raw, headers_seen
 
 
@@ -85,8 +105,10 @@ def test_magistral_and_reference_answers(proxy):
 def test_parallel_tool_calls_json(proxy):
     choice = post(proxy, PARALLEL).json()["choices"][0]
     calls = choice["message"]["tool_calls"]
-    assert [(c["type"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == \
-        [("function", "get_weather", {"city": "Paris"}), ("function", "get_time", {"tz": "Paris"})]
+    assert [(c["type"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
+        ("function", "get_weather", {"city": "Paris"}),
+        ("function", "get_time", {"tz": "Paris"}),
+    ]
     assert choice["finish_reason"] == "tool_calls"
 
 
@@ -102,6 +124,7 @@ def test_truncation_reads_as_length(proxy):
 @pytest.mark.parametrize("coding", ["gzip", "br", "zstd", "deflate"])
 def test_compressed_json_answer(proxy, coding):
     from mitmproxy.net import encoding  # httpx cannot decode zstd everywhere
+
     h = {"content-type": "application/json", **AUTH, "x-fake-encoding": coding, "accept-encoding": coding}
     with httpx.Client(timeout=20) as c:
         with c.stream("POST", proxy.url + "/v1/chat/completions", content=json.dumps(REASONING), headers=h) as r:
@@ -131,8 +154,10 @@ def test_magistral_stream(proxy):
 def test_parallel_tool_calls_stream_get_index_and_type(proxy):
     objs, *_ = stream(proxy, PARALLEL)
     calls = [c for o in objs for c in o["choices"][0]["delta"].get("tool_calls") or []]
-    assert [(c["index"], c["type"], c["function"]["name"]) for c in calls] == \
-        [(0, "function", "get_weather"), (1, "function", "get_time")]
+    assert [(c["index"], c["type"], c["function"]["name"]) for c in calls] == [
+        (0, "function", "get_weather"),
+        (1, "function", "get_time"),
+    ]
     assert proxy.wait_for(r"answer: tool_calls type added; tool_calls index added")
 
 
@@ -149,8 +174,9 @@ def test_odd_framing_and_compressed_streams(proxy, coding):
 
 
 def test_stream_error_event_gets_openai_error(proxy):
-    objs, *_ = stream(proxy, {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
-                      {"x-fake-error": "stream-error"})
+    objs, *_ = stream(
+        proxy, {"model": "m", "messages": [{"role": "user", "content": "hi"}]}, {"x-fake-error": "stream-error"}
+    )
     error = objs[-1]
     assert error["error"]["message"] == "Internal server error" and error["object"] == "error"
 
@@ -158,14 +184,17 @@ def test_stream_error_event_gets_openai_error(proxy):
 # -- errors --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,status,message", [
-    ("422-object", 422, "messages[1].content: Extra inputs are not permitted; model: Field required"),
-    ("422-detail", 422, "messages[1].content: Extra inputs are not permitted; model: Field required"),
-    ("401-message", 401, "Unauthorized"),
-    ("401-detail", 401, "Unauthorized"),
-    ("429-message", 429, "Requests rate limit exceeded"),
-    ("429-object", 429, "Rate limit exceeded"),
-])
+@pytest.mark.parametrize(
+    "name,status,message",
+    [
+        ("422-object", 422, "messages[1].content: Extra inputs are not permitted; model: Field required"),
+        ("422-detail", 422, "messages[1].content: Extra inputs are not permitted; model: Field required"),
+        ("401-message", 401, "Unauthorized"),
+        ("401-detail", 401, "Unauthorized"),
+        ("429-message", 429, "Requests rate limit exceeded"),
+        ("429-object", 429, "Rate limit exceeded"),
+    ],
+)
 def test_mistral_errors_get_openai_error_beside_their_own_fields(proxy, name, status, message):
     r = post(proxy, {"model": "m", "messages": [{"role": "user", "content": "hi"}]}, {"x-fake-error": name})
     assert r.status_code == status
@@ -179,8 +208,10 @@ def test_mistral_errors_get_openai_error_beside_their_own_fields(proxy, name, st
 
 def test_errors_of_other_endpoints_too(proxy):
     r = post(proxy, {"model": "mistral-embed", "input": "x"}, {"x-fake-error": "401-detail"}, path="/v1/embeddings")
-    assert r.status_code == 401 and r.json() == {"detail": "Unauthorized", "error": {
-        "message": "Unauthorized", "type": "authentication_error", "param": None, "code": None}}
+    assert r.status_code == 401 and r.json() == {
+        "detail": "Unauthorized",
+        "error": {"message": "Unauthorized", "type": "authentication_error", "param": None, "code": None},
+    }
 
 
 def test_the_proxys_own_400_has_both_shapes(proxy):
@@ -193,14 +224,33 @@ def test_the_proxys_own_400_has_both_shapes(proxy):
 
 # -- a fixed upstream, to compare bytes ----------------------------------------------------------------
 
-FIXED_JSON = json.dumps({"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {
-    "role": "assistant", "content": "ok", "tool_calls": [{"id": "abcdefghi", "type": "function", "function": {
-        "name": "f", "arguments": "{}"}}]}, "finish_reason": "stop"}]}, indent=2).encode()
-FIXED_STREAM = (b": ping\r\n\r\ndata: {\"choices\": [{\"index\": 0, \"delta\": {\"content\": \"a\"}}]}\r\n\r\n"
-                b"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"abcdefghi\","
-                b"\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
-                b"\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},"
-                b"\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n")
+FIXED_JSON = json.dumps(
+    {
+        "id": "x",
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "ok",
+                    "tool_calls": [
+                        {"id": "abcdefghi", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                    ],
+                },
+                "finish_reason": "stop",
+            }
+        ],
+    },
+    indent=2,
+).encode()
+FIXED_STREAM = (
+    b': ping\r\n\r\ndata: {"choices": [{"index": 0, "delta": {"content": "a"}}]}\r\n\r\n'
+    b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"abcdefghi",'
+    b'"type":"function","function":{"name":"f","arguments":"{}"}}]},'
+    b'"finish_reason":null}]}\n\ndata: {"choices":[{"index":0,"delta":{},'
+    b'"finish_reason":"tool_calls"}]}\n\ndata: [DONE]\n\n'
+)
 
 
 class _Fixed(BaseHTTPRequestHandler):
@@ -231,6 +281,7 @@ def fixed(mitmdump_module):
 @pytest.fixture(scope="module")
 def mitmdump_module(tmp_path_factory):
     from conftest import Mitmdump
+
     started = []
 
     def start(*args):
@@ -276,6 +327,7 @@ def test_modes_and_named_native_clients(mitmdump, module_fake):
 
 def test_bad_mode_stops_start_up(tmp_path):
     from conftest import Mitmdump
+
     p = Mitmdump(tmp_path, "--set", "mistral_answers=sometimes")
     assert p.proc.wait(timeout=15) == 1
     assert "OptionsError: mistral_answers: 'sometimes' is not one of auto, openai, mistral" in p.output
@@ -288,26 +340,31 @@ def test_dry_run_changes_no_answer_and_logs_what_it_would(mitmdump, module_fake)
     assert all("index" not in c for o in objs for c in o["choices"][0]["delta"].get("tool_calls") or [])
     r = post(p, REASONING, {"x-fake-error": "401-detail"})
     assert r.json() == {"detail": "Unauthorized"}
-    assert p.wait_for(r"mistral-compat \(dry run, not applied\) chat/completions \[AnswersTest/1\.0\]: "
-                      r"answer: content chunks -> text \+ reasoning_content")
+    assert p.wait_for(
+        r"mistral-compat \(dry run, not applied\) chat/completions \[AnswersTest/1\.0\]: "
+        r"answer: content chunks -> text \+ reasoning_content"
+    )
     assert p.wait_for(r"\(dry run, not applied\) .*answer: tool_calls type added; tool_calls index added")
 
 
 def test_log_comment_view_and_summary(mitmdump, module_fake, tmp_path):
     flows_file = tmp_path / "flows.mitm"
-    p = mitmdump("--mode", f"reverse:{module_fake.url}", "-w", str(flows_file),
-                 "--set", "termlog_verbosity=debug")
+    p = mitmdump("--mode", f"reverse:{module_fake.url}", "-w", str(flows_file), "--set", "termlog_verbosity=debug")
     post(p, REASONING, ua="SummaryAnswers/1.0")
     stream(p, PARALLEL, ua="SummaryAnswers/1.0")
-    post(p, {"model": "m", "messages": [{"role": "user", "content": "hi"}]}, {"x-fake-error": "429-message"},
-         ua="SummaryAnswers/1.0")
+    post(
+        p,
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        {"x-fake-error": "429-message"},
+        ua="SummaryAnswers/1.0",
+    )
     assert p.wait_for(r"answer: error object added")
     assert p.wait_for(r"\+\+\+ forwarded to the client")  # the debug before/after of the JSON answer
     assert p.stop() == 0
     out = p.output
     assert REASONING_THINKING not in out.split("--- sent by Mistral")[0]  # no message text above debug level
     assert KEY not in out
-    summary = out[out.index("mistral-compat summary"):].splitlines()
+    summary = out[out.index("mistral-compat summary") :].splitlines()
     row = next(line for line in summary if line.startswith("SummaryAnswers/1.0"))
     assert row.split()[-4:] == ["3", "0", "0", "3"]
     assert "         1x  answer: content chunks -> text + reasoning_content" in summary
@@ -319,4 +376,3 @@ def test_log_comment_view_and_summary(mitmdump, module_fake, tmp_path):
     assert reasoning.marked and "translated the answer for OpenAI clients" in reasoning.comment
     assert "- content chunks -> text + reasoning_content" in reasoning.comment
     assert "tool_calls index added" in flows[1].comment
-

@@ -13,8 +13,7 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and not os.environ.get("MISTRAL_COMPAT_REQUIRE_BROWSER"):
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)",
-                allow_module_level=True)
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)", allow_module_level=True)
 from playwright import sync_api as playwright_api  # noqa: E402
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>chat</title><pre id="out"></pre>
@@ -85,9 +84,18 @@ def page_server():
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-quic"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
+            ],
+        )
         yield b
         b.close()
 
@@ -124,8 +132,14 @@ def test_browser_streams_through_proxy(browser, page_server, mitmdump, fake):
 
 
 def test_browser_origin_not_listed_is_refused(browser, page_server, mitmdump, fake):
-    p = mitmdump("--mode", f"reverse:{fake.url}", "--set", "connection_strategy=lazy",
-                 "--set", "mistral_cors_origins=https://chat.example.com")
+    p = mitmdump(
+        "--mode",
+        f"reverse:{fake.url}",
+        "--set",
+        "connection_strategy=lazy",
+        "--set",
+        "mistral_cors_origins=https://chat.example.com",
+    )
     seen = run_page(browser, page_server, p.url)
     assert "Failed to fetch" in seen.get("error", ""), seen
     assert fake.received == []  # the browser stopped at the preflight

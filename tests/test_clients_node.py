@@ -25,7 +25,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import clean_env
 from fake_mistral import REASONING_THINKING
 
@@ -60,8 +59,7 @@ STREAMED = ("openai-stream", "openai-helper", "ai-openai-stream", "ai-compat-str
 # the scenarios whose request can carry reasoning_effort (@ai-sdk/openai sends it only for OpenAI's reasoning models)
 EFFORT = OPENAI_NODE + ("ai-compat-generate", "ai-compat-stream")
 
-PAIR_CALLS = [("get_weather", {"city": "Paris"}),
-              ("get_forecast", {"city": "Paris", "days": 3, "units": "celsius"})]
+PAIR_CALLS = [("get_weather", {"city": "Paris"}), ("get_forecast", {"city": "Paris", "days": 3, "units": "celsius"})]
 
 # x-fake-error name -> (HTTP status, the words of Mistral's reason the client's error message must show)
 ERRORS = {
@@ -103,8 +101,15 @@ def seen(request):
         pytest.fail(f"{MISSING} (CI=true: not skipped)", pytrace=False)
     base_url = request.getfixturevalue("module_reverse").url + "/v1"
     jobs = "".join(json.dumps({"id": key, **job}) + "\n" for key, job in JOBS.items())
-    proc = subprocess.run([NODE, str(CLIENTS), "--batch", base_url], input=jobs, capture_output=True,
-                          text=True, timeout=180, cwd=str(NODE_DIR), env=clean_env())
+    proc = subprocess.run(
+        [NODE, str(CLIENTS), "--batch", base_url],
+        input=jobs,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=str(NODE_DIR),
+        env=clean_env(),
+    )
     results = {}
     for line in proc.stdout.splitlines():
         if line.startswith("{"):
@@ -112,7 +117,8 @@ def seen(request):
             results[data.pop("id")] = data
     assert proc.returncode == 0 and len(results) == len(JOBS), (
         f"clients.mjs --batch exited {proc.returncode} with {len(results)}/{len(JOBS)} results\n"
-        f"stderr:\n{proc.stderr[-4000:]}")
+        f"stderr:\n{proc.stderr[-4000:]}"
+    )
     return base_url, results
 
 
@@ -120,8 +126,17 @@ def saw(seen, key: str):
     """(what the client saw, a message with the command that repeats this one call) for a job key."""
     base_url, results = seen
     job = JOBS[key]
-    command = shlex.join(["node", "tests/node/clients.mjs", job["scenario"], base_url, job["model"], job["prompt"],
-                          json.dumps(job["options"])])
+    command = shlex.join(
+        [
+            "node",
+            "tests/node/clients.mjs",
+            job["scenario"],
+            base_url,
+            job["model"],
+            job["prompt"],
+            json.dumps(job["options"]),
+        ]
+    )
     result = results[key]
     return result, f"{key}: the client saw\n{json.dumps(result, indent=1)[:3000]}\nrepeat: {command}"
 

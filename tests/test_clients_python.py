@@ -19,7 +19,6 @@ from typing import Literal
 
 import openai
 import pytest
-
 from fake_mistral import REASONING_ANSWER, REASONING_THINKING, REFERENCES_ANSWER, TOOL_RESULT_PREFIX
 
 MODEL = "mistral-small-latest"
@@ -27,17 +26,34 @@ MAGISTRAL = "magistral-medium-latest"
 KEY = "sk-clients-python-0123456789SECRET"
 QUESTION = "What is 17 * 23?"
 
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "The weather in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
-                   "additionalProperties": False},
-    "strict": True}}
-TIME = {"type": "function", "function": {
-    "name": "get_time", "description": "The time in a zone, some hours ahead",
-    "parameters": {"type": "object",
-                   "properties": {"zone": {"type": "string", "enum": ["UTC", "CET"]}, "hours": {"type": "integer"}},
-                   "required": ["zone", "hours"], "additionalProperties": False},
-    "strict": True}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    },
+}
+TIME = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "The time in a zone, some hours ahead",
+        "parameters": {
+            "type": "object",
+            "properties": {"zone": {"type": "string", "enum": ["UTC", "CET"]}, "hours": {"type": "integer"}},
+            "required": ["zone", "hours"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    },
+}
 # What the fake passes to each (fake_mistral.tool_arguments): first enum value, integer 3, string "Paris".
 EXPECTED_ARGUMENTS = {"get_weather": {"city": "Paris"}, "get_time": {"zone": "UTC", "hours": 3}}
 
@@ -113,11 +129,16 @@ def test_openai_create_tool_calls_and_round_trip(client, module_fake):
     calls = choice.message.tool_calls
     assert [c.type for c in calls] == ["function", "function"]
     assert [c.function.name for c in calls] == ["get_weather", "get_time"]
-    assert [json.loads(c.function.arguments) for c in calls] == [EXPECTED_ARGUMENTS["get_weather"],
-                                                                 EXPECTED_ARGUMENTS["get_time"]]
+    assert [json.loads(c.function.arguments) for c in calls] == [
+        EXPECTED_ARGUMENTS["get_weather"],
+        EXPECTED_ARGUMENTS["get_time"],
+    ]
     # The documented round trip: the SDK's own message object goes back into the history.
-    messages = messages + [choice.message.model_dump(exclude_none=True)] + [
-        {"role": "tool", "tool_call_id": c.id, "content": f"result of {c.function.name}"} for c in calls]
+    messages = (
+        messages
+        + [choice.message.model_dump(exclude_none=True)]
+        + [{"role": "tool", "tool_call_id": c.id, "content": f"result of {c.function.name}"} for c in calls]
+    )
     answer = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER, TIME])
     assert answer.choices[0].message.content == TOOL_RESULT_PREFIX + "result of get_weather; result of get_time"
     sent = last_sent(module_fake)
@@ -150,8 +171,9 @@ def test_openai_stream_loop(client, request_kind):
 
 
 def test_openai_stream_loop_plain_and_truncated(client):
-    stream = client.chat.completions.create(model=MODEL, messages=user("Hi"), stream=True,
-                                            stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model=MODEL, messages=user("Hi"), stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).startswith("tok0 tok1 ")
     assert chunks[-1].usage is not None
@@ -162,8 +184,9 @@ def test_openai_stream_loop_plain_and_truncated(client):
 
 def test_openai_stream_loop_parallel_tool_calls(client):
     """Tool call deltas accumulated by `index`, the way OpenAI's docs and most apps do it."""
-    stream = client.chat.completions.create(model=MODEL, messages=user("call every tool"), tools=[WEATHER, TIME],
-                                            stream=True)
+    stream = client.chat.completions.create(
+        model=MODEL, messages=user("call every tool"), tools=[WEATHER, TIME], stream=True
+    )
     calls: dict[int, dict] = {}
     finish = None
     for chunk in stream:
@@ -180,8 +203,10 @@ def test_openai_stream_loop_parallel_tool_calls(client):
     assert sorted(calls) == [0, 1]
     assert [calls[i]["type"] for i in (0, 1)] == ["function", "function"]
     assert [calls[i]["name"] for i in (0, 1)] == ["get_weather", "get_time"]
-    assert [json.loads(calls[i]["arguments"]) for i in (0, 1)] == [EXPECTED_ARGUMENTS["get_weather"],
-                                                                   EXPECTED_ARGUMENTS["get_time"]]
+    assert [json.loads(calls[i]["arguments"]) for i in (0, 1)] == [
+        EXPECTED_ARGUMENTS["get_weather"],
+        EXPECTED_ARGUMENTS["get_time"],
+    ]
     assert all(calls[i]["id"] for i in (0, 1)) and calls[0]["id"] != calls[1]["id"]
 
 
@@ -196,18 +221,21 @@ def test_openai_stream_helper(client, request_kind):
 
 
 def test_openai_stream_helper_parallel_tool_calls(client):
-    with client.chat.completions.stream(model=MODEL, messages=user("call every tool"),
-                                        tools=[WEATHER, TIME]) as stream:
+    with client.chat.completions.stream(model=MODEL, messages=user("call every tool"), tools=[WEATHER, TIME]) as stream:
         final = stream.get_final_completion()
     calls = final.choices[0].message.tool_calls
     assert len(calls) == 2
     assert [c.type for c in calls] == ["function", "function"]
     assert [c.function.name for c in calls] == ["get_weather", "get_time"]
-    assert [json.loads(c.function.arguments) for c in calls] == [EXPECTED_ARGUMENTS["get_weather"],
-                                                                 EXPECTED_ARGUMENTS["get_time"]]
+    assert [json.loads(c.function.arguments) for c in calls] == [
+        EXPECTED_ARGUMENTS["get_weather"],
+        EXPECTED_ARGUMENTS["get_time"],
+    ]
     # strict tools: the helper parses the arguments too
-    assert [c.function.parsed_arguments for c in calls] == [EXPECTED_ARGUMENTS["get_weather"],
-                                                            EXPECTED_ARGUMENTS["get_time"]]
+    assert [c.function.parsed_arguments for c in calls] == [
+        EXPECTED_ARGUMENTS["get_weather"],
+        EXPECTED_ARGUMENTS["get_time"],
+    ]
     assert final.choices[0].finish_reason == "tool_calls"
 
 
@@ -215,8 +243,7 @@ def test_openai_stream_helper_tool_done_events(client):
     """openai-python's helper fires `tool_calls.function.arguments.done` for a call when the next index starts
     or when a LATER chunk has finish_reason; Mistral sends all calls and finish_reason in ONE chunk, so without
     the proxy moving finish_reason to an event of its own the last call never gets its done event."""
-    with client.chat.completions.stream(model=MODEL, messages=user("call every tool"),
-                                        tools=[WEATHER, TIME]) as stream:
+    with client.chat.completions.stream(model=MODEL, messages=user("call every tool"), tools=[WEATHER, TIME]) as stream:
         done = [(e.name, e.parsed_arguments) for e in stream if e.type == "tool_calls.function.arguments.done"]
     assert done == [("get_weather", EXPECTED_ARGUMENTS["get_weather"]), ("get_time", EXPECTED_ARGUMENTS["get_time"])]
 
@@ -256,8 +283,9 @@ def test_openai_errors(client, name, status, exc_type, reason, mistral_fields):
 def test_openai_errors_streamed(client, name):
     """An error answer to a `stream=True` request raises the same way."""
     with pytest.raises(openai.APIStatusError) as info:
-        client.chat.completions.create(model=MODEL, messages=user("Hi"), stream=True,
-                                       extra_headers={"x-fake-error": name})
+        client.chat.completions.create(
+            model=MODEL, messages=user("Hi"), stream=True, extra_headers={"x-fake-error": name}
+        )
     assert isinstance(info.value.body, dict) and isinstance(info.value.body.get("message"), str)
     assert "error" in info.value.response.json()
 
@@ -269,11 +297,13 @@ def test_openai_errors_streamed(client, name):
 def pydantic_ai_model(base_url: str, model: str = MODEL):
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
+
     return OpenAIChatModel(model, provider=OpenAIProvider(base_url=base_url, api_key=KEY))
 
 
 def weather_agent(base_url: str):
     from pydantic_ai import Agent
+
     agent = Agent(pydantic_ai_model(base_url), instructions="Use the tools.")
 
     @agent.tool_plain
@@ -286,24 +316,35 @@ def weather_agent(base_url: str):
 
 def thinking_of(messages) -> str:
     from pydantic_ai.messages import ModelResponse, ThinkingPart
-    return "".join(p.content for m in messages if isinstance(m, ModelResponse)
-                   for p in m.parts if isinstance(p, ThinkingPart))
+
+    return "".join(
+        p.content for m in messages if isinstance(m, ModelResponse) for p in m.parts if isinstance(p, ThinkingPart)
+    )
 
 
 def tool_calls_of(messages) -> list:
     from pydantic_ai.messages import ModelResponse, ToolCallPart
-    return [(p.tool_name, p.args_as_dict()) for m in messages if isinstance(m, ModelResponse)
-            for p in m.parts if isinstance(p, ToolCallPart)]
+
+    return [
+        (p.tool_name, p.args_as_dict())
+        for m in messages
+        if isinstance(m, ModelResponse)
+        for p in m.parts
+        if isinstance(p, ToolCallPart)
+    ]
 
 
 def tool_returns_of(messages) -> list:
     from pydantic_ai.messages import ModelRequest, ToolReturnPart
-    return [p.content for m in messages if isinstance(m, ModelRequest)
-            for p in m.parts if isinstance(p, ToolReturnPart)]
+
+    return [
+        p.content for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)
+    ]
 
 
 def test_pydantic_ai_thinking(base_url, module_fake):
     from pydantic_ai import Agent
+
     module_fake.clear()
     result = Agent(pydantic_ai_model(base_url, MAGISTRAL)).run_sync(QUESTION)
     assert result.output == REASONING_ANSWER == "391"
@@ -313,6 +354,7 @@ def test_pydantic_ai_thinking(base_url, module_fake):
 
 async def test_pydantic_ai_thinking_streamed(base_url):
     from pydantic_ai import Agent
+
     agent = Agent(pydantic_ai_model(base_url, MAGISTRAL))
     async with agent.run_stream(QUESTION) as result:
         pieces = [piece async for piece in result.stream_text(delta=True)]
@@ -362,11 +404,12 @@ async def test_pydantic_ai_parallel_tool_loop_streamed(base_url):
     assert tool_calls_of(messages) == [("get_weather", {"city": "Paris"}), ("get_time", {"zone": "UTC", "hours": 3})]
     assert sorted(tool_returns_of(messages)) == ["3 pm in UTC", "sunny in Paris"]
     assert output.startswith(TOOL_RESULT_PREFIX)
-    assert sorted(output[len(TOOL_RESULT_PREFIX):].split("; ")) == ["3 pm in UTC", "sunny in Paris"]
+    assert sorted(output[len(TOOL_RESULT_PREFIX) :].split("; ")) == ["3 pm in UTC", "sunny in Paris"]
 
 
 def test_pydantic_ai_truncation(base_url):
     from pydantic_ai import Agent
+
     result = Agent(pydantic_ai_model(base_url)).run_sync("Please run out of context")
     assert result.output == "ok"
     assert result.all_messages()[-1].finish_reason == "length"
@@ -378,6 +421,7 @@ def test_pydantic_ai_truncation(base_url):
 
 def chat_openai(base_url: str, model: str = MODEL, **kwargs):
     from langchain_openai import ChatOpenAI
+
     return ChatOpenAI(base_url=base_url, api_key=KEY, model=model, max_retries=0, timeout=20, **kwargs)
 
 
@@ -446,6 +490,7 @@ def test_langchain_parallel_tool_calls_streamed(base_url):
 
 def mistral_client(module_reverse):
     from mistralai.client import Mistral  # mistralai 2.x and 3.x; `from mistralai import Mistral` is 1.x
+
     return Mistral(api_key=KEY, server_url=module_reverse.url, timeout_ms=20000)
 
 
@@ -483,8 +528,9 @@ def test_mistralai_sdk_stream_keeps_thinking_chunks(module_reverse, request_kind
     assert chunk_lists, contents
     thinking = "".join(_thinking_text(ch) for cl in chunk_lists for ch in cl if _chunk_type(ch) == "thinking")
     assert thinking == REASONING_THINKING
-    text = "".join(c if isinstance(c, str) else "".join(_text(ch) for ch in c if _chunk_type(ch) == "text")
-                   for c in contents if c)
+    text = "".join(
+        c if isinstance(c, str) else "".join(_text(ch) for ch in c if _chunk_type(ch) == "text") for c in contents if c
+    )
     assert text == REASONING_ANSWER
     assert not any(extra(e.data.choices[0].delta, "reasoning_content") for e in events if e.data.choices)
 

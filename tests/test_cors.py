@@ -6,9 +6,11 @@ import pytest
 
 from mistral_compat.cors import CorsPolicy, parse_origin
 
-STAINLESS = ("authorization,content-type,x-stainless-arch,x-stainless-lang,x-stainless-os,"
-             "x-stainless-package-version,x-stainless-retry-count,x-stainless-runtime,"
-             "x-stainless-runtime-version,x-stainless-timeout")
+STAINLESS = (
+    "authorization,content-type,x-stainless-arch,x-stainless-lang,x-stainless-os,"
+    "x-stainless-package-version,x-stainless-retry-count,x-stainless-runtime,"
+    "x-stainless-runtime-version,x-stainless-timeout"
+)
 
 
 def test_any_origin_preflight_echoes_every_requested_header():
@@ -28,8 +30,10 @@ def test_preflight_header_list_is_sanitised():
 
 
 def test_response_exposes_present_headers():
-    h = CorsPolicy().headers("http://a", ["Content-Type", "x-ratelimit-remaining-tokens-minute", "set-cookie",
-                                          "access-control-allow-origin", "Date"])
+    h = CorsPolicy().headers(
+        "http://a",
+        ["Content-Type", "x-ratelimit-remaining-tokens-minute", "set-cookie", "access-control-allow-origin", "Date"],
+    )
     exposed = h["access-control-expose-headers"].split(", ")
     assert "x-ratelimit-remaining-tokens-minute" in exposed and "x-request-id" in exposed
     assert "set-cookie" not in exposed and "access-control-allow-origin" not in exposed
@@ -46,22 +50,28 @@ def test_listed_origins_echoed_others_get_nothing():
     assert CorsPolicy().vary(False) == []
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("https://chat.example.com", "https://chat.example.com"),
-    ("https://chat.example.com:443", "https://chat.example.com"),
-    ("http://localhost:3000/", "http://localhost:3000"),
-    ("HTTP://LOCALHOST:3000", "http://localhost:3000"),
-])
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("https://chat.example.com", "https://chat.example.com"),
+        ("https://chat.example.com:443", "https://chat.example.com"),
+        ("http://localhost:3000/", "http://localhost:3000"),
+        ("HTTP://LOCALHOST:3000", "http://localhost:3000"),
+    ],
+)
 def test_parse_origin(spec, expected):
     assert parse_origin(spec) == expected
 
 
-@pytest.mark.parametrize("spec,needle", [
-    ("chat.example.com", "not an origin"),
-    ("https://chat.example.com/app", "no path"),
-    ("ftp://x", "not an origin"),
-    ("https://x:99999", "invalid port"),
-])
+@pytest.mark.parametrize(
+    "spec,needle",
+    [
+        ("chat.example.com", "not an origin"),
+        ("https://chat.example.com/app", "no path"),
+        ("ftp://x", "not an origin"),
+        ("https://x:99999", "invalid port"),
+    ],
+)
 def test_bad_origins(spec, needle):
     with pytest.raises(ValueError, match=needle):
         parse_origin(spec)

@@ -6,15 +6,15 @@ import json
 
 import httpx
 import pytest
-
 from conftest import dead_port
 
 ORIGIN = "http://localhost:5173"
-STAINLESS = ("authorization,content-type,x-stainless-arch,x-stainless-lang,x-stainless-os,"
-             "x-stainless-package-version,x-stainless-retry-count,x-stainless-runtime,"
-             "x-stainless-runtime-version")
-PREFLIGHT = {"origin": ORIGIN, "access-control-request-method": "POST",
-             "access-control-request-headers": STAINLESS}
+STAINLESS = (
+    "authorization,content-type,x-stainless-arch,x-stainless-lang,x-stainless-os,"
+    "x-stainless-package-version,x-stainless-retry-count,x-stainless-runtime,"
+    "x-stainless-runtime-version"
+)
+PREFLIGHT = {"origin": ORIGIN, "access-control-request-method": "POST", "access-control-request-headers": STAINLESS}
 CHAT = {"model": "mistral-small-latest", "messages": [{"role": "user", "content": "hi"}], "user": "u"}
 
 
@@ -70,9 +70,16 @@ def reverse(mitmdump, fake):
 def post(proxy, body, headers=None):
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     with httpx.Client(timeout=20) as c:
-        return c.post(proxy.url + "/v1/chat/completions", content=data,
-                      headers={"origin": ORIGIN, "content-type": "application/json",
-                               "authorization": "Bearer sk-x", **(headers or {})})
+        return c.post(
+            proxy.url + "/v1/chat/completions",
+            content=data,
+            headers={
+                "origin": ORIGIN,
+                "content-type": "application/json",
+                "authorization": "Bearer sk-x",
+                **(headers or {}),
+            },
+        )
 
 
 def assert_cors(r):
@@ -91,8 +98,9 @@ def test_cors_on_json_answer(reverse):
 
 def test_cors_on_streamed_answer(reverse):
     with httpx.Client(timeout=20) as c:
-        with c.stream("POST", reverse.url + "/v1/chat/completions", json=dict(CHAT, stream=True),
-                      headers={"origin": ORIGIN}) as r:
+        with c.stream(
+            "POST", reverse.url + "/v1/chat/completions", json=dict(CHAT, stream=True), headers={"origin": ORIGIN}
+        ) as r:
             assert r.headers["content-type"].startswith("text/event-stream")
             assert_cors(r)
             assert "data: [DONE]" in list(r.iter_lines())
@@ -112,8 +120,14 @@ def test_cors_on_addons_own_400(reverse, fake):
 
 
 def test_listed_origins(mitmdump, fake):
-    p = mitmdump("--mode", f"reverse:{fake.url}", "--set", f"mistral_cors_origins={ORIGIN}",
-                 "--set", "mistral_cors_origins=https://chat.example.com")
+    p = mitmdump(
+        "--mode",
+        f"reverse:{fake.url}",
+        "--set",
+        f"mistral_cors_origins={ORIGIN}",
+        "--set",
+        "mistral_cors_origins=https://chat.example.com",
+    )
     r = post(p, CHAT)
     assert header_values(r, "access-control-allow-origin") == [ORIGIN]
     assert "Origin" in r.headers["vary"]
@@ -128,6 +142,7 @@ def test_listed_origins(mitmdump, fake):
 
 def test_bad_origin_option_stops_start_up(tmp_path):
     from conftest import Mitmdump
+
     p = Mitmdump(tmp_path, "--set", "mistral_cors_origins=chat.example.com")
     assert p.proc.wait(timeout=15) == 1
     assert "mistral_cors_origins: 'chat.example.com' is not an origin" in p.output

@@ -14,24 +14,47 @@ OPENAI_HEAVY = {
     "messages": [
         {"role": "developer", "content": "You are terse."},
         {"role": "user", "content": "weather?", "name": "alice"},
-        {"role": "assistant", "content": None, "refusal": None, "annotations": [], "audio": None,
-         "function_call": None,
-         "tool_calls": [{"id": "call_QWERTYUIOPASDFGHJKLZXCVB", "type": "function",
-                         "function": {"name": "weather", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "refusal": None,
+            "annotations": [],
+            "audio": None,
+            "function_call": None,
+            "tool_calls": [
+                {
+                    "id": "call_QWERTYUIOPASDFGHJKLZXCVB",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": "{}"},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_QWERTYUIOPASDFGHJKLZXCVB", "content": "sunny"},
     ],
     "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}],
-    "stream_options": {"include_usage": True}, "user": "u-42", "seed": 7, "max_completion_tokens": 100,
-    "logprobs": False, "store": False, "temperature": 1.8,
+    "stream_options": {"include_usage": True},
+    "user": "u-42",
+    "seed": 7,
+    "max_completion_tokens": 100,
+    "logprobs": False,
+    "store": False,
+    "temperature": 1.8,
 }
 
 
 def send(proxy, body, ua="DebugClient/2.0", path="/v1/chat/completions"):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     with httpx.Client(timeout=20) as c:
-        return c.post(proxy.url + path + f"?api_key={QUERY_KEY}", content=raw,
-                      headers={"content-type": "application/json", "authorization": f"Bearer {KEY}",
-                               "x-api-key": KEY, "user-agent": ua})
+        return c.post(
+            proxy.url + path + f"?api_key={QUERY_KEY}",
+            content=raw,
+            headers={
+                "content-type": "application/json",
+                "authorization": f"Bearer {KEY}",
+                "x-api-key": KEY,
+                "user-agent": ua,
+            },
+        )
 
 
 def test_log_line_names_every_change(mitmdump, fake):
@@ -40,12 +63,23 @@ def test_log_line_names_every_change(mitmdump, fake):
     m = p.wait_for(r"mistral-compat chat/completions \[DebugClient/2\.0\]: ")
     assert m, p.output
     line = m.string
-    for part in ("seed -> random_seed", "max_completion_tokens -> max_tokens", "stream_options", "user",
-                 "logprobs", "store", "messages[1].name", "messages[2].refusal", "messages[2].annotations",
-                 "messages[2].audio", "messages[2].function_call",
-                 "messages[0].role ('developer' -> 'system')", "temperature (1.8 -> 1.5",
-                 "messages[2].tool_calls[0].id (call_QWERTYUIOPASDFGHJKLZXCVB -> ",
-                 "messages[3].tool_call_id (call_QWERTYUIOPASDFGHJKLZXCVB -> "):
+    for part in (
+        "seed -> random_seed",
+        "max_completion_tokens -> max_tokens",
+        "stream_options",
+        "user",
+        "logprobs",
+        "store",
+        "messages[1].name",
+        "messages[2].refusal",
+        "messages[2].annotations",
+        "messages[2].audio",
+        "messages[2].function_call",
+        "messages[0].role ('developer' -> 'system')",
+        "temperature (1.8 -> 1.5",
+        "messages[2].tool_calls[0].id (call_QWERTYUIOPASDFGHJKLZXCVB -> ",
+        "messages[3].tool_call_id (call_QWERTYUIOPASDFGHJKLZXCVB -> ",
+    ):
         assert part in line, part
     # a request that needs no change logs nothing of ours
     clean = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -61,7 +95,9 @@ def test_dry_run_forwards_byte_identical(mitmdump, fake):
     r = send(p, raw)
     assert r.status_code == 422  # Mistral's own answer: nothing was changed
     assert fake.received[-1].raw_body == raw
-    assert p.wait_for(r"mistral-compat \(dry run, not applied\) chat/completions \[DebugClient/2\.0\]: .*stream_options")
+    assert p.wait_for(
+        r"mistral-compat \(dry run, not applied\) chat/completions \[DebugClient/2\.0\]: .*stream_options"
+    )
     # a bad body is not answered by the proxy in a dry run either
     r = send(p, b"[1, 2]")
     assert r.status_code == 422 and fake.received[-1].raw_body == b"[1, 2]"
@@ -79,7 +115,7 @@ def test_summary_after_sigterm(mitmdump, fake):
     assert p.stop() == 0
     out = p.output
     assert "mistral-compat summary" in out
-    summary = out[out.index("mistral-compat summary"):].splitlines()
+    summary = out[out.index("mistral-compat summary") :].splitlines()
     row = next(line for line in summary if line.startswith("SummaryClient/1.0"))
     assert row.split()[-4:] == ["5", "3", "0", "0"]
     assert next(line for line in summary if line.startswith("BrokenClient/0.1")).split()[-4:] == ["1", "0", "1", "0"]
@@ -108,8 +144,16 @@ def test_flows_carry_comment_marker_and_original(mitmdump, fake, tmp_path):
 
 
 def test_secrets_never_logged_at_any_verbosity(mitmdump, fake):
-    p = mitmdump("--mode", f"reverse:{fake.url}", "--set", "termlog_verbosity=debug",
-                 "--set", "flow_detail=4", "--set", "proxy_debug=true")
+    p = mitmdump(
+        "--mode",
+        f"reverse:{fake.url}",
+        "--set",
+        "termlog_verbosity=debug",
+        "--set",
+        "flow_detail=4",
+        "--set",
+        "proxy_debug=true",
+    )
     assert send(p, OPENAI_HEAVY).status_code == 200
     assert send(p, b"{broken").status_code == 400
     with httpx.Client() as c:
@@ -124,8 +168,9 @@ def test_secrets_never_logged_at_any_verbosity(mitmdump, fake):
 
 def test_before_after_content_view(mitmdump, fake, tmp_path):
     """The 'mistral-compat' content view (mitmweb, console) renders a saved flow on this mitmproxy version."""
-    import addon
     from mitmproxy import contentviews
+
+    import addon
 
     flows_file = tmp_path / "flows.mitm"
     p = mitmdump("--mode", f"reverse:{fake.url}", "-w", str(flows_file))

@@ -6,20 +6,25 @@ import json
 import ssl
 import time
 
+import clients
 import httpx
 import pytest
-
-import clients
 from conftest import Mitmdump
 from fake_mistral import encode_content
+
 from mistral_compat.rules import builtin
 
 RULES = builtin()
 KEY = "sk-test-0123456789abcdefSECRET"
 AUTH = {"authorization": f"Bearer {KEY}"}
-DIRTY = {"model": "mistral-small-latest", "messages": [{"role": "developer", "content": "be brief"},
-                                                       {"role": "user", "content": "hi", "name": "bob"}],
-         "stream_options": {"include_usage": True}, "user": "u-1", "seed": 42, "max_completion_tokens": 64}
+DIRTY = {
+    "model": "mistral-small-latest",
+    "messages": [{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi", "name": "bob"}],
+    "stream_options": {"include_usage": True},
+    "user": "u-1",
+    "seed": 42,
+    "max_completion_tokens": 64,
+}
 CLEAN = {"model": "mistral-small-latest", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.3}
 
 
@@ -48,14 +53,18 @@ def last_body(fake):
 
 # --- reverse mode -----------------------------------------------------------------------------
 
+
 def test_reverse_rewrites_and_upstream_accepts(reverse, module_fake):
     module_fake.clear()
     r = post(reverse.url, "/v1/chat/completions", DIRTY)
     assert r.status_code == 200, r.text
     assert r.json()["object"] == "chat.completion"
     assert last_body(module_fake) == {
-        "model": "mistral-small-latest", "random_seed": 42, "max_tokens": 64,
-        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]}
+        "model": "mistral-small-latest",
+        "random_seed": 42,
+        "max_tokens": 64,
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+    }
 
 
 def test_reverse_without_addon_upstream_rejects(module_fake):
@@ -66,8 +75,10 @@ def test_reverse_without_addon_upstream_rejects(module_fake):
 
 
 def test_clean_body_forwarded_byte_identical(reverse, module_fake):
-    raw = b'{ "model" : "mistral-small-latest",\n  "messages": [{"role": "user", "content": "h\\u00e9 \xc3\xa9"}],' \
-          b'\n  "temperature": 0.70, "random_seed": 123456789012345678901234567890 }'
+    raw = (
+        b'{ "model" : "mistral-small-latest",\n  "messages": [{"role": "user", "content": "h\\u00e9 \xc3\xa9"}],'
+        b'\n  "temperature": 0.70, "random_seed": 123456789012345678901234567890 }'
+    )
     module_fake.clear()
     r = post(reverse.url, "/v1/chat/completions", raw)
     assert r.status_code == 200, r.text
@@ -75,14 +86,16 @@ def test_clean_body_forwarded_byte_identical(reverse, module_fake):
 
 
 def test_rewritten_body_keeps_values(reverse, module_fake):
-    raw = ('{"model":"mistral-small-latest","user":"x","messages":[{"role":"user","content":"\u4e2d\u6587 \U0001F600"}],'
-           '"temperature":1.0000000000000001,"random_seed":123456789012345678901234567890}').encode()
+    raw = (
+        '{"model":"mistral-small-latest","user":"x","messages":[{"role":"user","content":"\u4e2d\u6587 \U0001f600"}],'
+        '"temperature":1.0000000000000001,"random_seed":123456789012345678901234567890}'
+    ).encode()
     module_fake.clear()
     r = post(reverse.url, "/v1/chat/completions", raw)
     assert r.status_code == 200, r.text
     got = module_fake.received[-1].raw_body.decode()
     assert '"temperature":1.0000000000000001' in got and "123456789012345678901234567890" in got
-    assert "\u4e2d\u6587 \U0001F600" in got and '"user":"x"' not in got
+    assert "\u4e2d\u6587 \U0001f600" in got and '"user":"x"' not in got
 
 
 CAPTURED = [c for c in clients.load_all() if RULES.endpoint(c["path"])]
@@ -103,27 +116,55 @@ def test_captured_clients_through_reverse_proxy(capture, reverse, module_fake):
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("endpoint,body,expected", [
-    ("fim/completions", {"model": "codestral-latest", "prompt": "def f(", "suffix": ")", "seed": 1, "user": "u"},
-     {"model": "codestral-latest", "prompt": "def f(", "suffix": ")", "random_seed": 1}),
-    ("agents/completions", {"agent_id": "ag_1", "messages": [{"role": "user", "content": "x"}], "model": "m",
-                            "temperature": 0.2}, {"agent_id": "ag_1", "messages": [{"role": "user", "content": "x"}]}),
-    ("embeddings", {"model": "mistral-embed", "input": ["a", "b"], "dimensions": 16, "encoding_format": "float",
-                    "user": "u"},
-     {"model": "mistral-embed", "input": ["a", "b"], "output_dimension": 16, "encoding_format": "float"}),
-    ("moderations", {"model": "mistral-moderation-latest", "input": ["x"], "user": "u"},
-     {"model": "mistral-moderation-latest", "input": ["x"]}),
-    ("chat/moderations", {"model": "mistral-moderation-latest", "input": [{"role": "user", "content": "x",
-                                                                             "name": "n"}], "metadata": {}},
-     {"model": "mistral-moderation-latest", "input": [{"role": "user", "content": "x"}]}),
-    ("classifications", {"model": "c", "input": "x", "user": "u"}, {"model": "c", "input": "x"}),
-    ("chat/classifications", {"model": "c", "input": {"messages": [{"role": "developer", "content": "x"}]},
-                              "user": "u"},
-     {"model": "c", "input": {"messages": [{"role": "system", "content": "x"}]}}),
-    ("ocr", {"model": "mistral-ocr-latest", "document": {"type": "document_url", "document_url": "https://x/a.pdf"},
-             "id": "old-field"},
-     {"model": "mistral-ocr-latest", "document": {"type": "document_url", "document_url": "https://x/a.pdf"}}),
-])
+@pytest.mark.parametrize(
+    "endpoint,body,expected",
+    [
+        (
+            "fim/completions",
+            {"model": "codestral-latest", "prompt": "def f(", "suffix": ")", "seed": 1, "user": "u"},
+            {"model": "codestral-latest", "prompt": "def f(", "suffix": ")", "random_seed": 1},
+        ),
+        (
+            "agents/completions",
+            {"agent_id": "ag_1", "messages": [{"role": "user", "content": "x"}], "model": "m", "temperature": 0.2},
+            {"agent_id": "ag_1", "messages": [{"role": "user", "content": "x"}]},
+        ),
+        (
+            "embeddings",
+            {"model": "mistral-embed", "input": ["a", "b"], "dimensions": 16, "encoding_format": "float", "user": "u"},
+            {"model": "mistral-embed", "input": ["a", "b"], "output_dimension": 16, "encoding_format": "float"},
+        ),
+        (
+            "moderations",
+            {"model": "mistral-moderation-latest", "input": ["x"], "user": "u"},
+            {"model": "mistral-moderation-latest", "input": ["x"]},
+        ),
+        (
+            "chat/moderations",
+            {
+                "model": "mistral-moderation-latest",
+                "input": [{"role": "user", "content": "x", "name": "n"}],
+                "metadata": {},
+            },
+            {"model": "mistral-moderation-latest", "input": [{"role": "user", "content": "x"}]},
+        ),
+        ("classifications", {"model": "c", "input": "x", "user": "u"}, {"model": "c", "input": "x"}),
+        (
+            "chat/classifications",
+            {"model": "c", "input": {"messages": [{"role": "developer", "content": "x"}]}, "user": "u"},
+            {"model": "c", "input": {"messages": [{"role": "system", "content": "x"}]}},
+        ),
+        (
+            "ocr",
+            {
+                "model": "mistral-ocr-latest",
+                "document": {"type": "document_url", "document_url": "https://x/a.pdf"},
+                "id": "old-field",
+            },
+            {"model": "mistral-ocr-latest", "document": {"type": "document_url", "document_url": "https://x/a.pdf"}},
+        ),
+    ],
+)
 def test_every_endpoint(endpoint, body, expected, reverse, module_fake):
     module_fake.clear()
     r = post(reverse.url, "/v1/" + endpoint, body)
@@ -134,8 +175,12 @@ def test_every_endpoint(endpoint, body, expected, reverse, module_fake):
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
 def test_compressed_request_bodies(encoding, reverse, module_fake):
     module_fake.clear()
-    r = post(reverse.url, "/v1/chat/completions", encode_content(json.dumps(DIRTY).encode(), encoding),
-             {"content-encoding": encoding})
+    r = post(
+        reverse.url,
+        "/v1/chat/completions",
+        encode_content(json.dumps(DIRTY).encode(), encoding),
+        {"content-encoding": encoding},
+    )
     assert r.status_code == 200, r.text
     rec = module_fake.received[-1]
     assert rec.header("content-encoding") == encoding
@@ -147,24 +192,28 @@ def test_chunked_request_body(reverse, module_fake):
 
     def chunks():
         for i in range(0, len(data), 17):
-            yield data[i:i + 17]
+            yield data[i : i + 17]
 
     module_fake.clear()
     with httpx.Client(timeout=20) as c:
-        r = c.post(reverse.url + "/v1/chat/completions", content=chunks(),
-                   headers={"content-type": "application/json", **AUTH})
+        r = c.post(
+            reverse.url + "/v1/chat/completions", content=chunks(), headers={"content-type": "application/json", **AUTH}
+        )
     assert r.status_code == 200, r.text
     assert "user" not in json.loads(module_fake.received[-1].body)
 
 
-@pytest.mark.parametrize("raw,headers,needle", [
-    (b"{not json", {}, "not valid JSON"),
-    (b"[1, 2]", {}, "JSON array"),
-    (b'{"model": "m", "temperature": NaN}', {}, "NaN"),
-    (b"", {}, "empty"),
-    (b"[" * 200_000 + b"]" * 200_000, {}, "nested too deeply"),
-    (b"\x1f\x8b\x08garbage", {"content-encoding": "gzip"}, "cannot be decoded"),
-])
+@pytest.mark.parametrize(
+    "raw,headers,needle",
+    [
+        (b"{not json", {}, "not valid JSON"),
+        (b"[1, 2]", {}, "JSON array"),
+        (b'{"model": "m", "temperature": NaN}', {}, "NaN"),
+        (b"", {}, "empty"),
+        (b"[" * 200_000 + b"]" * 200_000, {}, "nested too deeply"),
+        (b"\x1f\x8b\x08garbage", {"content-encoding": "gzip"}, "cannot be decoded"),
+    ],
+)
 def test_bad_body_answered_by_proxy(raw, headers, needle, reverse, module_fake):
     module_fake.clear()
     r = post(reverse.url, "/v1/chat/completions", raw, headers)
@@ -207,13 +256,13 @@ def test_log_names_changes_and_never_the_key(reverse, module_fake):
     m = reverse.wait_for(r"chat/completions \[E2E-Client/1.0\]: .*stream_options")
     assert m, reverse.output
     line = m.string
-    for part in ("seed -> random_seed", "max_completion_tokens -> max_tokens", "messages[1].name",
-                 "messages[0].role"):
+    for part in ("seed -> random_seed", "max_completion_tokens -> max_tokens", "messages[1].name", "messages[0].role"):
         assert part in line
     assert KEY not in reverse.output
 
 
 # --- forward (regular proxy) mode -------------------------------------------------------------
+
 
 def test_forward_matched_host_rewritten(forward, module_fake):
     module_fake.clear()
@@ -234,6 +283,7 @@ def test_forward_unmatched_host_untouched(forward, module_fake):
 
 def test_forward_https_via_connect(mitmdump, tmp_path):
     from fake_mistral import FakeMistral
+
     with FakeMistral(tls=True) as tls_fake:
         p = mitmdump("--set", "mistral_hosts=localhost", "--set", f"ssl_verify_upstream_trusted_ca={tls_fake.ca_pem}")
         ctx = ssl.create_default_context(cafile=str(p.confdir / "mitmproxy-ca-cert.pem"))
@@ -244,11 +294,15 @@ def test_forward_https_via_connect(mitmdump, tmp_path):
 
 # --- options ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value,needle", [
-    ("https://llm.example.com", "looks like a URL"),
-    ("llm.example.com:8443", "has a port"),
-    ("bad host", "is not a host name"),
-])
+
+@pytest.mark.parametrize(
+    "value,needle",
+    [
+        ("https://llm.example.com", "looks like a URL"),
+        ("llm.example.com:8443", "has a port"),
+        ("bad host", "is not a host name"),
+    ],
+)
 def test_bad_option_stops_start_up(value, needle, tmp_path):
     p = Mitmdump(tmp_path, "--set", f"mistral_hosts={value}")
     assert p.proc.wait(timeout=15) == 1

@@ -21,9 +21,11 @@ def raw_deflate(data: bytes) -> bytes:
 def zstd_compress(data: bytes) -> bytes:
     try:
         import zstandard  # mitmproxy 11
+
         return zstandard.ZstdCompressor().compress(data)
     except ImportError:
         from backports import zstd  # mitmproxy 12
+
         return zstd.compress(data)
 
 
@@ -40,14 +42,14 @@ ENCODED = {
 def test_decodes_in_pieces(coding, size):
     d = Decoder(coding)
     blob = ENCODED[coding]
-    out = b"".join(d.feed(blob[i:i + size]) for i in range(0, len(blob), size)) + d.close()
+    out = b"".join(d.feed(blob[i : i + size]) for i in range(0, len(blob), size)) + d.close()
     assert out == DATA
 
 
 def test_raw_deflate_as_some_servers_send():
     d = Decoder("deflate")
     blob = raw_deflate(DATA)
-    assert b"".join(d.feed(blob[i:i + 1]) for i in range(len(blob))) + d.close() == DATA
+    assert b"".join(d.feed(blob[i : i + 1]) for i in range(len(blob))) + d.close() == DATA
 
 
 def test_bad_data_and_unknown_codings():
@@ -67,12 +69,12 @@ from mistral_compat.encoding import TooLarge, decode_body  # noqa: E402
 def test_max_output_exactly_the_data_passes_one_byte_less_does_not(coding, size):
     blob = ENCODED[coding]
     d = Decoder(coding, max_output=len(DATA))
-    out = b"".join(d.feed(blob[i:i + size]) for i in range(0, len(blob), size)) + d.close()
+    out = b"".join(d.feed(blob[i : i + size]) for i in range(0, len(blob), size)) + d.close()
     assert out == DATA and d.finished
     d = Decoder(coding, max_output=len(DATA) - 1)
     with pytest.raises(TooLarge):
         for i in range(0, len(blob), size):
-            d.feed(blob[i:i + size])
+            d.feed(blob[i : i + size])
         d.close()
 
 
@@ -95,7 +97,7 @@ def test_zstd_frames_one_after_another():
     blob = ENCODED["zstd"] + zstd_compress(b"and more")
     assert decode_body(blob, "zstd", 1 << 20) == DATA + b"and more"
     d = Decoder("zstd")
-    assert b"".join(d.feed(blob[i:i + 5]) for i in range(0, len(blob), 5)) == DATA + b"and more"
+    assert b"".join(d.feed(blob[i : i + 5]) for i in range(0, len(blob), 5)) == DATA + b"and more"
 
 
 def test_pieces_are_bounded_with_max_output():
@@ -110,8 +112,10 @@ def test_pieces_are_bounded_with_max_output():
 def test_a_body_of_many_zstd_frames_is_refused_quickly():
     """A few bytes per empty frame, and a new decompression context for each: 100k frames (0.9 MB) took
     1-12 s. With a max_output (request bodies) more than MAX_ZSTD_FRAMES is not valid; answers stay lenient."""
-    from mistral_compat.encoding import MAX_ZSTD_FRAMES
     import time
+
+    from mistral_compat.encoding import MAX_ZSTD_FRAMES
+
     frames = zstd_compress(b"") * 100_000 + zstd_compress(b"{}")
     started = time.process_time()
     with pytest.raises(ValueError, match=f"more than {MAX_ZSTD_FRAMES} zstd frames"):
@@ -127,13 +131,15 @@ def test_gzip_of_several_members_decodes_to_their_concatenation(max_output):
     blob = gzip.compress(b"data: a\n\n") + gzip.compress(b"data: b\n\n") + gzip.compress(DATA)
     for size in (1, 5, len(blob)):
         d = Decoder("gzip", max_output)
-        out = b"".join(d.feed(blob[i:i + size]) for i in range(0, len(blob), size)) + d.close()
+        out = b"".join(d.feed(blob[i : i + size]) for i in range(0, len(blob), size)) + d.close()
         assert out == b"data: a\n\ndata: b\n\n" + DATA and d.finished and not d.trailing
     from mistral_compat.encoding import decode_body
+
     assert decode_body(blob, "gzip", 1 << 20) == b"data: a\n\ndata: b\n\n" + DATA
 
 
 def test_gzip_members_are_capped_in_bodies():
     from mistral_compat.encoding import MAX_GZIP_MEMBERS, decode_body
+
     with pytest.raises(ValueError, match="gzip members"):
         decode_body(gzip.compress(b"") * (MAX_GZIP_MEMBERS + 1), "gzip", 1 << 20)

@@ -9,10 +9,19 @@ from mistral_compat import errors
 
 def test_proxy_error_has_both_shapes_with_the_same_message():
     body = json.loads(errors.proxy_error(400, "the body is not valid JSON", "messages"))
-    assert body == {"object": "error", "message": "mistral-compat: the body is not valid JSON",
-                    "type": "invalid_request_error", "param": "messages", "code": None,
-                    "error": {"message": "mistral-compat: the body is not valid JSON",
-                              "type": "invalid_request_error", "param": "messages", "code": None}}
+    assert body == {
+        "object": "error",
+        "message": "mistral-compat: the body is not valid JSON",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": None,
+        "error": {
+            "message": "mistral-compat: the body is not valid JSON",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": None,
+        },
+    }
 
 
 def test_status_gives_the_type():
@@ -23,11 +32,14 @@ def test_status_gives_the_type():
 
 
 def test_describe_non_json_and_odd_bodies():
-    assert errors.describe(502, b"<html>Bad Gateway</html>").message == "Mistral answered HTTP 502: <html>Bad Gateway</html>"
+    assert (
+        errors.describe(502, b"<html>Bad Gateway</html>").message
+        == "Mistral answered HTTP 502: <html>Bad Gateway</html>"
+    )
     assert errors.describe(500, b"").message == "Mistral answered HTTP 500"
     assert errors.describe(400, b'{"error": "plain"}').message == "plain"
     assert errors.describe(400, b'{"message": {"x": 1}}').message == '{"x": 1}'
-    assert errors.describe(400, b'[1, 2]').message == "Mistral answered HTTP 400: [1, 2]"
+    assert errors.describe(400, b"[1, 2]").message == "Mistral answered HTTP 400: [1, 2]"
 
 
 def test_long_detail_lists_are_cut():
@@ -43,8 +55,10 @@ def test_with_openai_error_leaves_what_it_cannot_extend():
     assert errors.with_openai_error(500, b"{" * 100000) is None  # not JSON (too deep): passed on
     assert errors.with_openai_error(500, b"{" + b" " * errors.MAX_ERROR_BODY + b"}") is None
     body = json.loads(errors.with_openai_error(404, b'{"detail":"Not Found"}'))
-    assert body == {"detail": "Not Found", "error": {"message": "Not Found", "type": "not_found_error",
-                                                     "param": None, "code": None}}
+    assert body == {
+        "detail": "Not Found",
+        "error": {"message": "Not Found", "type": "not_found_error", "param": None, "code": None},
+    }
 
 
 def test_error_bodies_are_written_by_the_one_jsonio_writer():

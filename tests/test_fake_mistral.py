@@ -15,7 +15,6 @@ import zlib
 
 import httpx
 import pytest
-
 from fake_mistral import (
     RATE_LIMITED_BODY,
     REASONING_ANSWER,
@@ -57,11 +56,14 @@ FULL_CHAT = {
     "metadata": {"trace": "abc", "nested": {"any": [1, 2]}},
     "messages": [
         {"role": "system", "content": "Answer in JSON."},
-        {"role": "user", "content": [
-            {"type": "text", "text": "What is in this image, and the weather?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
-            {"type": "image_url", "image_url": "https://example.com/cat.png"},
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in this image, and the weather?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
+                {"type": "image_url", "image_url": "https://example.com/cat.png"},
+            ],
+        },
         {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
         {"role": "tool", "tool_call_id": "D681PevKs", "name": "get_weather", "content": "sunny"},
     ],
@@ -98,7 +100,7 @@ def detail(outcome) -> list:
 
 def assert_extra_forbidden(outcome, loc_end: list):
     entries = detail(outcome)
-    assert any(e["type"] == "extra_forbidden" and e["loc"][-len(loc_end):] == loc_end for e in entries), entries
+    assert any(e["type"] == "extra_forbidden" and e["loc"][-len(loc_end) :] == loc_end for e in entries), entries
     entry = next(e for e in entries if e["type"] == "extra_forbidden")
     assert entry["msg"] == "Extra inputs are not permitted"
     assert entry["loc"][0] == "body"
@@ -107,18 +109,22 @@ def assert_extra_forbidden(outcome, loc_end: list):
 # --- validate(): schema strictness (422) ------------------------------------
 
 
-@pytest.mark.parametrize("field, value", [
-    ("stream_options", {"include_usage": True}),
-    ("user", "u-1"),
-    ("seed", 1),
-    ("max_completion_tokens", 10),
-    ("store", True),
-    ("logprobs", True),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("stream_options", {"include_usage": True}),
+        ("user", "u-1"),
+        ("seed", 1),
+        ("max_completion_tokens", 10),
+        ("store", True),
+        ("logprobs", True),
+    ],
+)
 def test_rejects_openai_only_top_level_fields(field, value):
     entries = detail(check(chat(**{field: value})))
-    assert entries == [{"type": "extra_forbidden", "loc": ["body", field],
-                        "msg": "Extra inputs are not permitted", "input": value}]
+    assert entries == [
+        {"type": "extra_forbidden", "loc": ["body", field], "msg": "Extra inputs are not permitted", "input": value}
+    ]
 
 
 def test_rejects_developer_role():
@@ -135,10 +141,14 @@ def test_rejects_name_on_user_message():
 
 def test_rejects_assistant_refusal_with_pydantic_loc():
     messages = [USER, {"role": "assistant", "content": "no", "refusal": None}, USER]
-    assert detail(check(chat(messages=messages))) == [{
-        "type": "extra_forbidden", "loc": ["body", "messages", 1, "assistant", "refusal"],
-        "msg": "Extra inputs are not permitted", "input": None,
-    }]
+    assert detail(check(chat(messages=messages))) == [
+        {
+            "type": "extra_forbidden",
+            "loc": ["body", "messages", 1, "assistant", "refusal"],
+            "msg": "Extra inputs are not permitted",
+            "input": None,
+        }
+    ]
 
 
 def test_rejects_unknown_key_inside_tool_function():
@@ -160,24 +170,41 @@ def test_rejects_unknown_key_inside_json_schema():
     assert_extra_forbidden(outcome, ["response_format", "json_schema", "format"])
 
 
-@pytest.mark.parametrize("chunk", [
-    {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
-    {"type": "file", "file": {"file_id": "file-abc"}},
-])
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+        {"type": "file", "file": {"file_id": "file-abc"}},
+    ],
+)
 def test_rejects_openai_file_and_audio_chunk_shapes(chunk):
     assert check(chat(messages=[{"role": "user", "content": [chunk]}]))[0] == 422
 
 
 def test_rejects_temperature_above_1_5():
     entries = detail(check(chat(temperature=2)))
-    assert entries == [{"type": "less_than_equal", "loc": ["body", "temperature"],
-                        "msg": "Input should be less than or equal to 1.5", "input": 2, "ctx": {"le": 1.5}}]
+    assert entries == [
+        {
+            "type": "less_than_equal",
+            "loc": ["body", "temperature"],
+            "msg": "Input should be less than or equal to 1.5",
+            "input": 2,
+            "ctx": {"le": 1.5},
+        }
+    ]
 
 
 def test_rejects_top_p_zero():
     entries = detail(check(chat(top_p=0)))
-    assert entries == [{"type": "greater_than", "loc": ["body", "top_p"],
-                        "msg": "Input should be greater than 0", "input": 0, "ctx": {"gt": 0}}]
+    assert entries == [
+        {
+            "type": "greater_than",
+            "loc": ["body", "top_p"],
+            "msg": "Input should be greater than 0",
+            "input": 0,
+            "ctx": {"gt": 0},
+        }
+    ]
 
 
 def test_accepts_bounds_inclusive():
@@ -201,14 +228,17 @@ def test_rejects_wrong_types():
     assert entries[0]["type"] == "bool_type" and entries[0]["loc"] == ["body", "stream"]
 
 
-@pytest.mark.parametrize("body, error_type", [
-    (b"", "missing"),
-    (b"{not json", "json_invalid"),
-    (b'{"model": "m", "messages": [], "temperature": NaN}', "json_invalid"),
-    (b'{"model": "m", "temperature": Infinity}', "json_invalid"),
-    (b'{"model": "\xff\xfe"}', "json_invalid"),
-    (b"[1, 2]", "model_attributes_type"),
-])
+@pytest.mark.parametrize(
+    "body, error_type",
+    [
+        (b"", "missing"),
+        (b"{not json", "json_invalid"),
+        (b'{"model": "m", "messages": [], "temperature": NaN}', "json_invalid"),
+        (b'{"model": "m", "temperature": Infinity}', "json_invalid"),
+        (b'{"model": "\xff\xfe"}', "json_invalid"),
+        (b"[1, 2]", "model_attributes_type"),
+    ],
+)
 def test_rejects_bad_json(body, error_type):
     entries = detail(validate(CHAT, body))
     assert entries[0]["type"] == error_type
@@ -234,8 +264,10 @@ def tool_round(call_id: str, result_id: str | None = None) -> list:
 
 
 def test_rejects_openai_style_tool_call_id():
-    error = mistral_400(check(chat(messages=tool_round("call_abc123"))),
-                        "Tool call id was call_abc123 but must be a-z, A-Z, 0-9, with a length of 9.")
+    error = mistral_400(
+        check(chat(messages=tool_round("call_abc123"))),
+        "Tool call id was call_abc123 but must be a-z, A-Z, 0-9, with a length of 9.",
+    )
     assert (error["type"], error["code"]) == ("invalid_function_call", "3280")
 
 
@@ -246,8 +278,9 @@ def test_rejects_tool_message_without_tool_call_id():
 
 
 def test_rejects_tool_result_for_unknown_call():
-    error = mistral_400(check(chat(messages=tool_round("D681PevKs", "Zz9Zz9Zz9"))),
-                        "Unexpected tool call id Zz9Zz9Zz9 in tool results")
+    error = mistral_400(
+        check(chat(messages=tool_round("D681PevKs", "Zz9Zz9Zz9"))), "Unexpected tool call id Zz9Zz9Zz9 in tool results"
+    )
     assert error["code"] == "3230"
 
 
@@ -259,8 +292,9 @@ def test_rejects_assistant_last_without_prefix():
 
 def test_rejects_empty_assistant_message():
     messages = [USER, {"role": "assistant", "content": ""}, USER]
-    mistral_400(check(chat(messages=messages)),
-                "Assistant message must have either content or tool_calls, but not none.")
+    mistral_400(
+        check(chat(messages=messages)), "Assistant message must have either content or tool_calls, but not none."
+    )
 
 
 def test_rejects_bad_function_names():
@@ -292,26 +326,57 @@ def test_accepts_agents_completion():
     assert check(body, "/v1/agents/completions") is None
 
 
-@pytest.mark.parametrize("path, body", [
-    ("/v1/fim/completions", {"model": "codestral-latest", "prompt": "def f(", "suffix": "return 1",
-                             "temperature": 0.2, "max_tokens": 64, "min_tokens": 1, "stop": "\n\n"}),
-    ("/v1/embeddings", {"model": "codestral-embed", "input": ["a", "b"], "output_dimension": 16,
-                        "output_dtype": "float", "encoding_format": "float"}),
-    ("/v1/moderations", {"model": "mistral-moderation-latest", "input": ["text one", "text two"]}),
-    ("/v1/chat/moderations", {"model": "mistral-moderation-latest",
-                              "input": [USER, {"role": "assistant", "content": "It is sunny."}]}),
-    ("/v1/classifications", {"model": "ft:classifier", "input": "classify me"}),
-    ("/v1/chat/classifications", {"model": "ft:classifier", "input": {"messages": [USER]}}),
-    ("/v1/ocr", {"model": "mistral-ocr-latest", "pages": [0, 1], "include_image_base64": False,
-                 "document": {"type": "document_url", "document_url": "https://example.com/a.pdf"}}),
-])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        (
+            "/v1/fim/completions",
+            {
+                "model": "codestral-latest",
+                "prompt": "def f(",
+                "suffix": "return 1",
+                "temperature": 0.2,
+                "max_tokens": 64,
+                "min_tokens": 1,
+                "stop": "\n\n",
+            },
+        ),
+        (
+            "/v1/embeddings",
+            {
+                "model": "codestral-embed",
+                "input": ["a", "b"],
+                "output_dimension": 16,
+                "output_dtype": "float",
+                "encoding_format": "float",
+            },
+        ),
+        ("/v1/moderations", {"model": "mistral-moderation-latest", "input": ["text one", "text two"]}),
+        (
+            "/v1/chat/moderations",
+            {"model": "mistral-moderation-latest", "input": [USER, {"role": "assistant", "content": "It is sunny."}]},
+        ),
+        ("/v1/classifications", {"model": "ft:classifier", "input": "classify me"}),
+        ("/v1/chat/classifications", {"model": "ft:classifier", "input": {"messages": [USER]}}),
+        (
+            "/v1/ocr",
+            {
+                "model": "mistral-ocr-latest",
+                "pages": [0, 1],
+                "include_image_base64": False,
+                "document": {"type": "document_url", "document_url": "https://example.com/a.pdf"},
+            },
+        ),
+    ],
+)
 def test_accepts_other_endpoints(path, body):
     assert check(body, path) is None
 
 
 def test_rejects_on_other_endpoints():
-    assert_extra_forbidden(check({"model": "e", "input": "a", "dimensions": 8}, "/v1/embeddings"),
-                           ["body", "dimensions"])
+    assert_extra_forbidden(
+        check({"model": "e", "input": "a", "dimensions": 8}, "/v1/embeddings"), ["body", "dimensions"]
+    )
     outcome = check({"model": "m", "input": [USER], "metadata": {}}, "/v1/chat/moderations")
     assert_extra_forbidden(outcome, ["body", "metadata"])
 
@@ -362,7 +427,7 @@ def test_stream_events_are_spread_in_time(fake, client):
         for line in response.iter_lines():
             if line.startswith("data: "):
                 arrivals.append(time.monotonic() - start)
-                events.append(line[len("data: "):])
+                events.append(line[len("data: ") :])
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert [c["choices"][0]["delta"]["content"] for c in chunks[:4]] == ["tok0 ", "tok1 ", "tok2 ", "tok3 "]
@@ -376,7 +441,7 @@ CHUNK_KEYS = {"id", "object", "created", "model", "choices"}
 
 def sse_data(text: str) -> list:
     """The `data:` payloads of an event stream's text, in order."""
-    return [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
+    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
 
 
 def check_chunks(events: list, done: bool = True) -> list:
@@ -399,7 +464,7 @@ def check_chunks(events: list, done: bool = True) -> list:
 def stream_chunks(client, body: dict, path: str = CHAT, headers=None) -> list:
     with client.stream("POST", path, json=body, headers=headers or {}) as response:
         assert response.status_code == 200 and response.headers["content-type"] == "text/event-stream"
-        return check_chunks([line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")])
+        return check_chunks([line[len("data: ") :] for line in response.iter_lines() if line.startswith("data: ")])
 
 
 def deltas(chunks: list) -> list:
@@ -418,13 +483,18 @@ def _tool_call_of(message: dict) -> dict:
     return call
 
 
-@pytest.mark.parametrize("fields, name", [
-    ({"tool_choice": "any"}, "get_weather"),
-    ({"tool_choice": "required"}, "get_weather"),
-    ({"tool_choice": {"type": "function", "function": {"name": "get_time"}}}, "get_time"),
-    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "Please CALL THE TOOL now"}]}]},
-     "get_weather"),
-])
+@pytest.mark.parametrize(
+    "fields, name",
+    [
+        ({"tool_choice": "any"}, "get_weather"),
+        ({"tool_choice": "required"}, "get_weather"),
+        ({"tool_choice": {"type": "function", "function": {"name": "get_time"}}}, "get_time"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "Please CALL THE TOOL now"}]}]},
+            "get_weather",
+        ),
+    ],
+)
 def test_tool_call_answers(client, fields, name):
     body = chat(tools=[WEATHER_TOOL, SECOND_TOOL], **fields)
     choice = client.post(CHAT, json=body).json()["choices"][0]
@@ -433,22 +503,32 @@ def test_tool_call_answers(client, fields, name):
     assert _tool_call_of(choice["message"])["function"]["name"] == name
 
 
-@pytest.mark.parametrize("fields", [
-    {},                                                                          # auto, no trigger
-    {"tool_choice": "none", "messages": [{"role": "user", "content": "call the tool"}]},
-    {"tools": None, "tool_choice": "any"},                                       # no tools to call
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},  # auto, no trigger
+        {"tool_choice": "none", "messages": [{"role": "user", "content": "call the tool"}]},
+        {"tools": None, "tool_choice": "any"},  # no tools to call
+    ],
+)
 def test_no_tool_call_without_a_reason(client, fields):
     body = dict(chat(tools=[WEATHER_TOOL]), **fields)
     body = {k: v for k, v in body.items() if v is not None}
     choice = client.post(CHAT, json=body).json()["choices"][0]
-    assert choice == {"index": 0, "message": {"role": "assistant", "content": "ok", "tool_calls": None},
-                      "finish_reason": "stop"}
+    assert choice == {
+        "index": 0,
+        "message": {"role": "assistant", "content": "ok", "tool_calls": None},
+        "finish_reason": "stop",
+    }
 
 
 def test_tool_call_ids_are_fresh(client):
-    ids = {client.post(CHAT, json=chat(tools=[WEATHER_TOOL], tool_choice="any")).json()
-           ["choices"][0]["message"]["tool_calls"][0]["id"] for _ in range(5)}
+    ids = {
+        client.post(CHAT, json=chat(tools=[WEATHER_TOOL], tool_choice="any")).json()["choices"][0]["message"][
+            "tool_calls"
+        ][0]["id"]
+        for _ in range(5)
+    }
     assert len(ids) == 5
 
 
@@ -472,11 +552,14 @@ def test_fim_and_embeddings_over_http(client):
     assert len(single) == 1 and len(single[0]["embedding"]) == 8
 
 
-@pytest.mark.parametrize("path, body, key", [
-    ("/v1/moderations", {"model": "m", "input": ["a", "b"]}, "results"),
-    ("/v1/chat/classifications", {"model": "m", "input": [{"messages": [USER]}]}, "results"),
-    ("/v1/ocr", {"model": "m", "document": {"type": "image_url", "image_url": "https://e.com/a.png"}}, "pages"),
-])
+@pytest.mark.parametrize(
+    "path, body, key",
+    [
+        ("/v1/moderations", {"model": "m", "input": ["a", "b"]}, "results"),
+        ("/v1/chat/classifications", {"model": "m", "input": [{"messages": [USER]}]}, "results"),
+        ("/v1/ocr", {"model": "m", "document": {"type": "image_url", "image_url": "https://e.com/a.png"}}, "pages"),
+    ],
+)
 def test_other_endpoint_answers(client, path, body, key):
     response = client.post(path, json=body)
     assert response.status_code == 200 and response.json()[key]
@@ -487,8 +570,13 @@ def test_models_not_found_and_forced_status(client):
     assert client.post("/v1/nope", json={}).status_code == 404
     limited = client.post(CHAT, json=chat(), headers={"x-fake-status": "429"})
     assert limited.status_code == 429
-    assert limited.json() == {"object": "error", "message": "Rate limit exceeded", "type": "rate_limited",
-                              "param": None, "code": "1300"}
+    assert limited.json() == {
+        "object": "error",
+        "message": "Rate limit exceeded",
+        "type": "rate_limited",
+        "param": None,
+        "code": "1300",
+    }
 
 
 def raw_request(fake, request: bytes) -> bytes:
@@ -506,9 +594,11 @@ def raw_request(fake, request: bytes) -> bytes:
 def test_chunked_request_body_over_socket(fake):
     fake.clear()
     body = json.dumps(chat()).encode()
-    chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7]) for i in range(0, len(body), 7))
-    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks + b"0\r\nX-Trailer: t\r\n\r\n")
+    chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(body[i : i + 7]), body[i : i + 7]) for i in range(0, len(body), 7))
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks + b"0\r\nX-Trailer: t\r\n\r\n"
+    )
     response = raw_request(fake, request)
     assert response.startswith(b"HTTP/1.1 200")
     record = fake.received[-1]
@@ -541,8 +631,13 @@ def test_gzip_and_chunked_together_with_keep_alive(fake):
     body = json.dumps(chat()).encode()
     conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=5)
     for _ in range(2):  # the same connection serves both requests
-        conn.request("POST", CHAT, body=iter([gzip.compress(body)]), encode_chunked=True,
-                     headers={"Content-Encoding": "gzip", "Transfer-Encoding": "chunked"})
+        conn.request(
+            "POST",
+            CHAT,
+            body=iter([gzip.compress(body)]),
+            encode_chunked=True,
+            headers={"Content-Encoding": "gzip", "Transfer-Encoding": "chunked"},
+        )
         response = conn.getresponse()
         assert response.status == 200 and json.loads(response.read())["object"] == "chat.completion"
     conn.close()
@@ -581,8 +676,9 @@ def user(text: str) -> dict:
 
 
 def thinking_text(delta: dict) -> str:
-    return "".join(part["text"] for chunk in delta["content"] if chunk["type"] == "thinking"
-                   for part in chunk["thinking"])
+    return "".join(
+        part["text"] for chunk in delta["content"] if chunk["type"] == "thinking" for part in chunk["thinking"]
+    )
 
 
 REASONING_CONTENT = [
@@ -597,16 +693,20 @@ def test_constants():
     assert TOOL_RESULT_PREFIX == "Tool results: "
 
 
-@pytest.mark.parametrize("path, body", [
-    (CHAT, chat(reasoning_effort="high")),
-    (CHAT, chat(model="magistral-medium-2507")),
-    (CHAT, chat(model="magistral-small-latest", reasoning_effort="none")),
-    ("/v1/agents/completions", {"agent_id": "ag_1", "messages": [USER], "reasoning_effort": "low"}),
-])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        (CHAT, chat(reasoning_effort="high")),
+        (CHAT, chat(model="magistral-medium-2507")),
+        (CHAT, chat(model="magistral-small-latest", reasoning_effort="none")),
+        ("/v1/agents/completions", {"agent_id": "ag_1", "messages": [USER], "reasoning_effort": "low"}),
+    ],
+)
 def test_reasoning_answer(client, path, body):
     choice = client.post(path, json=dict(body, n=2)).json()["choices"]
-    assert [c["message"] for c in choice] == [{"role": "assistant", "content": REASONING_CONTENT,
-                                               "tool_calls": None}] * 2
+    assert [c["message"] for c in choice] == [
+        {"role": "assistant", "content": REASONING_CONTENT, "tool_calls": None}
+    ] * 2
     assert [c["finish_reason"] for c in choice] == ["stop", "stop"]
 
 
@@ -616,10 +716,16 @@ def test_no_reasoning_without_effort(client, effort):
     assert client.post(CHAT, json=body).json()["choices"][0]["message"]["content"] == "ok"
 
 
-@pytest.mark.parametrize("path, body", [
-    (CHAT, chat(reasoning_effort="medium", stream=True)),
-    ("/v1/agents/completions", {"agent_id": "ag_1", "messages": [USER], "reasoning_effort": "high", "stream": True}),
-])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        (CHAT, chat(reasoning_effort="medium", stream=True)),
+        (
+            "/v1/agents/completions",
+            {"agent_id": "ag_1", "messages": [USER], "reasoning_effort": "high", "stream": True},
+        ),
+    ],
+)
 def test_reasoning_stream_mixes_arrays_and_a_string(client, path, body):
     found = deltas(stream_chunks(client, body, path))
     assert found[0] == {"role": "assistant", "content": ""}
@@ -648,28 +754,39 @@ def test_magistral_stream_is_all_arrays(client):
     chunks = stream_chunks(client, chat(model="magistral-medium-2507", stream=True))
     found = deltas(chunks)
     assert found[0] == {"role": "assistant", "content": ""}
-    assert found[-3:] == [{"content": [{"type": "text", "text": "3"}]}, {"content": [{"type": "text", "text": "91"}]},
-                          {"content": ""}]
+    assert found[-3:] == [
+        {"content": [{"type": "text", "text": "3"}]},
+        {"content": [{"type": "text", "text": "91"}]},
+        {"content": ""},
+    ]
     thoughts = found[1:-3]
-    assert len(thoughts) >= 2 and all(len(d["content"]) == 1 and d["content"][0]["type"] == "thinking"
-                                      for d in thoughts)
+    assert len(thoughts) >= 2 and all(
+        len(d["content"]) == 1 and d["content"][0]["type"] == "thinking" for d in thoughts
+    )
     assert "".join(thinking_text(d) for d in thoughts) == REASONING_THINKING
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and "usage" in chunks[-1]
 
 
-REFERENCE_CONTENT = [{"type": "text", "text": "Paris is the capital"}, {"type": "reference", "reference_ids": [1]},
-                     {"type": "text", "text": " of France."}]
+REFERENCE_CONTENT = [
+    {"type": "text", "text": "Paris is the capital"},
+    {"type": "reference", "reference_ids": [1]},
+    {"type": "text", "text": " of France."},
+]
 
 
 def test_references_answer(client):
     body = chat(messages=[user("What is the capital of France? Answer WITH REFERENCES.")])
     choice = client.post(CHAT, json=body).json()["choices"][0]
-    assert choice == {"index": 0, "finish_reason": "stop",
-                      "message": {"role": "assistant", "content": REFERENCE_CONTENT, "tool_calls": None}}
+    assert choice == {
+        "index": 0,
+        "finish_reason": "stop",
+        "message": {"role": "assistant", "content": REFERENCE_CONTENT, "tool_calls": None},
+    }
     assert "".join(c.get("text", "") for c in REFERENCE_CONTENT) == REFERENCES_ANSWER
     chunks = stream_chunks(client, dict(body, stream=True))
-    assert deltas(chunks) == [{"role": "assistant", "content": ""}] + [{"content": [c]} for c in REFERENCE_CONTENT] \
-        + [{"content": ""}]
+    assert deltas(chunks) == [{"role": "assistant", "content": ""}] + [{"content": [c]} for c in REFERENCE_CONTENT] + [
+        {"content": ""}
+    ]
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
 
 
@@ -691,8 +808,11 @@ def test_default_stream_is_unchanged(client):
 def test_truncation_is_model_length(client):
     body = chat(messages=[{"role": "user", "content": [{"type": "text", "text": "We will Run Out Of Context"}]}])
     choice = client.post(CHAT, json=body).json()["choices"][0]
-    assert choice == {"index": 0, "finish_reason": "model_length",
-                      "message": {"role": "assistant", "content": "ok", "tool_calls": None}}
+    assert choice == {
+        "index": 0,
+        "finish_reason": "model_length",
+        "message": {"role": "assistant", "content": "ok", "tool_calls": None},
+    }
     chunks = stream_chunks(client, dict(body, stream=True))
     assert deltas(chunks)[:4] == [{"role": "assistant", "content": f"tok{i} "} for i in range(4)]
     assert chunks[-1]["choices"][0] == {"index": 0, "delta": {"content": ""}, "finish_reason": "model_length"}
@@ -711,29 +831,46 @@ def test_fim_truncation(client):
 
 # --- tool calls: arguments, parallel calls, and never after a tool result ------------------------------
 
-RICH_TOOL = {"type": "function", "function": {"name": "book", "parameters": {
-    "type": "object",
-    "properties": {
-        "city": {"type": "string"}, "nights": {"type": "integer"}, "budget": {"type": "number"},
-        "breakfast": {"type": "boolean"}, "guests": {"type": "array", "items": {"type": "string"}},
-        "extras": {"type": "object"}, "room": {"type": "string", "enum": ["double", "single"]},
-        "note": {"type": ["string", "null"]}, "anything": {}, "optional": {"type": "string"},
+RICH_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "book",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "nights": {"type": "integer"},
+                "budget": {"type": "number"},
+                "breakfast": {"type": "boolean"},
+                "guests": {"type": "array", "items": {"type": "string"}},
+                "extras": {"type": "object"},
+                "room": {"type": "string", "enum": ["double", "single"]},
+                "note": {"type": ["string", "null"]},
+                "anything": {},
+                "optional": {"type": "string"},
+            },
+            "required": ["room", "city", "nights", "budget", "breakfast", "guests", "extras", "note", "anything"],
+        },
     },
-    "required": ["room", "city", "nights", "budget", "breakfast", "guests", "extras", "note", "anything"],
-}}}
-RICH_ARGUMENTS = ('{"room":"double","city":"Paris","nights":3,"budget":1.5,"breakfast":true,"guests":[],'
-                  '"extras":{},"note":"Paris","anything":null}')
+}
+RICH_ARGUMENTS = (
+    '{"room":"double","city":"Paris","nights":3,"budget":1.5,"breakfast":true,"guests":[],'
+    '"extras":{},"note":"Paris","anything":null}'
+)
 
 
-@pytest.mark.parametrize("parameters, expected", [
-    (RICH_TOOL["function"]["parameters"], RICH_ARGUMENTS),
-    ({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"enum": [7, 8]}}}, '{"a":3,"b":7}'),
-    ({"type": "object", "properties": {"a": {"type": "integer"}}, "required": []}, '{"a":3}'),
-    ({"type": "object", "properties": {}}, "{}"),
-    ({}, "{}"),
-    (None, "{}"),
-    ({"type": "object", "properties": {"x": {"type": "string"}}, "required": ["y"]}, '{"y":null}'),
-])
+@pytest.mark.parametrize(
+    "parameters, expected",
+    [
+        (RICH_TOOL["function"]["parameters"], RICH_ARGUMENTS),
+        ({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"enum": [7, 8]}}}, '{"a":3,"b":7}'),
+        ({"type": "object", "properties": {"a": {"type": "integer"}}, "required": []}, '{"a":3}'),
+        ({"type": "object", "properties": {}}, "{}"),
+        ({}, "{}"),
+        (None, "{}"),
+        ({"type": "object", "properties": {"x": {"type": "string"}}, "required": ["y"]}, '{"y":null}'),
+    ],
+)
 def test_tool_arguments_from_the_schema(parameters, expected):
     assert tool_arguments(parameters) == expected
 
@@ -756,14 +893,20 @@ def test_call_every_tool_makes_parallel_calls(client):
     assert len(chunks) == 2 and deltas(chunks)[0] == {"role": "assistant", "content": ""}
     delta = deltas(chunks)[1]
     assert delta["content"] is None and [c["function"]["name"] for c in delta["tool_calls"]] == [
-        "get_weather", "get_time", "book"]
+        "get_weather",
+        "get_time",
+        "book",
+    ]
     assert all(set(c) == {"id", "function"} for c in delta["tool_calls"])
     assert chunks[1]["choices"][0]["finish_reason"] == "tool_calls" and "usage" in chunks[1]
 
 
 def test_named_tool_choice_beats_call_every_tool(client):
-    body = chat(tools=[WEATHER_TOOL, SECOND_TOOL], messages=[user("call every tool")],
-                tool_choice={"type": "function", "function": {"name": "get_time"}})
+    body = chat(
+        tools=[WEATHER_TOOL, SECOND_TOOL],
+        messages=[user("call every tool")],
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+    )
     calls = client.post(CHAT, json=body).json()["choices"][0]["message"]["tool_calls"]
     assert [c["function"]["name"] for c in calls] == ["get_time"]
 
@@ -775,23 +918,35 @@ def test_tool_choice_none_blocks_call_every_tool(client):
 
 def tool_conversation() -> list:
     """Two rounds: the second assistant turn made two calls, both answered."""
+
     def call(call_id, name):
         return {"id": call_id, "type": "function", "function": {"name": name, "arguments": "{}"}}
+
     return [
         user("call the tool"),
         {"role": "assistant", "content": None, "tool_calls": [call("AAAAAAAA1", "get_weather")]},
         {"role": "tool", "tool_call_id": "AAAAAAAA1", "content": "old result"},
         user("now call every tool"),
-        {"role": "assistant", "content": "", "tool_calls": [call("BBBBBBBB2", "get_weather"),
-                                                            call("CCCCCCCC3", "get_time")]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [call("BBBBBBBB2", "get_weather"), call("CCCCCCCC3", "get_time")],
+        },
         {"role": "tool", "tool_call_id": "BBBBBBBB2", "name": "get_weather", "content": "sunny"},
         {"role": "tool", "tool_call_id": "CCCCCCCC3", "content": [{"type": "text", "text": "12:00"}]},
     ]
 
 
-@pytest.mark.parametrize("choice", [
-    None, "auto", "any", "required", {"type": "function", "function": {"name": "get_time"}},
-])
+@pytest.mark.parametrize(
+    "choice",
+    [
+        None,
+        "auto",
+        "any",
+        "required",
+        {"type": "function", "function": {"name": "get_time"}},
+    ],
+)
 def test_no_tool_call_after_tool_results(client, choice):
     body = chat(tools=[WEATHER_TOOL, SECOND_TOOL], messages=tool_conversation())
     if choice is not None:
@@ -799,8 +954,11 @@ def test_no_tool_call_after_tool_results(client, choice):
     assert check(body) is None
     expected = TOOL_RESULT_PREFIX + "sunny; 12:00"
     answer = client.post(CHAT, json=body).json()["choices"][0]
-    assert answer == {"index": 0, "finish_reason": "stop",
-                      "message": {"role": "assistant", "content": expected, "tool_calls": None}}
+    assert answer == {
+        "index": 0,
+        "finish_reason": "stop",
+        "message": {"role": "assistant", "content": expected, "tool_calls": None},
+    }
     chunks = stream_chunks(client, dict(body, stream=True))
     found = deltas(chunks)
     assert found[-1] == {"content": ""} and chunks[-1]["choices"][0]["finish_reason"] == "stop"
@@ -817,28 +975,52 @@ def test_tool_result_with_a_single_call(client):
 # --- x-fake-error ---------------------------------------------------------------------------------
 
 DETAILS = [
-    {"type": "extra_forbidden", "loc": ["body", "messages", 1, "content"], "msg": "Extra inputs are not permitted",
-     "input": "x"},
+    {
+        "type": "extra_forbidden",
+        "loc": ["body", "messages", 1, "content"],
+        "msg": "Extra inputs are not permitted",
+        "input": "x",
+    },
     {"type": "missing", "loc": ["body", "model"], "msg": "Field required", "input": {}},
 ]
 NAMED_ERRORS = {
-    "422-object": (422, {"object": "error", "message": {"detail": DETAILS}, "type": "invalid_request_error",
-                         "param": None, "code": None}),
+    "422-object": (
+        422,
+        {
+            "object": "error",
+            "message": {"detail": DETAILS},
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        },
+    ),
     "422-detail": (422, {"detail": DETAILS}),
     "401-detail": (401, {"detail": "Unauthorized"}),
     "429-message": (429, {"message": "Requests rate limit exceeded"}),
-    "429-object": (429, {"object": "error", "message": "Rate limit exceeded", "type": "rate_limited", "param": None,
-                         "code": "1300", "raw_status_code": 429}),
+    "429-object": (
+        429,
+        {
+            "object": "error",
+            "message": "Rate limit exceeded",
+            "type": "rate_limited",
+            "param": None,
+            "code": "1300",
+            "raw_status_code": 429,
+        },
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(NAMED_ERRORS))
-@pytest.mark.parametrize("path, body", [
-    (CHAT, chat()),
-    (CHAT, chat(user="u", stream=True)),  # named errors come before validation
-    ("/v1/embeddings", {"model": "e", "input": "a"}),
-    ("/v1/nope", {}),
-])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        (CHAT, chat()),
+        (CHAT, chat(user="u", stream=True)),  # named errors come before validation
+        ("/v1/embeddings", {"model": "e", "input": "a"}),
+        ("/v1/nope", {}),
+    ],
+)
 def test_named_errors(fake, client, name, path, body):
     status, expected = NAMED_ERRORS[name]
     response = client.post(path, json=body, headers={"x-fake-error": name})
@@ -875,17 +1057,35 @@ def test_stream_error(fake, client, body):
     first = json.loads(events[0])
     assert first["object"] == "chat.completion.chunk"
     assert first["choices"] == [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
-    assert json.loads(events[1]) == {"object": "error", "message": "Internal server error",
-                                     "type": "internal_server_error", "param": None, "code": "3000"}
+    assert json.loads(events[1]) == {
+        "object": "error",
+        "message": "Internal server error",
+        "type": "internal_server_error",
+        "param": None,
+        "code": "3000",
+    }
     assert fake.received[-1].status == 200
 
 
 def test_validation_422_keeps_its_shape(client):
     response = client.post(CHAT, json=chat(seed=1))
     assert response.status_code == 422
-    assert response.json() == {"object": "error", "message": {"detail": [
-        {"type": "extra_forbidden", "loc": ["body", "seed"], "msg": "Extra inputs are not permitted", "input": 1}]},
-        "type": "invalid_request_error", "param": None, "code": None}
+    assert response.json() == {
+        "object": "error",
+        "message": {
+            "detail": [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ["body", "seed"],
+                    "msg": "Extra inputs are not permitted",
+                    "input": 1,
+                }
+            ]
+        },
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
 
 
 def test_forced_status_still_works(client):
@@ -900,8 +1100,10 @@ def raw_exchange(fake, path: str, body: dict, headers: dict) -> list:
     """Every recv() of a whole HTTP/1.1 exchange (Connection: close), as received."""
     data = json.dumps(body).encode()
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    request = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
-               f"\r\nConnection: close\r\n{head}\r\n").encode() + data
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
+        f"\r\nConnection: close\r\n{head}\r\n"
+    ).encode() + data
     reads = []
     with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
         sock.sendall(request)
@@ -926,8 +1128,8 @@ def split_response(raw: bytes):
             return head, chunks, offsets
         chunks.append(rest[:size])
         offsets.extend(range(position, position + size))
-        assert rest[size:size + 2] == b"\r\n"
-        rest = rest[size + 2:]
+        assert rest[size : size + 2] == b"\r\n"
+        rest = rest[size + 2 :]
         position += size + 2
 
 
@@ -948,7 +1150,7 @@ def test_crlf_split_framing(fake, fields):
     body = b"".join(chunks)
     assert chunks[0] == b": keep-alive\r\n\r\n"
     assert body.count(b"\r\n") == body.count(b"\n") == body.count(b"\r")  # every line end is \r\n
-    events = body[len(chunks[0]):].split(b"\r\n\r\n")
+    events = body[len(chunks[0]) :].split(b"\r\n\r\n")
     assert events[-1] == b"" and events[-2] == b"data: [DONE]"
     events = events[:-1]
     # every event is written in two pieces, cut inside its payload
@@ -965,7 +1167,7 @@ def test_crlf_split_framing(fake, fields):
         apart += read_index(reads, offsets[end - 1]) > read_index(reads, offsets[start])
         start = end
     assert apart >= 1, reads
-    chunk_objects = check_chunks([e[len(b"data: "):].decode() for e in events])
+    chunk_objects = check_chunks([e[len(b"data: ") :].decode() for e in events])
     assert chunk_objects[-1]["choices"][0]["finish_reason"] in ("stop", "tool_calls")
 
 
@@ -988,9 +1190,11 @@ def stream_decoder(coding: str):
         return zlib.decompressobj(31 if coding == "gzip" else zlib.MAX_WBITS).decompress
     if coding == "br":
         import brotli
+
         return brotli.Decompressor().process
     try:
         import zstandard
+
         return zstandard.ZstdDecompressor().decompressobj().decompress
     except ImportError:
         try:
@@ -1003,9 +1207,12 @@ def stream_decoder(coding: str):
 @pytest.mark.parametrize("coding", CODINGS)
 def test_encoded_json_and_error_answers(client, coding):
     headers = {"x-fake-encoding": coding, "Accept-Encoding": "identity"}
-    for body, extra, status in ((chat(), {}, 200), (chat(seed=1), {}, 422),
-                                (chat(), {"x-fake-error": "429-object"}, 429),
-                                ({"model": "e", "input": "a"}, {}, 200)):
+    for body, extra, status in (
+        (chat(), {}, 200),
+        (chat(seed=1), {}, 422),
+        (chat(), {"x-fake-error": "429-object"}, 429),
+        ({"model": "e", "input": "a"}, {}, 200),
+    ):
         path = CHAT if "messages" in body else "/v1/embeddings"
         with client.stream("POST", path, json=body, headers=dict(headers, **extra)) as response:
             raw = b"".join(response.iter_raw())
@@ -1051,7 +1258,7 @@ def test_encoded_split_stream(fake, coding):
     assert plain[1].startswith(b"data: {") and not plain[1].endswith(b"\r\n\r\n")
     body = b"".join(plain)
     assert body.endswith(b"data: [DONE]\r\n\r\n")
-    events = [e[len(b"data: "):].decode() for e in body.split(b"\r\n\r\n")[1:-1]]
+    events = [e[len(b"data: ") :].decode() for e in body.split(b"\r\n\r\n")[1:-1]]
     assert deltas(check_chunks(events))[0] == {"role": "assistant", "content": "tok0 "}
 
 
@@ -1087,9 +1294,18 @@ def bearer(key: str) -> dict:
 def test_rate_limit_refuses_a_request_too_soon_on_the_same_key(limited, limited_client):
     statuses = [limited_client.post(CHAT, json=chat(), headers=bearer("k1")) for _ in range(3)]
     assert [r.status_code for r in statuses] == [200, 429, 429]
-    assert statuses[1].json() == RATE_LIMITED_BODY == {
-        "object": "error", "message": "Rate limit exceeded", "type": "rate_limited", "param": None,
-        "code": "1300", "raw_status_code": 429}
+    assert (
+        statuses[1].json()
+        == RATE_LIMITED_BODY
+        == {
+            "object": "error",
+            "message": "Rate limit exceeded",
+            "type": "rate_limited",
+            "param": None,
+            "code": "1300",
+            "raw_status_code": 429,
+        }
+    )
     assert "retry-after" not in statuses[1].headers
     arrivals = limited.arrivals("k1")
     assert [a.accepted for a in arrivals] == [True, False, False]
@@ -1130,9 +1346,12 @@ def test_rate_limit_is_per_key(limited, limited_client):
 
 def test_rate_limit_covers_every_endpoint_and_comes_first(limited, limited_client):
     assert limited_client.get("/v1/models", headers=bearer("k1")).status_code == 200
-    for method, path, extra in (("POST", "/v1/embeddings", {}), ("POST", "/v1/nope", {}),
-                                ("POST", CHAT, {"x-fake-error": "422-object"}),
-                                ("POST", CHAT, {"x-fake-status": "503"})):
+    for method, path, extra in (
+        ("POST", "/v1/embeddings", {}),
+        ("POST", "/v1/nope", {}),
+        ("POST", CHAT, {"x-fake-error": "422-object"}),
+        ("POST", CHAT, {"x-fake-status": "503"}),
+    ):
         response = limited_client.request(method, path, json=chat(), headers=dict(bearer("k1"), **extra))
         assert response.status_code == 429 and response.json() == RATE_LIMITED_BODY, path
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import MITMDUMP, ROOT, clean_env
+
 from mistral_compat import redact, report
 from mistral_compat.changes import Change
 
@@ -39,8 +39,18 @@ class RawMitmdump:
     pseudo-terminal, where mitmdump colours header names, URLs and bodies as it does for a person."""
 
     def __init__(self, confdir: Path, *args: str, tty: bool = False) -> None:
-        self.cmd = [MITMDUMP, "--listen-host", "127.0.0.1", "--listen-port", "0", "--set", f"confdir={confdir}",
-                    "-s", str(ROOT / "addon.py"), *args]
+        self.cmd = [
+            MITMDUMP,
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            "0",
+            "--set",
+            f"confdir={confdir}",
+            "-s",
+            str(ROOT / "addon.py"),
+            *args,
+        ]
         self.buf = bytearray()
         self._cond = threading.Condition()
         env = clean_env()
@@ -49,17 +59,25 @@ class RawMitmdump:
             import pty
             import struct
             import termios
+
             master, slave = pty.openpty()
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
             env["TERM"] = "xterm-256color"
             env.pop("NO_COLOR", None)
-            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                                         env=env, cwd=str(ROOT), close_fds=True)
+            self.proc = subprocess.Popen(
+                self.cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env, cwd=str(ROOT), close_fds=True
+            )
             os.close(slave)
             self._fd = master
         else:
-            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
+            self.proc = subprocess.Popen(
+                self.cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(ROOT),
+            )
             self._fd = self.proc.stdout.fileno()
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
@@ -170,7 +188,7 @@ HOSTILE = {
     "query 1 MB": "'?' + 'key' * 330_000 + '!='",
     # guards for the patterns that came with the fix (the old code had none of these)
     "escaped lines 1 MB": "'key: x\\\\r\\\\n' * 100_000",
-    "JSON pairs 1 MB": "'\"key\": \"x\", ' * 80_000",
+    "JSON pairs 1 MB": '\'"key": "x", \' * 80_000',
     "escaped quotes 1 MB": "'\"\\\\' * 500_000 + 'key:'",
     "coloured 1 MB": "'\\x1b[34mkey\\x1b[0m: x\\n' * 60_000",
 }
@@ -179,11 +197,19 @@ HOSTILE = {
 @pytest.mark.parametrize("case", list(HOSTILE))
 def test_redaction_is_linear_on_hostile_text(case):
     """Each case in a fresh process with a deadline, so that the quadratic patterns fail in bounded time."""
-    code = (f"import time; from mistral_compat.redact import redact_text; text = {HOSTILE[case]}; "
-            f"t = time.process_time(); redact_text(text); print(time.process_time() - t)")
+    code = (
+        f"import time; from mistral_compat.redact import redact_text; text = {HOSTILE[case]}; "
+        f"t = time.process_time(); redact_text(text); print(time.process_time() - t)"
+    )
     try:
-        done = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, text=True,
-                              timeout=20, env={**clean_env(), "PYTHONPATH": str(ROOT)})
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=str(ROOT),
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env={**clean_env(), "PYTHONPATH": str(ROOT)},
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{case}: redaction took more than 20 s")
     assert done.returncode == 0, done.stderr
@@ -213,31 +239,72 @@ def test_hostile_key_does_not_stall_the_proxy(raw_mitmdump, fake):
 
 # -- 3. keys on a real terminal (coloured output) --------------------------------------------------------
 
-SECRETS = {name: f"zz{name.replace('_', '')}SECRET0123456789" for name in (
-    "x_api_key", "api_key_header", "goog", "authorization", "bearer_tab", "cookie", "auth_token_header",
-    "q_api_key", "q_api_key_pct", "q_access_token_pct", "q_key",
-    "b_api_key", "b_private_key", "b_auth_value", "b_access_key", "b_key_value", "b_password", "b_client_secret",
-    "u_api_key", "u_private_key", "u_auth_value", "u_key_list")}
+SECRETS = {
+    name: f"zz{name.replace('_', '')}SECRET0123456789"
+    for name in (
+        "x_api_key",
+        "api_key_header",
+        "goog",
+        "authorization",
+        "bearer_tab",
+        "cookie",
+        "auth_token_header",
+        "q_api_key",
+        "q_api_key_pct",
+        "q_access_token_pct",
+        "q_key",
+        "b_api_key",
+        "b_private_key",
+        "b_auth_value",
+        "b_access_key",
+        "b_key_value",
+        "b_password",
+        "b_client_secret",
+        "u_api_key",
+        "u_private_key",
+        "u_auth_value",
+        "u_key_list",
+    )
+}
 
 
 def _send_secrets(url: str) -> None:
     """Secrets in headers, in the query (plain and percent-encoded names) and in bodies: one changed by the
     addon (its own view and debug dump), one it leaves alone (mitmproxy's own views)."""
     s = SECRETS
-    headers = {"x-api-key": s["x_api_key"], "api-key": s["api_key_header"], "x-goog-api-key": s["goog"],
-               "authorization": s["authorization"], "cookie": f"session={s['cookie']}",
-               "x-auth-token": s["auth_token_header"], "user-agent": "SecretsClient/1.0"}
-    query = (f"?api_key={s['q_api_key']}&api%5Fkey={s['q_api_key_pct']}&access%5Ftoken={s['q_access_token_pct']}"
-             f"&key={s['q_key']}")
-    changed = {**CHAT, "user": "u", "api_key": s["b_api_key"], "private_key": [s["b_private_key"]],
-               "auth": {"value": s["b_auth_value"]}, "access_key": s["b_access_key"],
-               "key": {"value": s["b_key_value"]}, "nested": {"password": s["b_password"]},
-               "client_secret": s["b_client_secret"]}
+    headers = {
+        "x-api-key": s["x_api_key"],
+        "api-key": s["api_key_header"],
+        "x-goog-api-key": s["goog"],
+        "authorization": s["authorization"],
+        "cookie": f"session={s['cookie']}",
+        "x-auth-token": s["auth_token_header"],
+        "user-agent": "SecretsClient/1.0",
+    }
+    query = (
+        f"?api_key={s['q_api_key']}&api%5Fkey={s['q_api_key_pct']}&access%5Ftoken={s['q_access_token_pct']}"
+        f"&key={s['q_key']}"
+    )
+    changed = {
+        **CHAT,
+        "user": "u",
+        "api_key": s["b_api_key"],
+        "private_key": [s["b_private_key"]],
+        "auth": {"value": s["b_auth_value"]},
+        "access_key": s["b_access_key"],
+        "key": {"value": s["b_key_value"]},
+        "nested": {"password": s["b_password"]},
+        "client_secret": s["b_client_secret"],
+    }
     assert post(url + "/v1/chat/completions" + query, changed, headers).status_code == 200
-    assert post(url + "/v1/chat/completions", CHAT,
-                {"authorization": f"Bearer\t{s['bearer_tab']}"}).status_code == 200
-    unchanged = {"api_key": s["u_api_key"], "private_key": [s["u_private_key"]], "auth": {"value": s["u_auth_value"]},
-                 "key": [s["u_key_list"]], "model": "m"}
+    assert post(url + "/v1/chat/completions", CHAT, {"authorization": f"Bearer\t{s['bearer_tab']}"}).status_code == 200
+    unchanged = {
+        "api_key": s["u_api_key"],
+        "private_key": [s["u_private_key"]],
+        "auth": {"value": s["u_auth_value"]},
+        "key": [s["u_key_list"]],
+        "model": "m",
+    }
     post(url + "/v1/not-an-endpoint" + query, unchanged, headers)
 
 
@@ -245,9 +312,14 @@ def _leaks(out: bytes) -> list[str]:
     return [name for name, secret in SECRETS.items() if secret.encode() in out]
 
 
-@pytest.mark.parametrize("args", [("--set", "flow_detail=2"),
-                                  ("--set", "flow_detail=4", "--set", "termlog_verbosity=debug",
-                                   "--set", "proxy_debug=true")], ids=["flow_detail=2", "flow_detail=4+debug"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--set", "flow_detail=2"),
+        ("--set", "flow_detail=4", "--set", "termlog_verbosity=debug", "--set", "proxy_debug=true"),
+    ],
+    ids=["flow_detail=2", "flow_detail=4+debug"],
+)
 def test_no_key_on_a_coloured_terminal(raw_mitmdump, fake, args):
     if not hasattr(os, "openpty"):
         pytest.skip("no pseudo-terminals here")
@@ -263,10 +335,19 @@ def test_no_key_on_a_coloured_terminal(raw_mitmdump, fake, args):
 
 # -- 6. more secrets: any flow_detail, proxy_debug, the debug dump, percent-encoded names ----------------
 
+
 @pytest.mark.parametrize("detail", [1, 2, 3, 4])
 def test_no_key_at_any_flow_detail_with_debug_and_proxy_debug(raw_mitmdump, fake, detail):
-    p = raw_mitmdump("--mode", f"reverse:{fake.url}", "--set", f"flow_detail={detail}",
-                     "--set", "termlog_verbosity=debug", "--set", "proxy_debug=true")
+    p = raw_mitmdump(
+        "--mode",
+        f"reverse:{fake.url}",
+        "--set",
+        f"flow_detail={detail}",
+        "--set",
+        "termlog_verbosity=debug",
+        "--set",
+        "proxy_debug=true",
+    )
     _send_secrets(p.url)
     assert p.wait_for(re.compile(rb"sent by the client"), timeout=10)  # the debug dump was written
     assert p.wait_for(re.compile(rb"/v1/not-an-endpoint"), timeout=10)
@@ -279,30 +360,62 @@ def test_no_key_at_any_flow_detail_with_debug_and_proxy_debug(raw_mitmdump, fake
 
 
 def test_redact_text_escaped_bytes_and_percent_encoded_names():
-    raw = ("<< DataReceived(client, b'POST /v1/x?api%5Fkey=Q1SECRET HTTP/1.1\\r\\nHost: h\\r\\n"
-           "Authorization: A1SECRET\\r\\napi-key: K1SECRET\\r\\nCookie: s=C1SECRET\\r\\nX-Auth-Token: T1SECRET\\r\\n"
-           "x: Bearer\\tB1SECRET\\r\\n\\r\\n')")
+    raw = (
+        "<< DataReceived(client, b'POST /v1/x?api%5Fkey=Q1SECRET HTTP/1.1\\r\\nHost: h\\r\\n"
+        "Authorization: A1SECRET\\r\\napi-key: K1SECRET\\r\\nCookie: s=C1SECRET\\r\\nX-Auth-Token: T1SECRET\\r\\n"
+        "x: Bearer\\tB1SECRET\\r\\n\\r\\n')"
+    )
     out = redact.redact_text(raw)
     assert not re.search(r"[A-Z]\dSECRET", out), out
     assert "Host: h\\r\\n" in out  # other headers stay readable
-    for text in ("GET /x?access%5Ftoken=SECRET&api%255Fkey=SECRET", "?a=1;key=SECRET", "url=https://x?key=SECRET",
-                 "    ..binary api_key=SECRET", "a=1,client_secret=SECRET"):
+    for text in (
+        "GET /x?access%5Ftoken=SECRET&api%255Fkey=SECRET",
+        "?a=1;key=SECRET",
+        "url=https://x?key=SECRET",
+        "    ..binary api_key=SECRET",
+        "a=1,client_secret=SECRET",
+    ):
         assert "SECRET" not in redact.redact_text(text), text
     # a JSON pair, pretty or compact, any value
-    for text in ('    "api_key": "SECRET",', '{"private_key":["SECRET"]}', '"auth": {\n  "value": "SECRET"\n}',
-                 '"x-api-key": 12345678', '"session": null, "Password": "SECRET"'):
+    for text in (
+        '    "api_key": "SECRET",',
+        '{"private_key":["SECRET"]}',
+        '"auth": {\n  "value": "SECRET"\n}',
+        '"x-api-key": 12345678',
+        '"session": null, "Password": "SECRET"',
+    ):
         assert "SECRET" not in redact.redact_text(text) and "12345678" not in redact.redact_text(text), text
     assert redact.redact_text('"max_tokens": 100, "author": "me"') == '"max_tokens": 100, "author": "me"'
 
 
 def test_redact_json_masks_any_value_under_a_key_like_name():
-    body = {"api_key": ["s1"], "auth": {"value": "s2"}, "private_key": "s3", "access_key": 4, "key": {"value": "s5"},
-            "X-Goog-Api-Key": "s6", "api%5Fkey": "s7", "client.secret": True, "sessionId": "s9",
-            "max_tokens": 100, "usage": {"prompt_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 1}},
-            "author": "me", "messages": [{"role": "user", "content": "hi"}]}
+    body = {
+        "api_key": ["s1"],
+        "auth": {"value": "s2"},
+        "private_key": "s3",
+        "access_key": 4,
+        "key": {"value": "s5"},
+        "X-Goog-Api-Key": "s6",
+        "api%5Fkey": "s7",
+        "client.secret": True,
+        "sessionId": "s9",
+        "max_tokens": 100,
+        "usage": {"prompt_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 1}},
+        "author": "me",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     out = redact.redact_json(body)
-    for k in ("api_key", "auth", "private_key", "access_key", "key", "X-Goog-Api-Key", "api%5Fkey", "client.secret",
-              "sessionId"):
+    for k in (
+        "api_key",
+        "auth",
+        "private_key",
+        "access_key",
+        "key",
+        "X-Goog-Api-Key",
+        "api%5Fkey",
+        "client.secret",
+        "sessionId",
+    ):
         assert out[k] == MASK, k
     assert out["max_tokens"] == 100 and out["usage"] == body["usage"] and out["author"] == "me"
     assert out["messages"] == body["messages"]
@@ -337,16 +450,23 @@ def test_printable_escapes_and_cuts():
 
 
 def test_report_lines_escape_client_text():
-    changes = [Change("dropped", "x" + FORGED + "\ud800"), Change("tool_call_id", "messages[1].tool_calls[0].id",
-                                                                    f"call{FORGED} -> Ab3dE5gH9"),
-               Change("value", "tool_choice", f"allowed_tools -> 'auto', tools limited to a{FORGED}")]
+    changes = [
+        Change("dropped", "x" + FORGED + "\ud800"),
+        Change("tool_call_id", "messages[1].tool_calls[0].id", f"call{FORGED} -> Ab3dE5gH9"),
+        Change("value", "tool_choice", f"allowed_tools -> 'auto', tools limited to a{FORGED}"),
+    ]
     client = "UA" + FORGED
-    texts = [report.log_line("chat/completions", client, changes), report.comment(changes),
-             report.rejected_line("responses", client, 400, "tool_choice " + FORGED + " is not one of ..."),
-             report.answer_line("/v1/x" + FORGED, client, ["note" + FORGED]), report.answer_comment(["n" + FORGED]),
-             report.before_after(b"not json" + FORGED.encode("utf-8", "surrogatepass"), None, changes),
-             report.before_after(json.dumps({"k" + FORGED: "v" + FORGED}, ensure_ascii=False)
-                                 .encode("utf-8", "surrogatepass"), None, changes)]
+    texts = [
+        report.log_line("chat/completions", client, changes),
+        report.comment(changes),
+        report.rejected_line("responses", client, 400, "tool_choice " + FORGED + " is not one of ..."),
+        report.answer_line("/v1/x" + FORGED, client, ["note" + FORGED]),
+        report.answer_comment(["n" + FORGED]),
+        report.before_after(b"not json" + FORGED.encode("utf-8", "surrogatepass"), None, changes),
+        report.before_after(
+            json.dumps({"k" + FORGED: "v" + FORGED}, ensure_ascii=False).encode("utf-8", "surrogatepass"), None, changes
+        ),
+    ]
     s = report.Summary()
     s.matched(client)
     s.changed(client, changes)
@@ -364,22 +484,41 @@ def test_no_forged_line_or_control_sequence_reaches_the_output(raw_mitmdump, fak
     # a User-Agent with control bytes (sent raw: HTTP libraries refuse them)
     body = json.dumps({**CHAT, "user": "u"}).encode()
     ua = b"Evil" + FORGED.replace("\n", "").replace("\x07", "").encode() + b"\x85"
-    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"User-Agent: " + ua + b"\r\nContent-Length: " + str(len(body)).encode() +
-               b"\r\nConnection: close\r\n\r\n" + body)
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"User-Agent: "
+        + ua
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: close\r\n\r\n"
+        + body
+    )
     with socket.create_connection(("127.0.0.1", p.port), timeout=10) as sock:
         sock.sendall(request)
         assert sock.recv(100).startswith(b"HTTP/1.1 200")
     # a dropped key, a tool-call id, an allowed_tools name and an error message that repeats the client's value
-    chat = {**CHAT, "bad" + FORGED: 1, "messages": [
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "call" + FORGED, "type": "function",
-                                                               "function": {"name": "f", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "call" + FORGED, "content": "ok"}]}
+    chat = {
+        **CHAT,
+        "bad" + FORGED: 1,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call" + FORGED, "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call" + FORGED, "content": "ok"},
+        ],
+    }
     assert post(p.url + "/v1/chat/completions", chat).status_code == 200
-    responses = {"model": "m", "input": "hi", "tools": [{"type": "function", "name": "f", "parameters": {}}],
-                 "tool_choice": {"type": "allowed_tools", "mode": "auto",
-                                 "tools": [{"type": "function", "name": "f" + FORGED}]}}
+    responses = {
+        "model": "m",
+        "input": "hi",
+        "tools": [{"type": "function", "name": "f", "parameters": {}}],
+        "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "f" + FORGED}]},
+    }
     post(p.url + "/v1/responses", responses)
     post(p.url + "/v1/responses", {"model": "m", "input": "hi", "tool_choice": {"type": FORGED}})
     assert p.wait_for(re.compile(rb"answered 400"), timeout=10)
@@ -400,8 +539,10 @@ def test_lone_surrogate_does_not_silence_the_log(raw_mitmdump, fake):
     """A lone surrogate (a key name, or undecodable User-Agent bytes) made the log write fail: the request's
     line and the whole summary were lost."""
     p = raw_mitmdump("--mode", f"reverse:{fake.url}", "--set", "flow_detail=1")
-    assert post(p.url + "/v1/chat/completions", {**CHAT, "bad\ud800": 1},
-                {"user-agent": "Surrogate/1.0"}).status_code == 200
+    assert (
+        post(p.url + "/v1/chat/completions", {**CHAT, "bad\ud800": 1}, {"user-agent": "Surrogate/1.0"}).status_code
+        == 200
+    )
     assert p.wait_for(re.compile(rb"\[Surrogate/1\.0\]: dropped bad\\ud800"), timeout=10)
     assert p.stop() == 0
     assert _SUMMARY_HEAD.search(p.text)
@@ -410,13 +551,18 @@ def test_lone_surrogate_does_not_silence_the_log(raw_mitmdump, fake):
 
 # -- 5. bounded log lines ------------------------------------------------------------------------------
 
+
 def test_log_lines_and_summary_are_bounded(raw_mitmdump, fake):
     p = raw_mitmdump("--mode", f"reverse:{fake.url}", "--set", "flow_detail=1")
     huge_key = "k" * 1_048_576
-    assert post(p.url + "/v1/chat/completions", {**CHAT, huge_key: 1},
-                {"user-agent": "BigClient/1.0"}).status_code == 200
-    r = post(p.url + "/v1/responses", {"model": "m", "input": "hi", "tool_choice": "t" * 2 * 1_048_576},
-             {"user-agent": "BigClient/1.0"})
+    assert (
+        post(p.url + "/v1/chat/completions", {**CHAT, huge_key: 1}, {"user-agent": "BigClient/1.0"}).status_code == 200
+    )
+    r = post(
+        p.url + "/v1/responses",
+        {"model": "m", "input": "hi", "tool_choice": "t" * 2 * 1_048_576},
+        {"user-agent": "BigClient/1.0"},
+    )
     assert r.status_code == 400
     many = {**CHAT, **{f"unknown_{i}": i for i in range(20_000)}}
     assert post(p.url + "/v1/chat/completions", many, {"user-agent": "BigClient/1.0"}).status_code == 200
@@ -445,6 +591,7 @@ def test_log_line_and_comment_are_bounded_in_process():
 
 # -- 9. the summary's memory -----------------------------------------------------------------------------
 
+
 def test_summary_fields_per_client_are_bounded():
     s = report.Summary()
     tracemalloc.start()
@@ -467,6 +614,8 @@ def test_summary_fields_per_client_are_bounded():
 
 def test_an_object_under_a_token_name_is_masked_unless_it_is_usage_details():
     from mistral_compat.redact import MASK, redact_json
-    out = redact_json({"tokens": {"access": "sk-live-1"}, "max_tokens": 5,
-                       "usage": {"prompt_tokens_details": {"cached_tokens": 1}}})
+
+    out = redact_json(
+        {"tokens": {"access": "sk-live-1"}, "max_tokens": 5, "usage": {"prompt_tokens_details": {"cached_tokens": 1}}}
+    )
     assert out == {"tokens": MASK, "max_tokens": 5, "usage": {"prompt_tokens_details": {"cached_tokens": 1}}}

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_spec import NEW, mistral_spec
 
 from mistral_compat import rules as rules_mod
 from mistral_compat import schema, spec
 from mistral_compat.rewrite import rewrite
-from test_spec import NEW, mistral_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 MISTRAL_SPEC = ROOT.parent / "shared" / "mistral-openapi" / "openapi.yaml"
@@ -40,6 +40,7 @@ REF = "#/components/schemas/"
 
 
 # --- the bad files ----------------------------------------------------------------------------
+
 
 def cyclic_ref() -> str:
     """Mistral's spec, with a property whose schema is a $ref cycle (Loop1 -> Loop2 -> Loop1)."""
@@ -77,21 +78,43 @@ def list_bomb(levels: int = 9, width: int = 9) -> str:
     lines = ["openapi: 3.1.0", "x:", '  l0: &l0 ["lol"]']
     for i in range(1, levels + 1):
         lines.append(f"  l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]")
-    lines += ["paths:", f"  {CHAT}:", "    post:", "      requestBody:", "        content:",
-              "          application/json:", "            schema:", "              type: object",
-              "              properties:", f"                m: {{type: string, enum: *l{levels}}}"]
+    lines += [
+        "paths:",
+        f"  {CHAT}:",
+        "    post:",
+        "      requestBody:",
+        "        content:",
+        "          application/json:",
+        "            schema:",
+        "              type: object",
+        "              properties:",
+        f"                m: {{type: string, enum: *l{levels}}}",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def tree_spec() -> dict:
     """A legitimately recursive schema: a closed tree node whose child and children are tree nodes."""
-    return {"openapi": "3.1.0", "info": {"version": "tree"},
-            "components": {"schemas": {"Tree": {
-                "type": "object", "additionalProperties": False,
-                "properties": {"name": {"type": "string"}, "child": {"$ref": REF + "Tree"},
-                               "children": {"type": "array", "items": {"$ref": REF + "Tree"}}}}}},
-            "paths": {CHAT: {"post": {"requestBody": {"content": {"application/json": {
-                "schema": {"$ref": REF + "Tree"}}}}}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"version": "tree"},
+        "components": {
+            "schemas": {
+                "Tree": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string"},
+                        "child": {"$ref": REF + "Tree"},
+                        "children": {"type": "array", "items": {"$ref": REF + "Tree"}},
+                    },
+                }
+            }
+        },
+        "paths": {
+            CHAT: {"post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": REF + "Tree"}}}}}}
+        },
+    }
 
 
 def deep_body(depth: int = 600) -> bytes:
@@ -121,37 +144,57 @@ def _write(path: Path, text: str) -> None:
 def _in_child(code: str, timeout: float = 30) -> subprocess.CompletedProcess:
     """Run code in a fresh interpreter with 2 GB of address space at most: a crash, runaway or memory
     blow-up (of the code before the fix) fails the test instead of taking pytest or the machine down."""
+
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
     try:
-        return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                              timeout=timeout, preexec_fn=limit)
+        return subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=timeout, preexec_fn=limit
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"still running after {timeout} s")
 
 
 # --- the spec reader and compiler -------------------------------------------------------------
 
-@pytest.mark.parametrize("content,needle", [
-    (cyclic_ref, r"form a cycle: Loop1 -> Loop2 -> Loop1"),
-    (deep_yaml, r"nested more than 100 deep \(line 2\)"),
-    (deep_block_yaml, r"nested more than 100 deep \(line 3\)"),
-    (deep_json, r"nested 50001 deep, more than the 100"),
-    (merge_bomb, r"aliases stand for more than 100,000 nodes \(an alias bomb\?\) \(line 8\)"),
-    (list_bomb, r"aliases stand for more than 100,000 nodes"),
-    (lambda: "a: &a [1, *a]\n", r"alias \*a \(line 1\) refers to a node that contains it"),
-    (lambda: "a: *nowhere\n", r"alias \*nowhere \(line 1\) refers to an anchor not defined before"),
-    (lambda: "a: 1\n---\nb: 2\n", r"more than one YAML document"),
-    (lambda: "a: 1\na: 2\n", r"duplicate key 'a' \(line 2\)"),
-], ids=["cyclic-ref", "deep-yaml", "deep-block-yaml", "deep-json", "merge-bomb", "list-bomb", "self-alias",
-        "undefined-alias", "two-documents", "duplicate-key"])
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (cyclic_ref, r"form a cycle: Loop1 -> Loop2 -> Loop1"),
+        (deep_yaml, r"nested more than 100 deep \(line 2\)"),
+        (deep_block_yaml, r"nested more than 100 deep \(line 3\)"),
+        (deep_json, r"nested 50001 deep, more than the 100"),
+        (merge_bomb, r"aliases stand for more than 100,000 nodes \(an alias bomb\?\) \(line 8\)"),
+        (list_bomb, r"aliases stand for more than 100,000 nodes"),
+        (lambda: "a: &a [1, *a]\n", r"alias \*a \(line 1\) refers to a node that contains it"),
+        (lambda: "a: *nowhere\n", r"alias \*nowhere \(line 1\) refers to an anchor not defined before"),
+        (lambda: "a: 1\n---\nb: 2\n", r"more than one YAML document"),
+        (lambda: "a: 1\na: 2\n", r"duplicate key 'a' \(line 2\)"),
+    ],
+    ids=[
+        "cyclic-ref",
+        "deep-yaml",
+        "deep-block-yaml",
+        "deep-json",
+        "merge-bomb",
+        "list-bomb",
+        "self-alias",
+        "undefined-alias",
+        "two-documents",
+        "duplicate-key",
+    ],
+)
 @pytest.mark.parametrize("isolate", [True, False], ids=["isolated", "in-process"])
 def test_bad_spec_is_refused_with_a_reason(tmp_path, content, needle, isolate):
     f = tmp_path / "spec.yaml"
     f.write_text(content())
-    code = (f"import sys; from mistral_compat import rules, spec\n"
-            f"try:\n    rules.from_spec_file({str(f)!r}, isolate={isolate})\n"
-            f"except spec.SpecError as e:\n    print('SpecError:', e)\n")
+    code = (
+        f"import sys; from mistral_compat import rules, spec\n"
+        f"try:\n    rules.from_spec_file({str(f)!r}, isolate={isolate})\n"
+        f"except spec.SpecError as e:\n    print('SpecError:', e)\n"
+    )
     run = _in_child(code)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.startswith("SpecError: ")
@@ -196,9 +239,12 @@ def test_yaml_reader_reads_what_ruamel_reads():
     """The limit-checking YAML reader gives what ruamel.yaml's safe loader gives (tags, merges, aliases,
     implicit types of YAML 1.2), Mistral's own spec included."""
     from ruamel.yaml import YAML
-    text = ("a: 1\nb: [yes, true, null, ~, 1.5, 0x1f, 0o17, 2020-01-01, '1', \"x\", !!str 5, .inf, -.5e3, 1_000, '']\n"
-            "c: &x {d: 1, e: [1]}\ne: *x\nf: |\n  text\ng: {<<: *x, d: 2}\nh: {<<: [*x, {z: 0}], d: 3}\ni:\n"
-            "j: !!binary aGVsbG8=\nk: {? a : b}\n")
+
+    text = (
+        "a: 1\nb: [yes, true, null, ~, 1.5, 0x1f, 0o17, 2020-01-01, '1', \"x\", !!str 5, .inf, -.5e3, 1_000, '']\n"
+        "c: &x {d: 1, e: [1]}\ne: *x\nf: |\n  text\ng: {<<: *x, d: 2}\nh: {<<: [*x, {z: 0}], d: 3}\ni:\n"
+        "j: !!binary aGVsbG8=\nk: {? a : b}\n"
+    )
     assert spec.load_yaml(text) == YAML(typ="safe").load(text)
     loaded = spec.load_yaml(text)
     assert loaded["e"] is loaded["c"]  # an alias is the same object, never a copy
@@ -219,15 +265,28 @@ def test_mistral_spec_loads_isolated_to_the_builtin_rules():
 
 def test_shapes_that_lead_back_to_themselves_are_refused(tmp_path):
     """A discriminated union whose member is the union itself would walk one value forever."""
-    rules = {"endpoints": {"chat/completions": {"ref": "U"}},
-             "schemas": {"U": {"union": "t", "map": {"a": {"ref": "U"}, "b": {"ref": "B"}}},
-                         "B": {"object": {"t": {"type": "string"}}, "closed": True}}}
+    rules = {
+        "endpoints": {"chat/completions": {"ref": "U"}},
+        "schemas": {
+            "U": {"union": "t", "map": {"a": {"ref": "U"}, "b": {"ref": "B"}}},
+            "B": {"object": {"t": {"type": "string"}}, "closed": True},
+        },
+    }
     with pytest.raises(ValueError, match=r"back to itself without going deeper into the body \(U -> U\)"):
         schema.compile_rules(rules)
-    doc = {"openapi": "3.1.0", "components": {"schemas": {
-        "U": {"oneOf": [{"$ref": REF + "A"}], "discriminator": {"propertyName": "t", "mapping": {"a": REF + "A"}}},
-        "A": {"anyOf": [{"$ref": REF + "U"}, {"type": "string"}]}}},
-        "paths": {CHAT: {"post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": REF + "U"}}}}}}}}
+    doc = {
+        "openapi": "3.1.0",
+        "components": {
+            "schemas": {
+                "U": {
+                    "oneOf": [{"$ref": REF + "A"}],
+                    "discriminator": {"propertyName": "t", "mapping": {"a": REF + "A"}},
+                },
+                "A": {"anyOf": [{"$ref": REF + "U"}, {"type": "string"}]},
+            }
+        },
+        "paths": {CHAT: {"post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": REF + "U"}}}}}}},
+    }
     f = tmp_path / "loop.json"
     f.write_text(json.dumps(doc))
     with pytest.raises(spec.SpecError, match=r"back to itself .*\((A -> U -> A|U -> A -> U)\)"):
@@ -239,10 +298,13 @@ def test_shapes_that_lead_back_to_themselves_are_refused(tmp_path):
 
 # --- the walker -------------------------------------------------------------------------------
 
+
 def _at_stack_depth(frames: int, fn):
     """fn() called `frames` Python frames deep, as under mitmproxy's event loop and hooks."""
+
     def go(k):
         return go(k - 1) if k else fn()
+
     return go(frames)
 
 
@@ -278,19 +340,30 @@ def test_walker_safety_net_answers_400_never_raises():
 
 # --- the parser process -----------------------------------------------------------------------
 
+
 def _child_code(body: str) -> str:
     return "import sys; sys.path.insert(0, sys.argv.pop(1))\n" + body
 
 
-@pytest.mark.parametrize("body,settings,needle", [
-    ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", {}, r"ended with SIGSEGV \(it crashed\)"),
-    ("while True: pass", {"PARSE_TIMEOUT": 1.0}, r"took longer than 1 s; stopped"),
-    ("from mistral_compat.spec import _limit\n_limit(0, 1)\nwhile True: pass", {},
-     r"ended with SIGXCPU \(it used more than 60 s of CPU\)"),
-    ("from mistral_compat.spec import _limit\n_limit(256 << 20, 0)\nx = bytearray(1 << 30)", {},
-     r"needs more than 1024 MB of memory"),
-    ("print('not JSON'); sys.exit(3)", {}, r"failed \(exit status 3\)"),
-], ids=["segfault", "runaway", "cpu-limit", "memory-limit", "exit-status"])
+@pytest.mark.parametrize(
+    "body,settings,needle",
+    [
+        ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", {}, r"ended with SIGSEGV \(it crashed\)"),
+        ("while True: pass", {"PARSE_TIMEOUT": 1.0}, r"took longer than 1 s; stopped"),
+        (
+            "from mistral_compat.spec import _limit\n_limit(0, 1)\nwhile True: pass",
+            {},
+            r"ended with SIGXCPU \(it used more than 60 s of CPU\)",
+        ),
+        (
+            "from mistral_compat.spec import _limit\n_limit(256 << 20, 0)\nx = bytearray(1 << 30)",
+            {},
+            r"needs more than 1024 MB of memory",
+        ),
+        ("print('not JSON'); sys.exit(3)", {}, r"failed \(exit status 3\)"),
+    ],
+    ids=["segfault", "runaway", "cpu-limit", "memory-limit", "exit-status"],
+)
 def test_parser_process_failures_are_reported(tmp_path, monkeypatch, body, settings, needle):
     monkeypatch.setattr(rules_mod, "_CHILD", _child_code(body))
     for name, value in settings.items():
@@ -320,11 +393,13 @@ def test_no_parser_process_without_mistral_openapi(monkeypatch):
 
     def no(*a, **k):
         raise AssertionError("a process was started")
+
     monkeypatch.setattr(rules_mod.subprocess, "Popen", no)
     assert addon.load_rules("").rules is rules_mod.builtin()
 
 
 # --- a real mitmdump --------------------------------------------------------------------------
+
 
 def _post(url: str, body: dict | bytes, timeout: float = 20) -> httpx.Response:
     with httpx.Client(timeout=timeout) as c:
@@ -421,14 +496,19 @@ def test_bad_spec_on_reload(mitmdump, fake, tmp_path, case):
             assert p.wait_for(r"rules for 1 endpoints loaded from .*mistral\.json; built-in rules for", timeout=15)
         else:
             _write(f, BAD[case][1]())
-            assert p.wait_for(rf"mistral_openapi: .*mistral\.json.*{BAD[case][2]}.*; the rules loaded before "
-                              rf"from .*mistral\.json stay in force", timeout=15)
+            assert p.wait_for(
+                rf"mistral_openapi: .*mistral\.json.*{BAD[case][2]}.*; the rules loaded before "
+                rf"from .*mistral\.json stay in force",
+                timeout=15,
+            )
         time.sleep(0.5)
         end = time.monotonic()
         worst, count = prober.max_between(start, end)
         hwm_after, cpu_after = _vm(p.proc.pid, "VmHWM"), _cpu(p.proc.pid)
-        print(f"\n[figures] reload {case}: max latency {worst * 1000:.0f} ms over {count} requests, "
-              f"VmHWM {hwm_before} -> {hwm_after} MB, proxy CPU {cpu_after - cpu_before:.2f} s")
+        print(
+            f"\n[figures] reload {case}: max latency {worst * 1000:.0f} ms over {count} requests, "
+            f"VmHWM {hwm_before} -> {hwm_after} MB, proxy CPU {cpu_after - cpu_before:.2f} s"
+        )
         assert worst < 0.5 and count >= 10
         assert hwm_after - hwm_before < 100
         if case == "recursive-schema":
@@ -451,12 +531,14 @@ def test_bad_spec_on_reload(mitmdump, fake, tmp_path, case):
 
 # --- the watcher, in-process ------------------------------------------------------------------
 
+
 def test_watcher_survives_a_failing_reload_and_loads_off_the_loop(tmp_path, monkeypatch):
     """An exception in a reload does not end the watcher; a file set while running is loaded by the
     watcher (in a thread, the event loop free), not by configure on the event loop."""
-    import addon
     from mitmproxy.test import taddons
 
+    import addon
+    import mitmlayer.options
     from mistral_compat.settings import Settings
 
     first, second = tmp_path / "first.json", tmp_path / "second.json"
@@ -478,7 +560,7 @@ def test_watcher_survives_a_failing_reload_and_loads_off_the_loop(tmp_path, monk
             tctx.options.add_option("mistral_openapi", str, "", "")
             tctx.configure(r, mistral_openapi=str(first))  # start-up: loaded at once
             assert r.settings.rules.source == str(first)
-            monkeypatch.setattr(addon, "load_rules", flaky)
+            monkeypatch.setattr(mitmlayer.options, "load_rules", flaky)  # the name RulesLoader calls
             r.running()
             tctx.configure(r, mistral_openapi=str(second))  # while running: left to the watcher
             assert r.settings.rules.source == str(first) and calls == []

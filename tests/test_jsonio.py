@@ -24,6 +24,7 @@ def deep_list(depth: int) -> list:
 
 # --- parse ---------------------------------------------------------------------------------------------
 
+
 def test_parse_keeps_every_number_exact():
     doc = jsonio.parse(b'{"big": 123456789012345678901234567890, "f": 1.0000000000000001, "g": 0.5, "h": 1e400}')
     assert doc.data["big"] == 123456789012345678901234567890
@@ -38,29 +39,33 @@ def test_a_body_without_inexact_numbers_is_not_raw():
     assert not jsonio.parse(b'{"a": 1.5, "b": [1, 2]}').raw
 
 
-@pytest.mark.parametrize("body, needle", [
-    (b"", "the request body is empty"),
-    (b"  \n", "the request body is empty"),
-    (b"\xef\xbb\xbf{}", "byte order mark"),
-    ('{"a": 1}'.encode("utf-16-le"), "looks UTF-16"),
-    (b'{"a": "\xff"}', "not valid UTF-8 (byte 7)"),
-    (b'{"a": NaN}', "NaN is not valid JSON"),
-    (b'{"a": -Infinity}', "-Infinity is not valid JSON"),
-    (b'{"a": }', "not valid JSON: Expecting value at line 1 column 7"),
-    (b"[1]", "the body is a JSON array, but Mistral expects a JSON object"),
-    (b'"x"', "a JSON string"),
-    (b"true", "a JSON boolean"),
-    (b"null", "a JSON null"),
-    (b"3", "a JSON number"),  # an integer is still called a number here
-    (b"3.5", "a JSON number"),
-    (b"[" * DEEP + b"]" * DEEP, "nested too deeply to parse"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (b"", "the request body is empty"),
+        (b"  \n", "the request body is empty"),
+        (b"\xef\xbb\xbf{}", "byte order mark"),
+        ('{"a": 1}'.encode("utf-16-le"), "looks UTF-16"),
+        (b'{"a": "\xff"}', "not valid UTF-8 (byte 7)"),
+        (b'{"a": NaN}', "NaN is not valid JSON"),
+        (b'{"a": -Infinity}', "-Infinity is not valid JSON"),
+        (b'{"a": }', "not valid JSON: Expecting value at line 1 column 7"),
+        (b"[1]", "the body is a JSON array, but Mistral expects a JSON object"),
+        (b'"x"', "a JSON string"),
+        (b"true", "a JSON boolean"),
+        (b"null", "a JSON null"),
+        (b"3", "a JSON number"),  # an integer is still called a number here
+        (b"3.5", "a JSON number"),
+        (b"[" * DEEP + b"]" * DEEP, "nested too deeply to parse"),
+    ],
+)
 def test_parse_refuses_with_a_readable_reason(body, needle):
     with pytest.raises(BodyError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         jsonio.parse(body)
 
 
 # --- dumps: the one writer ------------------------------------------------------------------------------
+
 
 def test_dumps_is_compact_utf8_with_text_as_text():
     assert jsonio.dumps({"a": "é🙂", "b": [1, None, True]}) == '{"a":"é🙂","b":[1,null,true]}'.encode()
@@ -93,7 +98,7 @@ def test_dumps_raises_recursion_error_and_a_document_says_why():
 
 
 def test_dumps_matches_json_dumps_for_plain_values():
-    value = {"a": [1, 2.5, -0.0, 1e-7, 10 ** 30], "b": {"c": None, "é": "\n\t\"\\"}, "d": False}
+    value = {"a": [1, 2.5, -0.0, 1e-7, 10**30], "b": {"c": None, "é": '\n\t"\\'}, "d": False}
     assert jsonio.dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -102,6 +107,7 @@ def test_errors_json_bytes_is_the_jsonio_writer():
 
 
 # --- copy -----------------------------------------------------------------------------------------------
+
 
 def test_copy_is_deep_and_independent():
     original = {"a": [{"b": 1}, [2, RawNumber("1e400")]], "c": "x"}
@@ -130,10 +136,23 @@ def test_copy_goes_deeper_than_the_recursion_limit():
 
 # --- kind_of: the one table of JSON type names ----------------------------------------------------------
 
-@pytest.mark.parametrize("value, kind", [
-    ({}, "object"), ([], "array"), ("", "string"), (True, "boolean"), (False, "boolean"), (0, "integer"),
-    (0.5, "number"), (RawNumber("1e400"), "number"), (None, "null"), ((1,), "unknown"), (b"x", "unknown"),
-])
+
+@pytest.mark.parametrize(
+    "value, kind",
+    [
+        ({}, "object"),
+        ([], "array"),
+        ("", "string"),
+        (True, "boolean"),
+        (False, "boolean"),
+        (0, "integer"),
+        (0.5, "number"),
+        (RawNumber("1e400"), "number"),
+        (None, "null"),
+        ((1,), "unknown"),
+        (b"x", "unknown"),
+    ],
+)
 def test_kind_of(value, kind):
     assert jsonio.kind_of(value) == kind
 
@@ -143,6 +162,7 @@ def test_kinds_table_names_what_json_schema_names():
 
 
 # --- sizes ----------------------------------------------------------------------------------------------
+
 
 def test_sizes_round_trip_and_refuse_nonsense():
     assert jsonio.parse_size("64m") == jsonio.DEFAULT_MAX_BODY == 64 << 20

@@ -37,9 +37,15 @@ async def test_values_reach_every_part_through_one_settings_object():
     mc = addon.build()
     with taddons.context(mc) as tctx:
         start(tctx, mc)
-        tctx.configure(mc, mistral_hosts=["llm.example.com"], mistral_max_body="2m", mistral_dry_run=True,
-                       mistral_answers="mistral", mistral_native_clients=["MyApp"],
-                       mistral_cors_origins=["https://chat.example.com"])
+        tctx.configure(
+            mc,
+            mistral_hosts=["llm.example.com"],
+            mistral_max_body="2m",
+            mistral_dry_run=True,
+            mistral_answers="mistral",
+            mistral_native_clients=["MyApp"],
+            mistral_cors_origins=["https://chat.example.com"],
+        )
         s = settings_of(mc)
         assert "llm.example.com" in s.hosts and s.max_body == 2 << 20 and s.dry_run
         assert s.answer_mode == "mistral" and s.native_clients == ("myapp",)
@@ -48,17 +54,20 @@ async def test_values_reach_every_part_through_one_settings_object():
         assert shared == {id(s)}
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("mistral_hosts", ["not a host!"], "mistral_hosts: 'not a host!' is not a host name"),
-    ("mistral_hosts", ["https://api.example.com/v1"], "mistral_hosts: "),
-    ("mistral_max_body", "lots", "mistral_max_body: 'lots' is not a size"),
-    ("mistral_max_body", "0", "mistral_max_body: "),
-    ("mistral_cors_origins", ["chat.example.com"], "mistral_cors_origins: 'chat.example.com' is not an origin"),
-    ("mistral_cors_origins", ["https://a.example/app"], "no path"),
-    ("mistral_rate_limit", "0/s", "mistral_rate_limit: '0/s' would let no request through"),
-    ("mistral_rate_limit", "abc", "mistral_rate_limit: cannot read 'abc' as a rate"),
-    ("mistral_rate_limit", "1/h", "mistral_rate_limit: '1/h': unknown unit 'h'"),
-])
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("mistral_hosts", ["not a host!"], "mistral_hosts: 'not a host!' is not a host name"),
+        ("mistral_hosts", ["https://api.example.com/v1"], "mistral_hosts: "),
+        ("mistral_max_body", "lots", "mistral_max_body: 'lots' is not a size"),
+        ("mistral_max_body", "0", "mistral_max_body: "),
+        ("mistral_cors_origins", ["chat.example.com"], "mistral_cors_origins: 'chat.example.com' is not an origin"),
+        ("mistral_cors_origins", ["https://a.example/app"], "no path"),
+        ("mistral_rate_limit", "0/s", "mistral_rate_limit: '0/s' would let no request through"),
+        ("mistral_rate_limit", "abc", "mistral_rate_limit: cannot read 'abc' as a rate"),
+        ("mistral_rate_limit", "1/h", "mistral_rate_limit: '1/h': unknown unit 'h'"),
+    ],
+)
 async def test_a_bad_value_is_refused_and_the_value_before_stays(option, value, message):
     mc = addon.build()
     with taddons.context(mc) as tctx:

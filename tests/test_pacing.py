@@ -101,8 +101,18 @@ TEN = parse_rate("10/s")
 
 def test_ratelimit_names_are_reexported():
     # addon.py and settings.py import these from mistral_compat.pacing
-    for name in ("Rate", "parse_rate", "key_id", "key_from_headers", "secret_from_headers", "ANONYMOUS",
-                 "parse_retry_after", "MAX_RETRY_AFTER", "DEFAULT_HOLD", "wait_note"):
+    for name in (
+        "Rate",
+        "parse_rate",
+        "key_id",
+        "key_from_headers",
+        "secret_from_headers",
+        "ANONYMOUS",
+        "parse_retry_after",
+        "MAX_RETRY_AFTER",
+        "DEFAULT_HOLD",
+        "wait_note",
+    ):
         assert getattr(pacing, name) is getattr(ratelimit, name), name
     for name in pacing.__all__:
         assert hasattr(pacing, name), name
@@ -530,6 +540,7 @@ async def test_close_cancels_the_queue(loop):
 
 # ---------------------------------------------------------------------------
 # Real time: short intervals on the real loop
+
 
 async def real_burst(pacer, key, count, started=None):
     start = started if started is not None else time.monotonic()

@@ -25,15 +25,19 @@ def limited_fake():
 
 @pytest.fixture
 def paced(mitmdump, limited_fake):
-    return mitmdump("--mode", f"reverse:{limited_fake.url}", "--set", "connection_strategy=lazy",
-                    "--set", "mistral_rate_limit=1/s")
+    return mitmdump(
+        "--mode", f"reverse:{limited_fake.url}", "--set", "connection_strategy=lazy", "--set", "mistral_rate_limit=1/s"
+    )
 
 
 async def burst(url: str, key: str, n: int, body=CHAT, **headers) -> list[httpx.Response]:
     async with httpx.AsyncClient(timeout=30) as c:
-        return await asyncio.gather(*(c.post(url + "/v1/chat/completions", json=body,
-                                             headers={"authorization": f"Bearer {key}", **headers})
-                                      for _ in range(n)))
+        return await asyncio.gather(
+            *(
+                c.post(url + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}", **headers})
+                for _ in range(n)
+            )
+        )
 
 
 def test_a_burst_on_one_key_all_succeed_at_least_a_second_apart(paced, limited_fake):
@@ -48,7 +52,7 @@ def test_a_burst_on_one_key_all_succeed_at_least_a_second_apart(paced, limited_f
     assert paced.wait_for(r"waited \d\.\d s for mistral_rate_limit 1/s", timeout=5)
     paced.stop()
     assert KEY1 not in paced.output and KEY1[3:] not in paced.output  # no key in any log line
-    summary = paced.output[paced.output.index("mistral-compat summary"):].splitlines()
+    summary = paced.output[paced.output.index("mistral-compat summary") :].splitlines()
     assert summary[1].split()[-3:] == ["waits", "waited", "429"]
     row = next(line for line in summary if line.startswith("python-httpx"))
     assert row.split()[-3] == "4" and float(row.split()[-2].rstrip("s")) >= 1.0 + 2 + 3  # 1+2+3+4 s, roughly
@@ -82,9 +86,14 @@ def test_a_preflight_during_a_burst_is_answered_at_once(paced):
         await asyncio.sleep(0.3)
         async with httpx.AsyncClient(timeout=10) as c:
             start = time.monotonic()
-            pre = await c.options(paced.url + "/v1/chat/completions", headers={
-                "origin": "http://localhost:3000", "access-control-request-method": "POST",
-                "access-control-request-headers": "authorization, content-type"})
+            pre = await c.options(
+                paced.url + "/v1/chat/completions",
+                headers={
+                    "origin": "http://localhost:3000",
+                    "access-control-request-method": "POST",
+                    "access-control-request-headers": "authorization, content-type",
+                },
+            )
             took = time.monotonic() - start
         return pre, took, await task
 
@@ -95,11 +104,16 @@ def test_a_preflight_during_a_burst_is_answered_at_once(paced):
 
 def test_streaming_answers_still_stream(paced, limited_fake):
     limited_fake.stream_interval = 0.3
+
     async def go():
         async with httpx.AsyncClient(timeout=30) as c:
             arrivals = []
-            async with c.stream("POST", paced.url + "/v1/chat/completions", json=dict(CHAT, stream=True),
-                                headers={"authorization": f"Bearer {KEY1}"}) as r:
+            async with c.stream(
+                "POST",
+                paced.url + "/v1/chat/completions",
+                json=dict(CHAT, stream=True),
+                headers={"authorization": f"Bearer {KEY1}"},
+            ) as r:
                 assert r.status_code == 200
                 start = time.monotonic()
                 async for line in r.aiter_lines():
@@ -119,18 +133,21 @@ def test_a_queued_client_that_disconnects_is_never_sent(paced, limited_fake):
 
     def raw_request(marker: str) -> socket.socket:
         s = socket.create_connection(("127.0.0.1", paced.port))
-        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
-                  + f"authorization: Bearer {KEY1}\r\nx-marker: {marker}\r\n".encode()
-                  + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        s.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            + f"authorization: Bearer {KEY1}\r\nx-marker: {marker}\r\n".encode()
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         return s
 
     first = raw_request("first")
     time.sleep(0.2)
     quitter = raw_request("quitter")  # queued behind the first for about a second
     time.sleep(0.2)
-    last = raw_request("last")        # queued behind the quitter
+    last = raw_request("last")  # queued behind the quitter
     time.sleep(0.2)
-    quitter.close()                   # gives up while queued
+    quitter.close()  # gives up while queued
     for s in (first, last):
         s.settimeout(10)
         assert s.recv(4096).startswith(b"HTTP/1.1 200")
@@ -147,8 +164,11 @@ def test_after_a_429_with_retry_after_the_next_request_waits(mitmdump, limited_f
     p = mitmdump("--mode", f"reverse:{limited_fake.url}", "--set", "connection_strategy=lazy")
     with httpx.Client(timeout=30) as c:
         auth = {"authorization": f"Bearer {KEY1}"}
-        r = c.post(p.url + "/v1/chat/completions", json=CHAT,
-                   headers={**auth, "x-fake-status": "429", "x-fake-retry-after": "2"})
+        r = c.post(
+            p.url + "/v1/chat/completions",
+            json=CHAT,
+            headers={**auth, "x-fake-status": "429", "x-fake-retry-after": "2"},
+        )
         assert r.status_code == 429 and r.headers["retry-after"] == "2"
         assert r.json()["error"]  # the 429 reaches the client with OpenAI's error object
         start = time.monotonic()
@@ -164,8 +184,14 @@ def test_after_a_429_with_retry_after_the_next_request_waits(mitmdump, limited_f
 
 
 def test_a_request_that_would_wait_too_long_gets_a_local_429(mitmdump, limited_fake):
-    p = mitmdump("--mode", f"reverse:{limited_fake.url}", "--set", "connection_strategy=lazy",
-                 "--set", "mistral_rate_limit=1/min")
+    p = mitmdump(
+        "--mode",
+        f"reverse:{limited_fake.url}",
+        "--set",
+        "connection_strategy=lazy",
+        "--set",
+        "mistral_rate_limit=1/min",
+    )
     with httpx.Client(timeout=10) as c:
         auth = {"authorization": f"Bearer {KEY1}"}
         assert c.post(p.url + "/v1/chat/completions", json=CHAT, headers=auth).status_code == 200
@@ -179,16 +205,25 @@ def test_a_request_that_would_wait_too_long_gets_a_local_429(mitmdump, limited_f
     assert len(limited_fake.received) == 1  # the refused one never reached Mistral
 
 
-@pytest.mark.parametrize("value,needle", [("0/s", "would let no request through"), ("abc", "N/s or N/min"),
-                                          ("1/h", "unknown unit 'h'"), ("-1/s", ""), ("1/s/s", "")])
+@pytest.mark.parametrize(
+    "value,needle",
+    [
+        ("0/s", "would let no request through"),
+        ("abc", "N/s or N/min"),
+        ("1/h", "unknown unit 'h'"),
+        ("-1/s", ""),
+        ("1/s/s", ""),
+    ],
+)
 def test_bad_values_stop_the_proxy_with_a_clear_message(value, needle, tmp_path):
     from tests.conftest import Mitmdump
+
     p = Mitmdump(tmp_path, "--set", f"mistral_rate_limit={value}")
     try:
         assert p.proc.wait(timeout=15) == 1
     finally:
         p.stop()
-    assert f"OptionsError: mistral_rate_limit: " in p.output and needle in p.output
+    assert "OptionsError: mistral_rate_limit: " in p.output and needle in p.output
     assert "Traceback" not in p.output
 
 

@@ -16,19 +16,22 @@ import re
 from decimal import Decimal
 
 import pytest
+import strategies as S
+from fake_mistral import validate
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-import strategies as S
-from fake_mistral import validate
 from mistral_compat.rewrite import Result, rewrite
 from mistral_compat.rules import builtin
 
 RULES = builtin()
 ENDPOINTS = list(S.ENDPOINTS)
 
-_COMMON = dict(deadline=None, print_blob=True,
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+_COMMON = dict(
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 settings.register_profile("ci", max_examples=100, **_COMMON)
 settings.register_profile("long", max_examples=5000, **_COMMON)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
@@ -54,8 +57,9 @@ _PLACEHOLDER_JSON = re.compile(rb"\\u0000[0-9a-f]{32}:\d+")
 
 
 def _placeholder_leaked(res: Result) -> bool:
-    return any(_PLACEHOLDER.search(c.detail) for c in res.changes) or \
-        (res.body is not None and _PLACEHOLDER_JSON.search(res.body) is not None)
+    return any(_PLACEHOLDER.search(c.detail) for c in res.changes) or (
+        res.body is not None and _PLACEHOLDER_JSON.search(res.body) is not None
+    )
 
 
 def check_output(endpoint: str, raw: bytes) -> bytes:
@@ -79,6 +83,7 @@ def check_output(endpoint: str, raw: bytes) -> bytes:
 
 
 # --- valid bodies: accepted as they are, forwarded byte for byte ---------------------------------------------
+
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_valid_bodies_pass_byte_identical(endpoint):
@@ -109,6 +114,7 @@ def test_every_serialisation_of_a_valid_body_passes(endpoint):
 
 # --- dirty bodies: made acceptable, every Mistral value kept ---------------------------------------------------
 
+
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_dirty_bodies_become_acceptable_and_keep_every_value(endpoint):
     @examples(70, endpoint)
@@ -126,6 +132,7 @@ def test_dirty_bodies_become_acceptable_and_keep_every_value(endpoint):
 
 
 # --- anything else: never raises, JSON object out, idempotent --------------------------------------------------
+
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_bodies_of_spec_names_and_arbitrary_json(endpoint):
@@ -157,17 +164,25 @@ def broken_json(draw):
         if op == "cut":
             del raw[i:]
         else:
-            junk = draw(st.binary(min_size=1, max_size=3) | st.sampled_from([b"\xff", b"\xed\xa0\x80", b"NaN",
-                                                                             b"-Infinity", b"[", b"}", b"\"", b","]))
-            raw[i:i + (op == "replace")] = junk
+            junk = draw(
+                st.binary(min_size=1, max_size=3)
+                | st.sampled_from([b"\xff", b"\xed\xa0\x80", b"NaN", b"-Infinity", b"[", b"}", b'"', b","])
+            )
+            raw[i : i + (op == "replace")] = junk
     return bytes(raw)
 
 
 @examples(300)
-@given(endpoint=st.sampled_from(ENDPOINTS),
-       raw=st.one_of(st.binary(max_size=64), broken_json(),
-                     st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-32"]).flatmap(
-                         lambda enc: S.fuzz_body().map(lambda b: S.emit(b).decode().encode(enc, "surrogatepass")))))
+@given(
+    endpoint=st.sampled_from(ENDPOINTS),
+    raw=st.one_of(
+        st.binary(max_size=64),
+        broken_json(),
+        st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-32"]).flatmap(
+            lambda enc: S.fuzz_body().map(lambda b: S.emit(b).decode().encode(enc, "surrogatepass"))
+        ),
+    ),
+)
 def test_arbitrary_bytes(endpoint, raw):
     check_output(endpoint, raw)
 
@@ -192,16 +207,19 @@ def test_rename_onto_null_then_dropped_does_not_crash():
     assert [(c.kind, c.path) for c in res.changes] == [("dropped", "max_completion_tokens")]
 
 
-@pytest.mark.parametrize("target,source,expected", [
-    (-1, 100, {"max_tokens": 100}),      # the Mistral key is dropped (no limit): the renamed value takes its place
-    (-1, None, {"max_tokens": None}),
-    (-1, "x", {}),                       # neither is valid: both dropped
-    (-1, -5, {}),
-    (5, 100, {"max_tokens": 5}),         # the Mistral key wins when Mistral takes it
-    (None, 100, {"max_tokens": 100}),
-    ("x", 100, {"max_tokens": 100}),     # ... and not when it is of a type Mistral does not take there
-    (5, "x", {"max_tokens": 5}),
-])
+@pytest.mark.parametrize(
+    "target,source,expected",
+    [
+        (-1, 100, {"max_tokens": 100}),  # the Mistral key is dropped (no limit): the renamed value takes its place
+        (-1, None, {"max_tokens": None}),
+        (-1, "x", {}),  # neither is valid: both dropped
+        (-1, -5, {}),
+        (5, 100, {"max_tokens": 5}),  # the Mistral key wins when Mistral takes it
+        (None, 100, {"max_tokens": 100}),
+        ("x", 100, {"max_tokens": 100}),  # ... and not when it is of a type Mistral does not take there
+        (5, "x", {"max_tokens": 5}),
+    ],
+)
 def test_rename_does_not_depend_on_key_order(target, source, expected):
     """rename-vs-dropped-target: the result was the renamed value or nothing, depending on the key order."""
     first = json.dumps(_chat(max_tokens=target, max_completion_tokens=source)).encode()
@@ -212,19 +230,59 @@ def test_rename_does_not_depend_on_key_order(target, source, expected):
     assert validate("/v1/chat/completions", a.body) is None
 
 
-@pytest.mark.parametrize("endpoint,body,kept", [
-    ("ocr", {"model": "mistral-ocr-latest", "document": {"document_url": "https://example.com/a.pdf", "a": 1, "b": 2}},
-     lambda out: out["document"] == {"document_url": "https://example.com/a.pdf"}),
-    ("ocr", {"model": "mistral-ocr-latest", "document": {"image_url": "https://example.com/a.png", "type": None,
-                                                         "detail": "auto", "x": [], "y": {}}},
-     lambda out: out["document"] == {"image_url": "https://example.com/a.png"}),
-    ("chat/completions", _chat(messages=[USER, {"role": "assistant", "content": [
-        {"type": "thinking", "thinking": [{"reference_ids": [1], "a": 1, "b": 2}]}]}, USER]),
-     lambda out: out["messages"][1]["content"][0]["thinking"] == [{"reference_ids": [1]}]),
-    ("chat/completions", _chat(messages=[USER, {"role": "assistant", "content": [
-        {"type": "thinking", "thinking": [{"reference_ids": [1], "type": None}]}]}, USER]),
-     lambda out: out["messages"][1]["content"][0]["thinking"] == [{"reference_ids": [1]}]),
-], ids=["ocr-document", "ocr-image-null-type", "thinking-unknown-keys", "thinking-null-type"])
+@pytest.mark.parametrize(
+    "endpoint,body,kept",
+    [
+        (
+            "ocr",
+            {"model": "mistral-ocr-latest", "document": {"document_url": "https://example.com/a.pdf", "a": 1, "b": 2}},
+            lambda out: out["document"] == {"document_url": "https://example.com/a.pdf"},
+        ),
+        (
+            "ocr",
+            {
+                "model": "mistral-ocr-latest",
+                "document": {
+                    "image_url": "https://example.com/a.png",
+                    "type": None,
+                    "detail": "auto",
+                    "x": [],
+                    "y": {},
+                },
+            },
+            lambda out: out["document"] == {"image_url": "https://example.com/a.png"},
+        ),
+        (
+            "chat/completions",
+            _chat(
+                messages=[
+                    USER,
+                    {
+                        "role": "assistant",
+                        "content": [{"type": "thinking", "thinking": [{"reference_ids": [1], "a": 1, "b": 2}]}],
+                    },
+                    USER,
+                ]
+            ),
+            lambda out: out["messages"][1]["content"][0]["thinking"] == [{"reference_ids": [1]}],
+        ),
+        (
+            "chat/completions",
+            _chat(
+                messages=[
+                    USER,
+                    {
+                        "role": "assistant",
+                        "content": [{"type": "thinking", "thinking": [{"reference_ids": [1], "type": None}]}],
+                    },
+                    USER,
+                ]
+            ),
+            lambda out: out["messages"][1]["content"][0]["thinking"] == [{"reference_ids": [1]}],
+        ),
+    ],
+    ids=["ocr-document", "ocr-image-null-type", "thinking-unknown-keys", "thinking-null-type"],
+)
 def test_anyof_branch_survives_unknown_keys(endpoint, body, kept):
     """anyof-unknown-keys: an anyOf branch was chosen by a score clamped at 1, so an object without its 'type'
     and with two unknown keys (or a null 'type') tied with the first branch, which dropped its real fields."""
@@ -234,15 +292,32 @@ def test_anyof_branch_survives_unknown_keys(endpoint, body, kept):
     assert kept(json.loads(res.body))
 
 
-@pytest.mark.parametrize("endpoint,body", [
-    ("chat/moderations", {"model": "mistral-moderation-latest",
-                          "input": [USER, {"role": "assistant", "content": None}]}),
-    ("chat/moderations", {"model": "mistral-moderation-latest", "input": [
-        USER, {"role": "assistant", "tool_calls": [{"id": "call_1", "function": {"name": "f", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "ok"}]}),
-    ("chat/moderations", {"model": "mistral-moderation-latest", "input": [[{"role": "assistant", "content": ""}]]}),
-    ("chat/classifications", {"model": "m", "input": {"messages": [USER, {"role": "assistant", "content": ""}]}}),
-], ids=["empty-assistant", "openai-tool-ids", "nested-empty-assistant", "classifications-empty-assistant"])
+@pytest.mark.parametrize(
+    "endpoint,body",
+    [
+        (
+            "chat/moderations",
+            {"model": "mistral-moderation-latest", "input": [USER, {"role": "assistant", "content": None}]},
+        ),
+        (
+            "chat/moderations",
+            {
+                "model": "mistral-moderation-latest",
+                "input": [
+                    USER,
+                    {
+                        "role": "assistant",
+                        "tool_calls": [{"id": "call_1", "function": {"name": "f", "arguments": "{}"}}],
+                    },
+                    {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+                ],
+            },
+        ),
+        ("chat/moderations", {"model": "mistral-moderation-latest", "input": [[{"role": "assistant", "content": ""}]]}),
+        ("chat/classifications", {"model": "m", "input": {"messages": [USER, {"role": "assistant", "content": ""}]}}),
+    ],
+    ids=["empty-assistant", "openai-tool-ids", "nested-empty-assistant", "classifications-empty-assistant"],
+)
 def test_bodies_accepted_by_mistral_pass_on_moderation_endpoints(endpoint, body):
     """moderation-conversation-rules: the conversation repairs of chat/agents completions (an assistant message
     with no content removed, tool-call ids mapped) were applied to moderation/classification inputs, which
@@ -253,33 +328,68 @@ def test_bodies_accepted_by_mistral_pass_on_moderation_endpoints(endpoint, body)
 
 
 def test_moderation_inputs_still_get_the_schema_repairs():
-    body = {"model": "mistral-moderation-latest", "input": [
-        {"role": "developer", "content": "be brief", "name": "x"}, USER,
-        {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}, "cache_control": {}}]}]}
+    body = {
+        "model": "mistral-moderation-latest",
+        "input": [
+            {"role": "developer", "content": "be brief", "name": "x"},
+            USER,
+            {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": "{}"},
+                        "cache_control": {},
+                    }
+                ],
+            },
+        ],
+    }
     res = rewrite(RULES, "chat/moderations", json.dumps(body).encode())
     assert validate("/v1/chat/moderations", res.body) is None
     assert json.loads(res.body)["input"] == [
-        {"role": "system", "content": "be brief"}, USER,
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]
+        {"role": "system", "content": "be brief"},
+        USER,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
+    ]
 
 
-@pytest.mark.parametrize("body,check", [
-    (b'{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"id":'
-     b'1.0000000000000001,"function":{"name":"f","arguments":"{}"}}]},'
-     b'{"role":"tool","tool_call_id":1.0000000000000001,"content":"x"}]}',
-     lambda res: res.body is None),  # a number is no tool-call id: left for Mistral to judge
-    (b'{"model":"m","messages":[{"role":"user","content":"hi"}],"prediction":{"type":"content","content":'
-     b'[{"type":"text","text":"a"},{"type":"text","text":1.0000000000000001}]}}',
-     lambda res: res.body is None),  # not all text: not joined
-    (b'{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":[1.0000000000000001]}}',
-     lambda res: "[1.0000000000000001] is not one of" in res.changes[0].detail),
-    (b'{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"u","temperature":1.0000000000000001,'
-     b'"metadata":{"a":[1e400,{"b":-0.30000000000000001}]}}',
-     lambda res: res.body == b'{"model":"m","messages":[{"role":"user","content":"hi"}],'
-                            b'"temperature":1.0000000000000001,"metadata":{"a":[1e400,{"b":-0.30000000000000001}]}}'),
-], ids=["tool-call-ids", "prediction-join", "change-detail", "kept-verbatim"])
+@pytest.mark.parametrize(
+    "body,check",
+    [
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"id":'
+            b'1.0000000000000001,"function":{"name":"f","arguments":"{}"}}]},'
+            b'{"role":"tool","tool_call_id":1.0000000000000001,"content":"x"}]}',
+            lambda res: res.body is None,
+        ),  # a number is no tool-call id: left for Mistral to judge
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"hi"}],"prediction":{"type":"content","content":'
+            b'[{"type":"text","text":"a"},{"type":"text","text":1.0000000000000001}]}}',
+            lambda res: res.body is None,
+        ),  # not all text: not joined
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":[1.0000000000000001]}}',
+            lambda res: "[1.0000000000000001] is not one of" in res.changes[0].detail,
+        ),
+        (
+            b'{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"u","temperature":1.0000000000000001,'
+            b'"metadata":{"a":[1e400,{"b":-0.30000000000000001}]}}',
+            lambda res: (
+                res.body == b'{"model":"m","messages":[{"role":"user","content":"hi"}],'
+                b'"temperature":1.0000000000000001,"metadata":{"a":[1e400,{"b":-0.30000000000000001}]}}'
+            ),
+        ),
+    ],
+    ids=["tool-call-ids", "prediction-join", "change-detail", "kept-verbatim"],
+)
 def test_number_literals_are_not_strings(body, check):
     """rawnumber-as-string: a number literal a double cannot hold (1.0000000000000001) was parsed to a str
     subclass holding a random placeholder, and code that takes strings took it: tool-call ids derived from the
@@ -295,7 +405,9 @@ def test_number_literals_are_not_strings(body, check):
 def test_unhashable_union_tag_does_not_crash(tag):
     """union-tag-unhashable: a list or object where a union's discriminator is expected, in a union inside an
     anyOf (a connector tool's authorization), raised TypeError: unhashable type."""
-    raw = ('{"model":"m","messages":[{"role":"user","content":"hi"}],'
-           '"tools":[{"type":"connector","connector_id":"c","authorization":{"type":%s}}]}' % tag).encode()
+    raw = (
+        '{"model":"m","messages":[{"role":"user","content":"hi"}],'
+        '"tools":[{"type":"connector","connector_id":"c","authorization":{"type":%s}}]}' % tag
+    ).encode()
     res = rewrite(RULES, "chat/completions", raw)
     assert res.error is None

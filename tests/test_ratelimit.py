@@ -28,21 +28,24 @@ ONE = parse_rate("1/s")
 # parse_rate
 
 
-@pytest.mark.parametrize("text, canonical, interval", [
-    ("1/s", "1/s", 1.0),
-    ("0.5/s", "0.5/s", 2.0),
-    ("60/min", "60/min", 1.0),
-    ("1/min", "1/min", 60.0),
-    (" 2 / sec ", "2/s", 0.5),
-    ("1/second", "1/s", 1.0),
-    ("3/Seconds", "3/s", 1 / 3),
-    ("1/m", "1/min", 60.0),
-    ("30/Minute", "30/min", 2.0),
-    (".5/s", "0.5/s", 2.0),
-    ("01.50/S", "1.5/s", 1 / 1.5),
-    ("100/s", "100/s", 0.01),
-    ("6000/min", "6000/min", 0.01),
-])
+@pytest.mark.parametrize(
+    "text, canonical, interval",
+    [
+        ("1/s", "1/s", 1.0),
+        ("0.5/s", "0.5/s", 2.0),
+        ("60/min", "60/min", 1.0),
+        ("1/min", "1/min", 60.0),
+        (" 2 / sec ", "2/s", 0.5),
+        ("1/second", "1/s", 1.0),
+        ("3/Seconds", "3/s", 1 / 3),
+        ("1/m", "1/min", 60.0),
+        ("30/Minute", "30/min", 2.0),
+        (".5/s", "0.5/s", 2.0),
+        ("01.50/S", "1.5/s", 1 / 1.5),
+        ("100/s", "100/s", 0.01),
+        ("6000/min", "6000/min", 0.01),
+    ],
+)
 def test_parse_rate_accepts(text, canonical, interval):
     rate = parse_rate(text)
     assert isinstance(rate, Rate) and str(rate) == canonical
@@ -55,26 +58,29 @@ def test_parse_rate_empty_is_no_pacing(text):
     assert parse_rate(text) is None
 
 
-@pytest.mark.parametrize("text, says", [
-    ("0/s", "would let no request through"),
-    ("0.0/min", "would let no request through"),
-    ("-1/s", "'-1' is not a number above 0"),
-    ("abc", "cannot read 'abc' as a rate"),
-    ("1", "cannot read '1' as a rate"),
-    ("1/h", "unknown unit 'h'"),
-    ("1/hour", "unknown unit 'hour'"),
-    ("1/s/s", "cannot read '1/s/s' as a rate"),
-    ("inf/s", "'inf' is not a number above 0"),
-    ("nan/s", "'nan' is not a number above 0"),
-    ("1e3/s", "'1e3' is not a number above 0"),
-    ("1/", "the unit is missing"),
-    ("/s", "lacks a number"),
-    ("101/s", "faster than 100/s"),
-    ("999999999999999999999999/s", "faster than 100/s"),
-    ("0.01/min", "slower than one request an hour"),
-    ("1" * 200 + "/s", "too long"),
-    ("\x1b[31m1/s\n", "'\\x1b[31m1' is not"),  # control characters are shown escaped, never printed raw
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("0/s", "would let no request through"),
+        ("0.0/min", "would let no request through"),
+        ("-1/s", "'-1' is not a number above 0"),
+        ("abc", "cannot read 'abc' as a rate"),
+        ("1", "cannot read '1' as a rate"),
+        ("1/h", "unknown unit 'h'"),
+        ("1/hour", "unknown unit 'hour'"),
+        ("1/s/s", "cannot read '1/s/s' as a rate"),
+        ("inf/s", "'inf' is not a number above 0"),
+        ("nan/s", "'nan' is not a number above 0"),
+        ("1e3/s", "'1e3' is not a number above 0"),
+        ("1/", "the unit is missing"),
+        ("/s", "lacks a number"),
+        ("101/s", "faster than 100/s"),
+        ("999999999999999999999999/s", "faster than 100/s"),
+        ("0.01/min", "slower than one request an hour"),
+        ("1" * 200 + "/s", "too long"),
+        ("\x1b[31m1/s\n", "'\\x1b[31m1' is not"),  # control characters are shown escaped, never printed raw
+    ],
+)
 def test_parse_rate_rejects_with_a_message_to_act_on(text, says):
     with pytest.raises(ValueError) as info:
         parse_rate(text)
@@ -112,20 +118,23 @@ def test_key_id_of_odd_text():
     assert key_id("") != key_id(" ")
 
 
-@pytest.mark.parametrize("headers, secret", [
-    ({"Authorization": "Bearer sk-1"}, "sk-1"),
-    ({"authorization": "bearer   sk-1 "}, "sk-1"),
-    ({"AUTHORIZATION": "sk-1"}, "sk-1"),  # no scheme: the value itself
-    ({"Authorization": "Basic dXNlcjpwdw=="}, "dXNlcjpwdw=="),  # any scheme
-    ({"x-api-key": "sk-2"}, "sk-2"),
-    ({"X-Api-Key": " sk-2 "}, "sk-2"),
-    ({"Authorization": "Bearer sk-1", "x-api-key": "sk-2"}, "sk-1"),  # Authorization first
-    ({"Authorization": "", "x-api-key": "sk-2"}, "sk-2"),
-    ({"Authorization": "   ", "x-api-key": "sk-2"}, "sk-2"),
-    ({"Content-Type": "application/json"}, None),
-    ({"x-api-key": ""}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "headers, secret",
+    [
+        ({"Authorization": "Bearer sk-1"}, "sk-1"),
+        ({"authorization": "bearer   sk-1 "}, "sk-1"),
+        ({"AUTHORIZATION": "sk-1"}, "sk-1"),  # no scheme: the value itself
+        ({"Authorization": "Basic dXNlcjpwdw=="}, "dXNlcjpwdw=="),  # any scheme
+        ({"x-api-key": "sk-2"}, "sk-2"),
+        ({"X-Api-Key": " sk-2 "}, "sk-2"),
+        ({"Authorization": "Bearer sk-1", "x-api-key": "sk-2"}, "sk-1"),  # Authorization first
+        ({"Authorization": "", "x-api-key": "sk-2"}, "sk-2"),
+        ({"Authorization": "   ", "x-api-key": "sk-2"}, "sk-2"),
+        ({"Content-Type": "application/json"}, None),
+        ({"x-api-key": ""}, None),
+        ({}, None),
+    ],
+)
 def test_secret_from_headers(headers, secret):
     assert secret_from_headers(headers) == secret
     assert key_from_headers(headers) == (key_id(secret) if secret else ANONYMOUS)
@@ -137,6 +146,7 @@ def test_same_key_by_either_header_is_one_queue():
 
 def test_key_from_mitmproxy_headers():
     from mitmproxy.http import Headers  # the addon passes flow.request.headers
+
     assert key_from_headers(Headers(authorization="Bearer sk-9")) == key_id("sk-9")
     assert key_from_headers(Headers([(b"X-API-KEY", b"sk-8")])) == key_id("sk-8")
     assert key_from_headers(Headers(host="api.mistral.ai")) == ANONYMOUS
@@ -148,24 +158,27 @@ def test_key_from_mitmproxy_headers():
 NOW = 1_780_000_000.0
 
 
-@pytest.mark.parametrize("value, seconds", [
-    ("2", 2.0),
-    (" 3 ", 3.0),
-    ("1.5", 1.5),
-    ("0", 0.0),
-    ("120", 120.0),
-    ("86400", MAX_RETRY_AFTER),  # clamped
-    ("999999999999", MAX_RETRY_AFTER),
-    (None, 1.0),
-    ("", 1.0),
-    ("soon", 1.0),
-    ("-1", 1.0),
-    ("1e3", 1.0),
-    ("inf", 1.0),
-    ("nan", 1.0),
-    ("2, 3", 1.0),
-    ("9" * 100, 1.0),
-])
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        ("2", 2.0),
+        (" 3 ", 3.0),
+        ("1.5", 1.5),
+        ("0", 0.0),
+        ("120", 120.0),
+        ("86400", MAX_RETRY_AFTER),  # clamped
+        ("999999999999", MAX_RETRY_AFTER),
+        (None, 1.0),
+        ("", 1.0),
+        ("soon", 1.0),
+        ("-1", 1.0),
+        ("1e3", 1.0),
+        ("inf", 1.0),
+        ("nan", 1.0),
+        ("2, 3", 1.0),
+        ("9" * 100, 1.0),
+    ],
+)
 def test_parse_retry_after_seconds_and_junk(value, seconds):
     assert parse_retry_after(value, NOW) == pytest.approx(seconds)
 

@@ -22,6 +22,7 @@ _CODE_SPAN = re.compile(r"`+([^`]*?)`+")
 
 # --- Markdown, as much of it as these tests need ---------------------------------------------------------
 
+
 def prose_lines(text: str) -> list[str]:
     """The lines of a Markdown text outside fenced code blocks (a fenced line becomes empty, so line
     positions are kept)."""
@@ -146,8 +147,10 @@ def links_to(text: str, name: str) -> bool:
 
 # loader.add_option(name="mistral_x", ...) in addon.py, or Option("mistral_x", ...) / Option(name="mistral_x", ...)
 # in a table of options in mistral_compat/ that addon.py hands to add_option
-_DECLARATION = re.compile(r"(?:\badd_option\(\s*name\s*=|\bOption\(\s*(?:name\s*=\s*)?)"
-                          r"\s*[\"'](mistral_[a-z0-9_]+)[\"']")
+_DECLARATION = re.compile(
+    r"(?:\badd_option\(\s*name\s*=|\bOption\(\s*(?:name\s*=\s*)?)"
+    r"\s*[\"'](mistral_[a-z0-9_]+)[\"']"
+)
 
 
 def registered_options() -> set[str]:
@@ -165,17 +168,21 @@ def registered_options() -> set[str]:
             return names
         raise RuntimeError("no mistral_* option registered")
     except Exception as e:  # noqa: BLE001 - any failure to load falls back to the source
-        warnings.warn(f"addon.py could not be loaded ({type(e).__name__}: {e}); "
-                      "reading its options from the source", stacklevel=2)
+        warnings.warn(
+            f"addon.py could not be loaded ({type(e).__name__}: {e}); reading its options from the source", stacklevel=2
+        )
     names: set[str] = set()
     for src in [ROOT / "addon.py", *sorted((ROOT / "mistral_compat").glob("*.py"))]:
         names |= set(_DECLARATION.findall(src.read_text(encoding="utf-8")))
-    assert names, "found no option declaration in addon.py or mistral_compat/ " \
-                  "(loader.add_option(name=\"mistral_...\") or Option(\"mistral_...\", ...))"
+    assert names, (
+        "found no option declaration in addon.py or mistral_compat/ "
+        '(loader.add_option(name="mistral_...") or Option("mistral_...", ...))'
+    )
     return names
 
 
 # --- the tests ---------------------------------------------------------------------------------------------
+
 
 def test_the_table_parser():
     text = (
@@ -208,8 +215,9 @@ def test_types_and_defaults_are_written_alike():
     en, zh = options_table(README), options_table(README_ZH)
     for name in sorted(set(en) & set(zh)):
         for col, what in ((1, "type"), (2, "default")):
-            spans = [set(_CODE_SPAN.findall(cells[col])) if len(cells) > col else set()
-                     for cells in (en[name], zh[name])]
+            spans = [
+                set(_CODE_SPAN.findall(cells[col])) if len(cells) > col else set() for cells in (en[name], zh[name])
+            ]
             assert spans[0] == spans[1], f"{name}: the {what} cells differ in code: {spans[0]} vs {spans[1]}"
         assert len(zh[name]) == len(en[name]), f"{name}: {len(en[name])} cells in README.md, {len(zh[name])} here"
 
@@ -234,13 +242,15 @@ def test_every_option_named_is_in_the_table(path):
 
 
 def test_readme_links_the_chinese_readme_at_its_top():
-    assert links_to(top(README), "README.zh-CN.md"), \
+    assert links_to(top(README), "README.zh-CN.md"), (
         "README.md has no link to README.zh-CN.md before its first '## ' heading"
+    )
 
 
 def test_chinese_readme_links_readme_at_its_top():
-    assert links_to(top(README_ZH), "README.md"), \
+    assert links_to(top(README_ZH), "README.md"), (
         "README.zh-CN.md has no link to README.md before its first '## ' heading"
+    )
 
 
 @pytest.mark.parametrize("path", [README, README_ZH], ids=lambda p: p.name)

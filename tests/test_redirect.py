@@ -17,9 +17,25 @@ from hypothesis import strategies as st
 
 from mistral_compat import models, redirect
 from mistral_compat.errors import PREFIX
-from mistral_compat.redirect import (DEFAULT_MAP, FEATURES, MAX_ENTRIES, MAX_NAME, Entry, ModelMap, Target,
-                                     combine, markdown_table, merge_models, model_id, not_found_body,
-                                     openai_only, parse_model_map, parse_target, rename_model, retrieve_model)
+from mistral_compat.redirect import (
+    DEFAULT_MAP,
+    FEATURES,
+    MAX_ENTRIES,
+    MAX_NAME,
+    Entry,
+    ModelMap,
+    Target,
+    combine,
+    markdown_table,
+    merge_models,
+    model_id,
+    not_found_body,
+    openai_only,
+    parse_model_map,
+    parse_target,
+    rename_model,
+    retrieve_model,
+)
 
 SMALL, MEDIUM = "mistral-small-latest", "mistral-medium-latest"
 EMBED, MODERATION = "mistral-embed", "mistral-moderation-latest"
@@ -28,23 +44,27 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 # --- mistral_redirect_to ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, scheme, host, port, url", [
-    ("https://api.mistral.ai", "https", "api.mistral.ai", 443, "https://api.mistral.ai"),
-    ("https://api.mistral.ai/", "https", "api.mistral.ai", 443, "https://api.mistral.ai"),
-    ("  https://api.mistral.ai  ", "https", "api.mistral.ai", 443, "https://api.mistral.ai"),
-    ("HTTPS://API.Mistral.AI:443", "https", "api.mistral.ai", 443, "https://api.mistral.ai"),
-    ("https://api.mistral.ai.", "https", "api.mistral.ai", 443, "https://api.mistral.ai"),
-    ("http://127.0.0.1:8080", "http", "127.0.0.1", 8080, "http://127.0.0.1:8080"),
-    ("http://localhost", "http", "localhost", 80, "http://localhost"),
-    ("http://localhost:443/", "http", "localhost", 443, "http://localhost:443"),
-    ("https://mistral.internal:8443", "https", "mistral.internal", 8443, "https://mistral.internal:8443"),
-    ("https://my_proxy.lan:1", "https", "my_proxy.lan", 1, "https://my_proxy.lan:1"),
-    ("http://[::1]:8080", "http", "::1", 8080, "http://[::1]:8080"),
-    ("https://[0:0::1]", "https", "::1", 443, "https://[::1]"),
-    ("https://[2001:DB8::1]:65535/", "https", "2001:db8::1", 65535, "https://[2001:db8::1]:65535"),
-    ("https://bücher.example", "https", "xn--bcher-kva.example", 443, "https://xn--bcher-kva.example"),
-    ("https://xn--bcher-kva.example", "https", "xn--bcher-kva.example", 443, "https://xn--bcher-kva.example"),
-])
+
+@pytest.mark.parametrize(
+    "text, scheme, host, port, url",
+    [
+        ("https://api.mistral.ai", "https", "api.mistral.ai", 443, "https://api.mistral.ai"),
+        ("https://api.mistral.ai/", "https", "api.mistral.ai", 443, "https://api.mistral.ai"),
+        ("  https://api.mistral.ai  ", "https", "api.mistral.ai", 443, "https://api.mistral.ai"),
+        ("HTTPS://API.Mistral.AI:443", "https", "api.mistral.ai", 443, "https://api.mistral.ai"),
+        ("https://api.mistral.ai.", "https", "api.mistral.ai", 443, "https://api.mistral.ai"),
+        ("http://127.0.0.1:8080", "http", "127.0.0.1", 8080, "http://127.0.0.1:8080"),
+        ("http://localhost", "http", "localhost", 80, "http://localhost"),
+        ("http://localhost:443/", "http", "localhost", 443, "http://localhost:443"),
+        ("https://mistral.internal:8443", "https", "mistral.internal", 8443, "https://mistral.internal:8443"),
+        ("https://my_proxy.lan:1", "https", "my_proxy.lan", 1, "https://my_proxy.lan:1"),
+        ("http://[::1]:8080", "http", "::1", 8080, "http://[::1]:8080"),
+        ("https://[0:0::1]", "https", "::1", 443, "https://[::1]"),
+        ("https://[2001:DB8::1]:65535/", "https", "2001:db8::1", 65535, "https://[2001:db8::1]:65535"),
+        ("https://bücher.example", "https", "xn--bcher-kva.example", 443, "https://xn--bcher-kva.example"),
+        ("https://xn--bcher-kva.example", "https", "xn--bcher-kva.example", 443, "https://xn--bcher-kva.example"),
+    ],
+)
 def test_parse_target(text, scheme, host, port, url):
     target = parse_target(text)
     assert target == Target(scheme, host, port)
@@ -57,57 +77,60 @@ def test_default_target_parses():
     assert parse_target(redirect.DEFAULT_TARGET) == Target("https", "api.mistral.ai", 443)
 
 
-@pytest.mark.parametrize("text, why", [
-    ("", "empty"),
-    ("   ", "empty"),
-    ("api.mistral.ai", "not a URL"),
-    ("//api.mistral.ai", "not a URL"),
-    ("://api.mistral.ai", "scheme must be http or https"),
-    ("ftp://api.mistral.ai", "scheme must be http or https"),
-    ("wss://api.mistral.ai", "scheme must be http or https"),
-    ("https://", "no host"),
-    ("https:///v1", "no host"),
-    ("https://api.mistral.ai/v1", "has a path"),
-    ("https://api.mistral.ai//", "has a path"),
-    ("https://api.mistral.ai/v1/chat/completions", "has a path"),
-    ("https://api.mistral.ai?", "query or fragment"),
-    ("https://api.mistral.ai/?key=1", "query or fragment"),
-    ("https://api.mistral.ai#top", "query or fragment"),
-    ("https://user:secret@api.mistral.ai", "user name or password"),
-    ("https://@api.mistral.ai", "user name or password"),
-    ("https://api.mistral.ai:", "no port"),
-    ("https://api.mistral.ai:0", "port must be"),
-    ("https://api.mistral.ai:65536", "port must be"),
-    ("https://api.mistral.ai:-1", "port must be"),
-    ("https://api.mistral.ai:+80", "port must be"),
-    ("https://api.mistral.ai:0000443", "port must be"),
-    ("https://api.mistral.ai:８０", "port must be"),  # fullwidth digits: str.isdigit() says yes
-    ("https://api.mistral.ai:http", "port must be"),
-    ("https://[::1", "no closing"),
-    ("https://[::1]x", "only ':port'"),
-    ("https://[::1]:", "no port"),
-    ("https://[not-v6]", "not an IPv6"),
-    ("https://[127.0.0.1]", "not an IPv6"),
-    ("http://[fe80::1%25eth0]:80", "not an IPv6"),
-    ("https://::1", "brackets"),
-    ("https://1.2.3", "not an IPv4"),
-    ("https://999.1.1.1", "not an IPv4"),
-    ("https://8080", "not an IPv4"),
-    ("https://ho st", "whitespace"),
-    ("https://ho\nst", "whitespace"),
-    ("https://host:80\t/", "whitespace"),
-    ("https://host\x00", "control"),
-    ("https://-bad-.example", "not a host name"),
-    ("https://a..b", "not a host name"),
-    ("https://..", "not a host name"),
-    ("https://a%2eb", "not a host name"),
-    ("https://a\\b", "not a host name"),
-    ("https://straße.example", "two different ways"),
-    ("https://api.openai.com", "is OpenAI"),
-    ("https://API.OpenAI.com:443/", "is OpenAI"),
-    ("https://eu.api.openai.com", "is OpenAI"),
-    ("https://openai.com.", "is OpenAI"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("api.mistral.ai", "not a URL"),
+        ("//api.mistral.ai", "not a URL"),
+        ("://api.mistral.ai", "scheme must be http or https"),
+        ("ftp://api.mistral.ai", "scheme must be http or https"),
+        ("wss://api.mistral.ai", "scheme must be http or https"),
+        ("https://", "no host"),
+        ("https:///v1", "no host"),
+        ("https://api.mistral.ai/v1", "has a path"),
+        ("https://api.mistral.ai//", "has a path"),
+        ("https://api.mistral.ai/v1/chat/completions", "has a path"),
+        ("https://api.mistral.ai?", "query or fragment"),
+        ("https://api.mistral.ai/?key=1", "query or fragment"),
+        ("https://api.mistral.ai#top", "query or fragment"),
+        ("https://user:secret@api.mistral.ai", "user name or password"),
+        ("https://@api.mistral.ai", "user name or password"),
+        ("https://api.mistral.ai:", "no port"),
+        ("https://api.mistral.ai:0", "port must be"),
+        ("https://api.mistral.ai:65536", "port must be"),
+        ("https://api.mistral.ai:-1", "port must be"),
+        ("https://api.mistral.ai:+80", "port must be"),
+        ("https://api.mistral.ai:0000443", "port must be"),
+        ("https://api.mistral.ai:８０", "port must be"),  # fullwidth digits: str.isdigit() says yes
+        ("https://api.mistral.ai:http", "port must be"),
+        ("https://[::1", "no closing"),
+        ("https://[::1]x", "only ':port'"),
+        ("https://[::1]:", "no port"),
+        ("https://[not-v6]", "not an IPv6"),
+        ("https://[127.0.0.1]", "not an IPv6"),
+        ("http://[fe80::1%25eth0]:80", "not an IPv6"),
+        ("https://::1", "brackets"),
+        ("https://1.2.3", "not an IPv4"),
+        ("https://999.1.1.1", "not an IPv4"),
+        ("https://8080", "not an IPv4"),
+        ("https://ho st", "whitespace"),
+        ("https://ho\nst", "whitespace"),
+        ("https://host:80\t/", "whitespace"),
+        ("https://host\x00", "control"),
+        ("https://-bad-.example", "not a host name"),
+        ("https://a..b", "not a host name"),
+        ("https://..", "not a host name"),
+        ("https://a%2eb", "not a host name"),
+        ("https://a\\b", "not a host name"),
+        ("https://straße.example", "two different ways"),
+        ("https://api.openai.com", "is OpenAI"),
+        ("https://API.OpenAI.com:443/", "is OpenAI"),
+        ("https://eu.api.openai.com", "is OpenAI"),
+        ("https://openai.com.", "is OpenAI"),
+    ],
+)
 def test_parse_target_rejects(text, why):
     with pytest.raises(ValueError, match="mistral_redirect_to|mistral") as e:
         parse_target(text)
@@ -120,8 +143,10 @@ def test_parse_target_odd_types(value):
         parse_target(value)
 
 
-@pytest.mark.parametrize("text", ["https://" + "a" * 1_000_000, "https://a/" + "\x1b[31m" * 100_000,
-                                  "x" * 3000, "https://[" + "1" * 5000 + "]"])
+@pytest.mark.parametrize(
+    "text",
+    ["https://" + "a" * 1_000_000, "https://a/" + "\x1b[31m" * 100_000, "x" * 3000, "https://[" + "1" * 5000 + "]"],
+)
 def test_parse_target_errors_are_short(text):
     with pytest.raises(ValueError) as e:
         parse_target(text)
@@ -130,12 +155,20 @@ def test_parse_target_errors_are_short(text):
 
 # --- the model map: parsing --------------------------------------------------------------------------------
 
+
 def test_parse_model_map_basics():
-    mm = parse_model_map([" gpt-4o = mistral-large-latest ", "gpt-4o-mini*=mistral-small-latest",
-                          "my-?=ft:open-mistral-7b:587a6b29:20240514:7e773925"])
-    assert mm.entries == (Entry("gpt-4o", "mistral-large-latest"),
-                          Entry("gpt-4o-mini*", "mistral-small-latest"),
-                          Entry("my-?", "ft:open-mistral-7b:587a6b29:20240514:7e773925"))
+    mm = parse_model_map(
+        [
+            " gpt-4o = mistral-large-latest ",
+            "gpt-4o-mini*=mistral-small-latest",
+            "my-?=ft:open-mistral-7b:587a6b29:20240514:7e773925",
+        ]
+    )
+    assert mm.entries == (
+        Entry("gpt-4o", "mistral-large-latest"),
+        Entry("gpt-4o-mini*", "mistral-small-latest"),
+        Entry("my-?", "ft:open-mistral-7b:587a6b29:20240514:7e773925"),
+    )
     assert len(mm) == 3 and bool(mm) and not ModelMap()
     assert mm.map("gpt-4o") == "mistral-large-latest"
     assert mm.map("gpt-4o-mini-2024-07-18") == "mistral-small-latest"
@@ -152,8 +185,8 @@ def test_parse_model_map_commas_blanks_and_a_single_string():
 
 def test_exact_names_before_globs_then_globs_in_order():
     mm = parse_model_map(["gpt-4*=glob-first", "gpt-4o*=glob-second", "gpt-4o=exact-last"])
-    assert mm.map("gpt-4o") == "exact-last"           # an exact name wins wherever it stands
-    assert mm.map("gpt-4o-mini") == "glob-first"      # then the first glob that matches
+    assert mm.map("gpt-4o") == "exact-last"  # an exact name wins wherever it stands
+    assert mm.map("gpt-4o-mini") == "glob-first"  # then the first glob that matches
     narrow_first = parse_model_map(["gpt-4o*=narrow", "gpt-4*=wide"])
     assert narrow_first.map("gpt-4o-mini") == "narrow" and narrow_first.map("gpt-4-turbo") == "wide"
 
@@ -161,11 +194,11 @@ def test_exact_names_before_globs_then_globs_in_order():
 def test_glob_rules():
     mm = parse_model_map(["a?c=q", "x*=star", "end*=e", "ft:*:org:*=tuned"])
     assert mm.map("abc") == "q" and mm.map("ac") is None and mm.map("abbc") is None
-    assert mm.map("x") == "star" and mm.map("x-anything") == "star"   # * matches nothing too
+    assert mm.map("x") == "star" and mm.map("x-anything") == "star"  # * matches nothing too
     assert mm.map("ft:gpt-4o:org:abc") == "tuned" and mm.map("ft:gpt-4o:other:abc") is None
     with pytest.raises(ValueError, match="characters model names do not use"):
-        parse_model_map(["[a]*=b"])                                   # no character classes
-    assert mm.map("END") is None and mm.map("end") == "e"             # case-sensitive
+        parse_model_map(["[a]*=b"])  # no character classes
+    assert mm.map("END") is None and mm.map("end") == "e"  # case-sensitive
     assert parse_model_map(["GPT-4o=x"]).map("gpt-4o") is None
 
 
@@ -193,29 +226,32 @@ def test_a_name_mapped_to_itself_stays_unchanged():
     assert mm.map(SMALL) is None  # the target itself: unchanged, not renamed to itself
 
 
-@pytest.mark.parametrize("entry, why", [
-    ("gpt-4o", "no '='"),
-    ("gpt-4o mistral-small-latest", "no '='"),
-    ("=mistral-small-latest", "nothing before '='"),
-    ("  =x", "nothing before '='"),
-    ("gpt-4o=", "nothing after '='"),
-    ("gpt-4o=  ", "nothing after '='"),
-    ("a=b=c", "more than one '='"),
-    ("gpt-4o=mistral-*", "plain model name"),
-    ("gpt-4o=mistral-small-?", "plain model name"),
-    ("gpt-4o=-small", "start with a letter or a digit"),
-    ("gpt-4o=.hidden", "start with a letter or a digit"),
-    ("gpt 4o=x", "whitespace"),
-    ("gpt-4o=mistral small", "whitespace"),
-    ("gpt\x00=x", "control"),
-    ("gpt-4o=x\x1b[31m", "control"),
-    ("gpt\u200e=x", "control"),
-    ("gpt-4ö=x", "characters model names do not use"),
-    ("gpt-4o=x;rm", "characters model names do not use"),
-    ('gpt"=x', "characters model names do not use"),
-    ("g" * (MAX_NAME + 1) + "=x", "characters long"),
-    ("x=" + "m" * (MAX_NAME + 1), "characters long"),
-])
+@pytest.mark.parametrize(
+    "entry, why",
+    [
+        ("gpt-4o", "no '='"),
+        ("gpt-4o mistral-small-latest", "no '='"),
+        ("=mistral-small-latest", "nothing before '='"),
+        ("  =x", "nothing before '='"),
+        ("gpt-4o=", "nothing after '='"),
+        ("gpt-4o=  ", "nothing after '='"),
+        ("a=b=c", "more than one '='"),
+        ("gpt-4o=mistral-*", "plain model name"),
+        ("gpt-4o=mistral-small-?", "plain model name"),
+        ("gpt-4o=-small", "start with a letter or a digit"),
+        ("gpt-4o=.hidden", "start with a letter or a digit"),
+        ("gpt 4o=x", "whitespace"),
+        ("gpt-4o=mistral small", "whitespace"),
+        ("gpt\x00=x", "control"),
+        ("gpt-4o=x\x1b[31m", "control"),
+        ("gpt\u200e=x", "control"),
+        ("gpt-4ö=x", "characters model names do not use"),
+        ("gpt-4o=x;rm", "characters model names do not use"),
+        ('gpt"=x', "characters model names do not use"),
+        ("g" * (MAX_NAME + 1) + "=x", "characters long"),
+        ("x=" + "m" * (MAX_NAME + 1), "characters long"),
+    ],
+)
 def test_parse_model_map_rejects(entry, why):
     with pytest.raises(ValueError, match="mistral_model_map") as e:
         parse_model_map([entry])
@@ -239,8 +275,7 @@ def test_parse_model_map_rejects_duplicates_and_too_many():
     assert time.perf_counter() - start < 10
 
 
-@pytest.mark.parametrize("value", [None, 5, b"a=b", {"a": "b"}, iter(["a=b"]), [None], ["a=b", 5], [b"a=b"],
-                                   [["a=b"]]])
+@pytest.mark.parametrize("value", [None, 5, b"a=b", {"a": "b"}, iter(["a=b"]), [None], ["a=b", 5], [b"a=b"], [["a=b"]]])
 def test_parse_model_map_odd_types(value):
     with pytest.raises(ValueError, match="mistral_model_map"):
         parse_model_map(value)
@@ -268,37 +303,99 @@ def test_map_cache_stays_bounded():
 
 # --- the default map ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, target", [
-    ("gpt-4o", MEDIUM), ("gpt-4o-2024-08-06", MEDIUM), ("gpt-4o-2024-05-13", MEDIUM),
-    ("chatgpt-4o-latest", MEDIUM), ("gpt-4o-search-preview", MEDIUM),
-    ("gpt-4.1", MEDIUM), ("gpt-4.1-2025-04-14", MEDIUM), ("gpt-4-turbo", MEDIUM),
-    ("gpt-4-turbo-2024-04-09", MEDIUM), ("gpt-4", MEDIUM), ("gpt-4-0613", MEDIUM), ("gpt-4.5-preview", MEDIUM),
-    ("gpt-4o-mini", SMALL), ("gpt-4o-mini-2024-07-18", SMALL), ("gpt-4.1-mini", SMALL),
-    ("gpt-4.1-mini-2025-04-14", SMALL), ("gpt-4.1-nano", SMALL), ("gpt-4.1-nano-2025-04-14", SMALL),
-    ("gpt-3.5-turbo", SMALL), ("gpt-3.5-turbo-0125", SMALL), ("gpt-3.5-turbo-16k", SMALL),
-    ("gpt-5", MEDIUM), ("gpt-5-2025-08-07", MEDIUM), ("gpt-5-chat-latest", MEDIUM), ("gpt-5.1", MEDIUM),
-    ("gpt-5.2", MEDIUM), ("gpt-5-codex", MEDIUM), ("gpt-5.1-codex", MEDIUM), ("gpt-5-pro", MEDIUM),
-    ("gpt-5-mini", SMALL), ("gpt-5-mini-2025-08-07", SMALL), ("gpt-5-nano", SMALL), ("gpt-5.4-mini", SMALL),
-    ("gpt-5.1-codex-mini", SMALL),
-    ("o1", MEDIUM), ("o1-2024-12-17", MEDIUM), ("o1-pro", MEDIUM), ("o3", MEDIUM), ("o3-2025-04-16", MEDIUM),
-    ("o3-pro", MEDIUM), ("o3-deep-research", MEDIUM),
-    ("o1-mini", SMALL), ("o3-mini", SMALL), ("o3-mini-2025-01-31", SMALL), ("o4-mini", SMALL),
-    ("o4-mini-2025-04-16", SMALL), ("codex-mini-latest", SMALL),
-    ("text-embedding-3-small", EMBED), ("text-embedding-3-large", EMBED), ("text-embedding-ada-002", EMBED),
-    ("omni-moderation-latest", MODERATION), ("omni-moderation-2024-09-26", MODERATION),
-    ("text-moderation-latest", MODERATION), ("text-moderation-stable", MODERATION),
-    ("text-moderation-007", MODERATION),
-])
+
+@pytest.mark.parametrize(
+    "name, target",
+    [
+        ("gpt-4o", MEDIUM),
+        ("gpt-4o-2024-08-06", MEDIUM),
+        ("gpt-4o-2024-05-13", MEDIUM),
+        ("chatgpt-4o-latest", MEDIUM),
+        ("gpt-4o-search-preview", MEDIUM),
+        ("gpt-4.1", MEDIUM),
+        ("gpt-4.1-2025-04-14", MEDIUM),
+        ("gpt-4-turbo", MEDIUM),
+        ("gpt-4-turbo-2024-04-09", MEDIUM),
+        ("gpt-4", MEDIUM),
+        ("gpt-4-0613", MEDIUM),
+        ("gpt-4.5-preview", MEDIUM),
+        ("gpt-4o-mini", SMALL),
+        ("gpt-4o-mini-2024-07-18", SMALL),
+        ("gpt-4.1-mini", SMALL),
+        ("gpt-4.1-mini-2025-04-14", SMALL),
+        ("gpt-4.1-nano", SMALL),
+        ("gpt-4.1-nano-2025-04-14", SMALL),
+        ("gpt-3.5-turbo", SMALL),
+        ("gpt-3.5-turbo-0125", SMALL),
+        ("gpt-3.5-turbo-16k", SMALL),
+        ("gpt-5", MEDIUM),
+        ("gpt-5-2025-08-07", MEDIUM),
+        ("gpt-5-chat-latest", MEDIUM),
+        ("gpt-5.1", MEDIUM),
+        ("gpt-5.2", MEDIUM),
+        ("gpt-5-codex", MEDIUM),
+        ("gpt-5.1-codex", MEDIUM),
+        ("gpt-5-pro", MEDIUM),
+        ("gpt-5-mini", SMALL),
+        ("gpt-5-mini-2025-08-07", SMALL),
+        ("gpt-5-nano", SMALL),
+        ("gpt-5.4-mini", SMALL),
+        ("gpt-5.1-codex-mini", SMALL),
+        ("o1", MEDIUM),
+        ("o1-2024-12-17", MEDIUM),
+        ("o1-pro", MEDIUM),
+        ("o3", MEDIUM),
+        ("o3-2025-04-16", MEDIUM),
+        ("o3-pro", MEDIUM),
+        ("o3-deep-research", MEDIUM),
+        ("o1-mini", SMALL),
+        ("o3-mini", SMALL),
+        ("o3-mini-2025-01-31", SMALL),
+        ("o4-mini", SMALL),
+        ("o4-mini-2025-04-16", SMALL),
+        ("codex-mini-latest", SMALL),
+        ("text-embedding-3-small", EMBED),
+        ("text-embedding-3-large", EMBED),
+        ("text-embedding-ada-002", EMBED),
+        ("omni-moderation-latest", MODERATION),
+        ("omni-moderation-2024-09-26", MODERATION),
+        ("text-moderation-latest", MODERATION),
+        ("text-moderation-stable", MODERATION),
+        ("text-moderation-007", MODERATION),
+    ],
+)
 def test_default_map(name, target):
     assert DEFAULT_MAP.map(name) == target
 
 
-@pytest.mark.parametrize("name", [
-    "mistral-large-latest", SMALL, MEDIUM, EMBED, MODERATION, "codestral-latest", "magistral-medium-latest",
-    "gpt-image-1", "dall-e-3", "whisper-1", "tts-1", "gpt-audio", "gpt-realtime", "gpt-oss-120b",
-    "GPT-4o", "Gpt-4o-mini", "o", "o2", "omni", "davinci-002", "babbage-002", "ft:gpt-4o-mini:org::abc",
-    "my-gpt-4o",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mistral-large-latest",
+        SMALL,
+        MEDIUM,
+        EMBED,
+        MODERATION,
+        "codestral-latest",
+        "magistral-medium-latest",
+        "gpt-image-1",
+        "dall-e-3",
+        "whisper-1",
+        "tts-1",
+        "gpt-audio",
+        "gpt-realtime",
+        "gpt-oss-120b",
+        "GPT-4o",
+        "Gpt-4o-mini",
+        "o",
+        "o2",
+        "omni",
+        "davinci-002",
+        "babbage-002",
+        "ft:gpt-4o-mini:org::abc",
+        "my-gpt-4o",
+    ],
+)
 def test_default_map_leaves_other_names(name):
     assert DEFAULT_MAP.map(name) is None
 
@@ -321,10 +418,28 @@ def test_default_map_is_well_formed():
 
 def test_default_map_lists_the_common_names():
     names = dict(DEFAULT_MAP.concrete_names())
-    for name in ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5", "gpt-5-mini",
-                 "gpt-5-nano", "o1", "o3", "o3-mini", "o4-mini", "gpt-3.5-turbo", "gpt-4-turbo", "gpt-4",
-                 "chatgpt-4o-latest", "text-embedding-3-small", "text-embedding-3-large",
-                 "text-embedding-ada-002", "omni-moderation-latest"):
+    for name in (
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-4.1",
+        "gpt-4.1-mini",
+        "gpt-4.1-nano",
+        "gpt-5",
+        "gpt-5-mini",
+        "gpt-5-nano",
+        "o1",
+        "o3",
+        "o3-mini",
+        "o4-mini",
+        "gpt-3.5-turbo",
+        "gpt-4-turbo",
+        "gpt-4",
+        "chatgpt-4o-latest",
+        "text-embedding-3-small",
+        "text-embedding-3-large",
+        "text-embedding-ada-002",
+        "omni-moderation-latest",
+    ):
         assert names[name] == DEFAULT_MAP.map(name)
     assert not any("*" in n or "?" in n for n in names)
 
@@ -333,13 +448,13 @@ def test_user_entries_win_over_defaults():
     user = parse_model_map(["gpt-4*=mistral-large-latest", "o3=o3", "my-model=mistral-small-2603"])
     both = user.with_defaults()
     assert both == combine(user, DEFAULT_MAP)
-    assert both.map("gpt-4o-mini") == "mistral-large-latest"   # a user glob beats a default exact name
+    assert both.map("gpt-4o-mini") == "mistral-large-latest"  # a user glob beats a default exact name
     assert both.map("gpt-4o") == "mistral-large-latest"
-    assert both.map("o3") is None                              # switched off: sent as it is
-    assert both.map("o3-mini") == SMALL                        # the other defaults still apply
+    assert both.map("o3") is None  # switched off: sent as it is
+    assert both.map("o3-mini") == SMALL  # the other defaults still apply
     assert both.map("my-model") == "mistral-small-2603"
     assert both.map("gpt-5") == MEDIUM
-    assert user.map("gpt-5") is None                           # the defaults only where asked for
+    assert user.map("gpt-5") is None  # the defaults only where asked for
     assert len(both) == len(user) + len(DEFAULT_MAP)
     assert both.entries[:3] == user.entries
     listed = dict(both.concrete_names())
@@ -369,6 +484,7 @@ def test_readme_table_matches_the_default_map():
 
 # --- renaming a request's model ----------------------------------------------------------------------------
 
+
 def test_rename_model():
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     assert rename_model(body, DEFAULT_MAP) == ("gpt-4o-mini", SMALL)
@@ -377,10 +493,20 @@ def test_rename_model():
     assert body["model"] == SMALL
 
 
-@pytest.mark.parametrize("body", [
-    {"model": "mistral-large-latest"}, {"messages": []}, {"model": None}, {"model": 4}, {"model": ["gpt-4o"]},
-    {"model": {"id": "gpt-4o"}}, {"model": "gpt-4o" * 1000}, {"model": ""}, {},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "mistral-large-latest"},
+        {"messages": []},
+        {"model": None},
+        {"model": 4},
+        {"model": ["gpt-4o"]},
+        {"model": {"id": "gpt-4o"}},
+        {"model": "gpt-4o" * 1000},
+        {"model": ""},
+        {},
+    ],
+)
 def test_rename_model_leaves_bodies_it_cannot_map(body):
     before = json.dumps(body)
     assert rename_model(body, DEFAULT_MAP) is None
@@ -394,52 +520,114 @@ def test_rename_model_odd_bodies(body):
 
 # --- OpenAI-only endpoints ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path, feature", [
-    ("/v1/images/generations", "images"), ("/v1/images/edits", "images"), ("/v1/images/variations", "images"),
-    ("/images/generations", "images"),
-    ("/v1/audio/speech", "audio"), ("/v1/audio/transcriptions", "audio"), ("/v1/audio/translations", "audio"),
-    ("/v1/audio/voices", "audio"), ("/v1/audio/voice_consents", "audio"),
-    ("/v1/files", "files"), ("/v1/files/file-abc", "files"), ("/v1/files/file-abc/content", "files"),
-    ("/v1/uploads", "uploads"), ("/v1/uploads/upload_1/parts", "uploads"),
-    ("/v1/batches", "batches"), ("/v1/batches/batch_1/cancel", "batches"),
-    ("/v1/assistants", "assistants"), ("/v1/assistants/asst_1", "assistants"),
-    ("/v1/threads", "threads"), ("/v1/threads/runs", "threads"), ("/v1/threads/t/runs/r/steps", "threads"),
-    ("/v1/vector_stores", "vector_stores"), ("/v1/vector_stores/vs_1/file_batches", "vector_stores"),
-    ("/v1/fine_tuning/jobs", "fine_tuning"), ("/v1/fine_tuning/jobs/ftjob-1/checkpoints", "fine_tuning"),
-    ("/v1/fine_tuning/checkpoints/ck/permissions", "fine_tuning"),
-    ("/v1/fine_tuning/alpha/graders/run", "fine_tuning"), ("/v1/fine-tunes", "fine_tuning"),
-    ("/v1/realtime?model=gpt-realtime", "realtime"), ("/v1/realtime/client_secrets", "realtime"),
-    ("/v1/realtime/calls/c/accept", "realtime"), ("/v1/realtime/sessions", "realtime"),
-    ("/v1/evals", "evals"), ("/v1/evals/e/runs/r/output_items", "evals"),
-    ("/v1/containers", "containers"), ("/v1/containers/c/files/f/content", "containers"),
-    ("/v1/videos", "videos"), ("/v1/videos/v/content", "videos"), ("/v1/videos/v/remix", "videos"),
-    ("/v1/skills", "skills"), ("/v1/skills/s/versions/1/content", "skills"),
-    ("/v1/chatkit/sessions", "chatkit"), ("/v1/chatkit/threads/t/items", "chatkit"),
-    ("/v1/conversations", "conversations"), ("/v1/conversations/conv_1/items", "conversations"),
-    ("/v1/agents", "agents"), ("/v1/agents/sessions", "agents"), ("/v1/agents/agent_1", "agents"),
-    ("/v1/organization/usage/completions", "organization"), ("/v1/organization/projects", "organization"),
-    ("/v1/organization/admin_api_keys", "organization"), ("/v1/usage?date=2024-01-01", "organization"),
-    ("/dashboard/billing/subscription", "billing"), ("/v1/dashboard/billing/usage", "billing"),
-    ("/v1/completions", "completions"), ("/completions", "completions"),
-    ("/v1/chat/completions/chatcmpl-1", "stored_completions"),
-    ("/v1/chat/completions/chatcmpl-1/messages", "stored_completions"),
-    ("/v1/engines/davinci/completions", "legacy"), ("/v1/edits", "legacy"), ("/v1/answers", "legacy"),
-    ("/v1/classifications", "legacy"),
-])
+
+@pytest.mark.parametrize(
+    "path, feature",
+    [
+        ("/v1/images/generations", "images"),
+        ("/v1/images/edits", "images"),
+        ("/v1/images/variations", "images"),
+        ("/images/generations", "images"),
+        ("/v1/audio/speech", "audio"),
+        ("/v1/audio/transcriptions", "audio"),
+        ("/v1/audio/translations", "audio"),
+        ("/v1/audio/voices", "audio"),
+        ("/v1/audio/voice_consents", "audio"),
+        ("/v1/files", "files"),
+        ("/v1/files/file-abc", "files"),
+        ("/v1/files/file-abc/content", "files"),
+        ("/v1/uploads", "uploads"),
+        ("/v1/uploads/upload_1/parts", "uploads"),
+        ("/v1/batches", "batches"),
+        ("/v1/batches/batch_1/cancel", "batches"),
+        ("/v1/assistants", "assistants"),
+        ("/v1/assistants/asst_1", "assistants"),
+        ("/v1/threads", "threads"),
+        ("/v1/threads/runs", "threads"),
+        ("/v1/threads/t/runs/r/steps", "threads"),
+        ("/v1/vector_stores", "vector_stores"),
+        ("/v1/vector_stores/vs_1/file_batches", "vector_stores"),
+        ("/v1/fine_tuning/jobs", "fine_tuning"),
+        ("/v1/fine_tuning/jobs/ftjob-1/checkpoints", "fine_tuning"),
+        ("/v1/fine_tuning/checkpoints/ck/permissions", "fine_tuning"),
+        ("/v1/fine_tuning/alpha/graders/run", "fine_tuning"),
+        ("/v1/fine-tunes", "fine_tuning"),
+        ("/v1/realtime?model=gpt-realtime", "realtime"),
+        ("/v1/realtime/client_secrets", "realtime"),
+        ("/v1/realtime/calls/c/accept", "realtime"),
+        ("/v1/realtime/sessions", "realtime"),
+        ("/v1/evals", "evals"),
+        ("/v1/evals/e/runs/r/output_items", "evals"),
+        ("/v1/containers", "containers"),
+        ("/v1/containers/c/files/f/content", "containers"),
+        ("/v1/videos", "videos"),
+        ("/v1/videos/v/content", "videos"),
+        ("/v1/videos/v/remix", "videos"),
+        ("/v1/skills", "skills"),
+        ("/v1/skills/s/versions/1/content", "skills"),
+        ("/v1/chatkit/sessions", "chatkit"),
+        ("/v1/chatkit/threads/t/items", "chatkit"),
+        ("/v1/conversations", "conversations"),
+        ("/v1/conversations/conv_1/items", "conversations"),
+        ("/v1/agents", "agents"),
+        ("/v1/agents/sessions", "agents"),
+        ("/v1/agents/agent_1", "agents"),
+        ("/v1/organization/usage/completions", "organization"),
+        ("/v1/organization/projects", "organization"),
+        ("/v1/organization/admin_api_keys", "organization"),
+        ("/v1/usage?date=2024-01-01", "organization"),
+        ("/dashboard/billing/subscription", "billing"),
+        ("/v1/dashboard/billing/usage", "billing"),
+        ("/v1/completions", "completions"),
+        ("/completions", "completions"),
+        ("/v1/chat/completions/chatcmpl-1", "stored_completions"),
+        ("/v1/chat/completions/chatcmpl-1/messages", "stored_completions"),
+        ("/v1/engines/davinci/completions", "legacy"),
+        ("/v1/edits", "legacy"),
+        ("/v1/answers", "legacy"),
+        ("/v1/classifications", "legacy"),
+    ],
+)
 def test_openai_only(path, feature):
     assert openai_only(path) == feature
     assert openai_only(path, "POST") == feature
     assert feature in FEATURES
 
 
-@pytest.mark.parametrize("path", [
-    "/v1/chat/completions", "/chat/completions", "/v1/chat/completions/", "/v1/chat/completions?x=1",
-    "/v1/embeddings", "/v1/moderations", "/v1/models", "/v1/models/gpt-4o", "/v1/models/ft:gpt-4o:org",
-    "/v1/responses", "/v1/responses/", "/v1/responses/resp_1", "/v1/responses/resp_1/input_items",
-    "/v1/responses/resp_1/cancel", "/v1/responses/input_tokens", "/v1/responses/compact", "/responses",
-    "/", "", "/v1", "/v1/", "/v1/chat", "/v1/chat/moderations", "/v1/ocr", "/v1/fim/completions",
-    "/v1/unknown", "/v2/images", "/v1/v1/images", "/favicon.ico",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/chat/completions",
+        "/chat/completions",
+        "/v1/chat/completions/",
+        "/v1/chat/completions?x=1",
+        "/v1/embeddings",
+        "/v1/moderations",
+        "/v1/models",
+        "/v1/models/gpt-4o",
+        "/v1/models/ft:gpt-4o:org",
+        "/v1/responses",
+        "/v1/responses/",
+        "/v1/responses/resp_1",
+        "/v1/responses/resp_1/input_items",
+        "/v1/responses/resp_1/cancel",
+        "/v1/responses/input_tokens",
+        "/v1/responses/compact",
+        "/responses",
+        "/",
+        "",
+        "/v1",
+        "/v1/",
+        "/v1/chat",
+        "/v1/chat/moderations",
+        "/v1/ocr",
+        "/v1/fim/completions",
+        "/v1/unknown",
+        "/v2/images",
+        "/v1/v1/images",
+        "/favicon.ico",
+    ],
+)
 def test_forwarded(path):
     assert openai_only(path) is None
     assert openai_only(path, "POST") is None
@@ -452,21 +640,34 @@ def test_method_matters_for_stored_completions_and_preflights():
     assert openai_only("/v1/chat/completions/chatcmpl-1", "DELETE") == "stored_completions"
     assert openai_only("/v1/images/generations", "OPTIONS") is None  # the CORS preflight is answered elsewhere
     assert openai_only("/v1/images/generations", "options") is None
-    assert openai_only("/v1/images/generations", 5) == "images"      # an odd method is ignored
+    assert openai_only("/v1/images/generations", 5) == "images"  # an odd method is ignored
 
 
-@pytest.mark.parametrize("path, feature", [
-    ("/v1//images/generations", "images"), ("//v1/images", "images"), ("/v1/./images/generations", "images"),
-    ("/v1/x/../images/generations", "images"), ("/v1/responses/../images/generations", "images"),
-    ("/../../v1/images", "images"), ("/V1/IMAGES/Generations", "images"), ("/v1/Files", "files"),
-    ("/v1/%69mages/generations", "images"), ("/v1/%2569mages/generations", "images"),
-    ("/v1%2Fimages%2Fgenerations", "images"), ("\\v1\\images", "images"),
-    ("/v1/images/generations#frag", "images"), ("/v1/images?x=/v1/chat/completions", "images"),
-    ("/v1/chat/completions?next=/v1/images", None), ("/v1/chat/completions%3F/images", None),
-    ("/v1/chat/completions%2Fchatcmpl-1", "stored_completions"),
-    ("/v1/chat%2Fcompletions", None), ("/v1/images/../chat/completions", None),
-    ("/v1/fine_tuning/../models", None),
-])
+@pytest.mark.parametrize(
+    "path, feature",
+    [
+        ("/v1//images/generations", "images"),
+        ("//v1/images", "images"),
+        ("/v1/./images/generations", "images"),
+        ("/v1/x/../images/generations", "images"),
+        ("/v1/responses/../images/generations", "images"),
+        ("/../../v1/images", "images"),
+        ("/V1/IMAGES/Generations", "images"),
+        ("/v1/Files", "files"),
+        ("/v1/%69mages/generations", "images"),
+        ("/v1/%2569mages/generations", "images"),
+        ("/v1%2Fimages%2Fgenerations", "images"),
+        ("\\v1\\images", "images"),
+        ("/v1/images/generations#frag", "images"),
+        ("/v1/images?x=/v1/chat/completions", "images"),
+        ("/v1/chat/completions?next=/v1/images", None),
+        ("/v1/chat/completions%3F/images", None),
+        ("/v1/chat/completions%2Fchatcmpl-1", "stored_completions"),
+        ("/v1/chat%2Fcompletions", None),
+        ("/v1/images/../chat/completions", None),
+        ("/v1/fine_tuning/../models", None),
+    ],
+)
 def test_paths_are_judged_as_the_server_routes_them(path, feature):
     assert openai_only(path) == feature
 
@@ -493,6 +694,7 @@ def test_every_feature_has_a_family():
 
 
 # --- the local 404 -----------------------------------------------------------------------------------------
+
 
 def test_not_found_body_is_openais_unknown_url_error():
     body = json.loads(not_found_body("/v1/images/generations", "images", "post"))
@@ -527,12 +729,29 @@ CAPS = {"completion_chat": True, "function_calling": True, "vision": True, "reas
 MISTRAL_LIST = {
     "object": "list",
     "data": [
-        {"id": MEDIUM, "object": "model", "created": 1777420800, "owned_by": "mistralai", "capabilities": CAPS,
-         "max_context_length": 262144, "type": "base", "aliases": ["mistral-medium-2604"]},
-        {"id": SMALL, "object": "model", "created": 1773619200, "owned_by": "mistralai",
-         "capabilities": {"completion_chat": True}, "max_context_length": 262144, "type": "base"},
+        {
+            "id": MEDIUM,
+            "object": "model",
+            "created": 1777420800,
+            "owned_by": "mistralai",
+            "capabilities": CAPS,
+            "max_context_length": 262144,
+            "type": "base",
+            "aliases": ["mistral-medium-2604"],
+        },
+        {
+            "id": SMALL,
+            "object": "model",
+            "created": 1773619200,
+            "owned_by": "mistralai",
+            "capabilities": {"completion_chat": True},
+            "max_context_length": 262144,
+            "type": "base",
+        },
         {"id": "gpt-4o", "object": "model", "created": 1, "owned_by": "someone"},  # already listed
-        "odd", {"no": "id"}, {"id": 5},
+        "odd",
+        {"no": "id"},
+        {"id": 5},
     ],
     "extra": {"kept": True},
 }
@@ -550,13 +769,24 @@ def test_merge_models():
     assert "gpt-4o" not in ids and not any("*" in i or "?" in i for i in ids)
     by_id = {m["id"]: m for m in added}
     mini = by_id["gpt-4o-mini"]
-    assert mini == {"id": "gpt-4o-mini", "object": "model", "created": 1773619200,
-                    "owned_by": f"mistral-compat -> {SMALL}", "mistral_model": SMALL,
-                    "capabilities": {"completion_chat": True}, "max_context_length": 262144}
+    assert mini == {
+        "id": "gpt-4o-mini",
+        "object": "model",
+        "created": 1773619200,
+        "owned_by": f"mistral-compat -> {SMALL}",
+        "mistral_model": SMALL,
+        "capabilities": {"completion_chat": True},
+        "max_context_length": 262144,
+    }
     assert by_id["o3"]["capabilities"] == CAPS and by_id["o3"]["mistral_model"] == MEDIUM
     embed = by_id["text-embedding-3-small"]  # its target is not in the list: no card to copy
-    assert embed == {"id": "text-embedding-3-small", "object": "model", "created": 0,
-                     "owned_by": f"mistral-compat -> {EMBED}", "mistral_model": EMBED}
+    assert embed == {
+        "id": "text-embedding-3-small",
+        "object": "model",
+        "created": 0,
+        "owned_by": f"mistral-compat -> {EMBED}",
+        "mistral_model": EMBED,
+    }
     for m in added:
         assert isinstance(m["created"], int) and m["object"] == "model" and m["owned_by"].startswith("mistral-compat")
         openai.types.Model.model_validate(m)
@@ -566,21 +796,36 @@ def test_merge_models_with_a_user_map():
     mm = parse_model_map(["gpt-4o*=mistral-large-latest", "o1=o1", "gpt-4.1*=gpt-4.1", "custom=" + SMALL])
     raw = json.dumps({"object": "list", "data": [{"id": MEDIUM, "created": 7}]}).encode()
     added = {m["id"]: m for m in json.loads(merge_models(raw, mm.with_defaults()))["data"][1:]}
-    assert added["gpt-4o"]["mistral_model"] == "mistral-large-latest"       # the user's glob wins
+    assert added["gpt-4o"]["mistral_model"] == "mistral-large-latest"  # the user's glob wins
     assert added["gpt-4o-mini"]["mistral_model"] == "mistral-large-latest"
-    assert "o1" not in added and "gpt-4.1" not in added                     # switched off
-    assert added["gpt-4.1-mini"]["mistral_model"] == "gpt-4.1"              # the user's glob, again
+    assert "o1" not in added and "gpt-4.1" not in added  # switched off
+    assert added["gpt-4.1-mini"]["mistral_model"] == "gpt-4.1"  # the user's glob, again
     assert added["custom"]["mistral_model"] == SMALL
     assert added["o3"]["created"] == 7
     only_user = json.loads(merge_models(raw, mm))["data"]
-    assert [m["id"] for m in only_user] == [MEDIUM, "custom"]               # globs are never listed
+    assert [m["id"] for m in only_user] == [MEDIUM, "custom"]  # globs are never listed
 
 
-@pytest.mark.parametrize("raw", [
-    b"", b"not json", b"[]", b"null", b'"list"', b'{"object": "list"}', b'{"data": {}}', b'{"data": null}',
-    b"\xff\xfe{}", b"{" * 100_000, b"[" * 100_000 + b"]" * 100_000, "{}", None, 5,
-    b'{"data": []}' + b" " * (models.MAX_MODEL_LIST + 1),
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b"null",
+        b'"list"',
+        b'{"object": "list"}',
+        b'{"data": {}}',
+        b'{"data": null}',
+        b"\xff\xfe{}",
+        b"{" * 100_000,
+        b"[" * 100_000 + b"]" * 100_000,
+        "{}",
+        None,
+        5,
+        b'{"data": []}' + b" " * (models.MAX_MODEL_LIST + 1),
+    ],
+)
 def test_merge_models_leaves_what_it_cannot_read(raw):
     assert merge_models(raw, DEFAULT_MAP) is None
 
@@ -607,12 +852,26 @@ def test_model_id_and_retrieve_model():
     assert model_id("/models/gpt-4o?x=1") == "gpt-4o"
     assert model_id("/v1/models/ft%3Agpt-4o-mini%3Aorg%3A%3Aabc") == "ft:gpt-4o-mini:org::abc"
     assert model_id("/v1/models/GPT-4o/") == "GPT-4o"
-    for path in ("/v1/models", "/v1/models/", "/v1/models/a/b", "/v1/chat/completions", None, 5,
-                 "/v1/models/" + "x" * (MAX_NAME + 1), "/v1/models/" + "x" * 100_000):
+    for path in (
+        "/v1/models",
+        "/v1/models/",
+        "/v1/models/a/b",
+        "/v1/chat/completions",
+        None,
+        5,
+        "/v1/models/" + "x" * (MAX_NAME + 1),
+        "/v1/models/" + "x" * 100_000,
+    ):
         assert model_id(path) is None
     card = json.loads(retrieve_model("gpt-4o", DEFAULT_MAP, {"created": 3, "capabilities": CAPS}))
-    assert card == {"id": "gpt-4o", "object": "model", "created": 3, "owned_by": f"mistral-compat -> {MEDIUM}",
-                    "mistral_model": MEDIUM, "capabilities": CAPS}
+    assert card == {
+        "id": "gpt-4o",
+        "object": "model",
+        "created": 3,
+        "owned_by": f"mistral-compat -> {MEDIUM}",
+        "mistral_model": MEDIUM,
+        "capabilities": CAPS,
+    }
     assert retrieve_model("mistral-large-latest", DEFAULT_MAP) is None
     assert retrieve_model(None, DEFAULT_MAP) is None
     assert json.loads(retrieve_model("gpt-4o", DEFAULT_MAP, {"created": True}))["created"] == 0
@@ -620,8 +879,9 @@ def test_model_id_and_retrieve_model():
 
 # --- the real openai SDK against the pieces, as the addon will wire them ------------------------------------
 
-_http = importlib.import_module("httpx2" if hasattr(importlib.import_module("openai._base_client"), "httpx2")
-                                else "httpx")
+_http = importlib.import_module(
+    "httpx2" if hasattr(importlib.import_module("openai._base_client"), "httpx2") else "httpx"
+)
 
 
 class _Proxy:
@@ -647,9 +907,19 @@ class _Proxy:
             upstream = json.dumps({"object": "list", "data": MISTRAL_LIST["data"][:3]}).encode()
             return _http.Response(200, content=merge_models(upstream, self.mm) or upstream, headers=json_headers)
         if path == "/v1/chat/completions":
-            answer = {"id": "c", "object": "chat.completion", "created": 1, "model": body["model"],
-                      "choices": [{"index": 0, "finish_reason": "stop",
-                                   "message": {"role": "assistant", "content": f"renamed {change}"}}]}
+            answer = {
+                "id": "c",
+                "object": "chat.completion",
+                "created": 1,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": f"renamed {change}"},
+                    }
+                ],
+            }
             return _http.Response(200, content=json.dumps(answer).encode(), headers=json_headers)
         return _http.Response(404, content=b'{"detail": "Not Found"}', headers=json_headers)
 
@@ -657,8 +927,11 @@ class _Proxy:
 @pytest.fixture
 def proxied():
     proxy = _Proxy()
-    client = openai.OpenAI(api_key="sk-openai", max_retries=0,  # the default base URL: https://api.openai.com/v1
-                           http_client=openai.DefaultHttpxClient(transport=_http.MockTransport(proxy)))
+    client = openai.OpenAI(
+        api_key="sk-openai",
+        max_retries=0,  # the default base URL: https://api.openai.com/v1
+        http_client=openai.DefaultHttpxClient(transport=_http.MockTransport(proxy)),
+    )
     yield client, proxy
     client.close()
 
@@ -667,8 +940,9 @@ def test_sdk_chat_model_renamed(proxied):
     client, proxy = proxied
     answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert answer.choices[0].message.content == f"renamed ('gpt-4o-mini', '{SMALL}')"
-    assert proxy.sent == [("POST", "/v1/chat/completions", {"model": SMALL,
-                                                             "messages": [{"role": "user", "content": "hi"}]})]
+    assert proxy.sent == [
+        ("POST", "/v1/chat/completions", {"model": SMALL, "messages": [{"role": "user", "content": "hi"}]})
+    ]
 
 
 def test_sdk_model_list_and_retrieve(proxied):
@@ -698,6 +972,7 @@ def test_sdk_openai_only_endpoints_get_a_local_404(proxied):
 
 def test_origin_refused_unless_listed():
     from mistral_compat.redirect import origin_refused, refused_body
+
     assert origin_refused(None) is None  # an app, not a web page
     assert origin_refused("https://chat.example.com", frozenset({"https://chat.example.com"})) is None
     message = origin_refused("https://evil.example")

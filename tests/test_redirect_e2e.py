@@ -30,10 +30,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from mitmproxy import io as mitmio
-
 from conftest import MITMDUMP, ROOT, Mitmdump, clean_env
 from fake_mistral import TOOL_RESULT_PREFIX, FakeMistral
+from mitmproxy import io as mitmio
 
 MISTRAL_KEY = "mistral-e2e-KEY-7Qx2Lr9Vb4Nc8Hs1zWp0"  # (no known key shape: only its value can redact it)
 CLIENT_KEY = "sk-proj-CLIENTKEY-e2e-python-0123456789abcdefABCDEF"
@@ -61,12 +60,16 @@ def node_missing() -> str | None:
 
 # --- environments ----------------------------------------------------------------------------------------
 
+
 def _base_env() -> dict:
     """This environment without proxy variables, OpenAI settings (an OPENAI_BASE_URL would change the
     clients' default) and MISTRAL_API_KEY."""
-    return {k: v for k, v in clean_env().items()
-            if not k.startswith("OPENAI_") and k not in ("MISTRAL_API_KEY", "SSL_CERT_FILE", "SSL_CERT_DIR",
-                                                         "NODE_EXTRA_CA_CERTS")}
+    return {
+        k: v
+        for k, v in clean_env().items()
+        if not k.startswith("OPENAI_")
+        and k not in ("MISTRAL_API_KEY", "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS")
+    }
 
 
 def proxy_env(key: str | None = MISTRAL_KEY) -> dict:
@@ -81,11 +84,21 @@ def mitm_ca(p: Mitmdump) -> str:
 
 
 def redirect_args(target: str, upstream_ca: str, *more: str) -> list[str]:
-    return ["--set", "mistral_redirect_openai=true", "--set", f"mistral_redirect_to={target}",
-            "--set", "connection_strategy=lazy", "--set", f"ssl_verify_upstream_trusted_ca={upstream_ca}", *more]
+    return [
+        "--set",
+        "mistral_redirect_openai=true",
+        "--set",
+        f"mistral_redirect_to={target}",
+        "--set",
+        "connection_strategy=lazy",
+        "--set",
+        f"ssl_verify_upstream_trusted_ca={upstream_ca}",
+        *more,
+    ]
 
 
 # --- fixtures --------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tls_fake():
@@ -114,9 +127,22 @@ def upstream_ca(tls_fake, other_fake, tmp_path_factory) -> str:
 def proxy(tls_fake, upstream_ca, tmp_path_factory):
     """The module's proxy: redirect on, to the TLS fake; 127.0.0.1 matched as a Mistral host; one web
     origin allowed; the most verbose logs (the key must be in none of their lines)."""
-    p = Mitmdump(tmp_path_factory.mktemp("mitm"), *redirect_args(
-        tls_fake.url, upstream_ca, "--set", "mistral_hosts=127.0.0.1", "--set", f"mistral_cors_origins={WEB_APP}",
-        "--set", "termlog_verbosity=debug", "--set", "flow_detail=4"), env=proxy_env())
+    p = Mitmdump(
+        tmp_path_factory.mktemp("mitm"),
+        *redirect_args(
+            tls_fake.url,
+            upstream_ca,
+            "--set",
+            "mistral_hosts=127.0.0.1",
+            "--set",
+            f"mistral_cors_origins={WEB_APP}",
+            "--set",
+            "termlog_verbosity=debug",
+            "--set",
+            "flow_detail=4",
+        ),
+        env=proxy_env(),
+    )
     yield p
     p.stop()
 
@@ -125,12 +151,14 @@ def proxy(tls_fake, upstream_ca, tmp_path_factory):
 def app_env(monkeypatch):
     """The environment an app is started with: HTTPS_PROXY at the proxy, mitmproxy's CA in SSL_CERT_FILE
     (read by httpx when a client is made); no other proxy variable, no OPENAI_* setting."""
+
     def use(p: Mitmdump) -> None:
         for name in list(os.environ):
             if name.lower().endswith("_proxy") or name.startswith("OPENAI_") or name == "SSL_CERT_DIR":
                 monkeypatch.delenv(name)
         monkeypatch.setenv("HTTPS_PROXY", p.url)
         monkeypatch.setenv("SSL_CERT_FILE", mitm_ca(p))
+
     return use
 
 
@@ -142,8 +170,7 @@ def app(app_env):
 
     def make(p: Mitmdump, **kwargs) -> openai.OpenAI:
         app_env(p)
-        options = dict(api_key=CLIENT_KEY, organization=CLIENT_ORG, project=CLIENT_PROJECT, max_retries=0,
-                       timeout=30)
+        options = dict(api_key=CLIENT_KEY, organization=CLIENT_ORG, project=CLIENT_PROJECT, max_retries=0, timeout=30)
         client = openai.OpenAI(**{**options, **kwargs})
         made.append(client)
         return client
@@ -154,6 +181,7 @@ def app(app_env):
 
 
 # --- checks ----------------------------------------------------------------------------------------------
+
 
 def only_mistral_key(records, *client_keys: str) -> None:
     """Every request the fake received carries the Mistral key, and nothing of the client's credentials."""
@@ -174,7 +202,7 @@ def no_addon_error(output: str) -> None:
     """No exception from the addon in mitmdump's output (mitmproxy itself prints an asyncio traceback when it
     stops with a connection still open: that one names no file of this project)."""
     assert "Addon error" not in output, output
-    for mine in (ROOT / "addon.py", ROOT / "mitmcompat.py", ROOT / "mistral_compat"):
+    for mine in (ROOT / "addon.py", ROOT / "mitmlayer", ROOT / "mistral_compat"):
         assert f'File "{mine}' not in output, output
 
 
@@ -184,18 +212,36 @@ def models_sent(records) -> list[tuple[str, str | None]]:
 
 # --- start-up --------------------------------------------------------------------------------------------
 
+
 def test_startup_log_names_api_openai_com_and_the_target(proxy, tls_fake):
-    assert proxy.wait_for(r"intercepting TLS only for api\.mistral\.ai, codestral\.mistral\.ai, 127\.0\.0\.1, "
-                          r"api\.openai\.com; every other host is tunnelled untouched")
-    assert proxy.wait_for(rf"mistral_redirect_openai: requests to api\.openai\.com are sent to "
-                          rf"https://localhost:{tls_fake.port} with the key in MISTRAL_API_KEY")
+    assert proxy.wait_for(
+        r"intercepting TLS only for api\.mistral\.ai, codestral\.mistral\.ai, 127\.0\.0\.1, "
+        r"api\.openai\.com; every other host is tunnelled untouched"
+    )
+    assert proxy.wait_for(
+        rf"mistral_redirect_openai: requests to api\.openai\.com are sent to "
+        rf"https://localhost:{tls_fake.port} with the key in MISTRAL_API_KEY"
+    )
 
 
 @pytest.mark.parametrize("value", [None, "", "   "], ids=["unset", "empty", "blank"])
 def test_refuses_to_start_without_the_key(value, tmp_path):
     env = proxy_env(value)
-    cmd = [MITMDUMP, "--listen-host", "127.0.0.1", "--listen-port", "0", "--set", f"confdir={tmp_path}",
-           "-s", str(ROOT / "addon.py"), "--set", "mistral_redirect_openai=true", "--set", "connection_strategy=lazy"]
+    cmd = [
+        MITMDUMP,
+        "--listen-host",
+        "127.0.0.1",
+        "--listen-port",
+        "0",
+        "--set",
+        f"confdir={tmp_path}",
+        "-s",
+        str(ROOT / "addon.py"),
+        "--set",
+        "mistral_redirect_openai=true",
+        "--set",
+        "connection_strategy=lazy",
+    ]
     out = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=60)
     text = out.stdout + out.stderr
     assert out.returncode == 1, text
@@ -205,12 +251,18 @@ def test_refuses_to_start_without_the_key(value, tmp_path):
 
 # --- openai-python ---------------------------------------------------------------------------------------
 
+
 def test_python_chat(proxy, tls_fake, app):
     tls_fake.clear()
     client = app(proxy)
     assert str(client.base_url).rstrip("/") == OPENAI_DEFAULT
-    resp = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi", "name": "me"}],
-                                          seed=7, user="user-1", max_completion_tokens=20)
+    resp = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Hi", "name": "me"}],
+        seed=7,
+        user="user-1",
+        max_completion_tokens=20,
+    )
     assert resp.choices[0].message.content == "ok"
     assert resp.choices[0].finish_reason == "stop"
     records = tls_fake.received
@@ -225,8 +277,12 @@ def test_python_chat(proxy, tls_fake, app):
 def test_python_chat_stream(proxy, tls_fake, app):
     tls_fake.clear()
     client = app(proxy)
-    stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}],
-                                            stream=True, stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == STREAM_TEXT
     assert chunks[-1].usage is not None
@@ -237,9 +293,16 @@ def test_python_chat_stream(proxy, tls_fake, app):
 def test_python_tool_round_trip(proxy, tls_fake, app):
     tls_fake.clear()
     client = app(proxy)
-    tools = [{"type": "function", "function": {"name": "get_weather", "description": "The weather",
-                                               "parameters": {"type": "object", "properties": {
-                                                   "city": {"type": "string"}}, "required": ["city"]}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            },
+        }
+    ]
     messages = [{"role": "user", "content": "Please call the tool: what is the weather in Paris?"}]
     first = client.chat.completions.create(model="gpt-4.1", messages=messages, tools=tools)
     assert first.choices[0].finish_reason == "tool_calls"
@@ -275,8 +338,10 @@ def test_python_responses(proxy, tls_fake, app):
     events = list(stream)
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == STREAM_TEXT
     assert events[-1].type == "response.completed"
-    assert models_sent(tls_fake.received) == [("/v1/chat/completions", "mistral-medium-latest"),
-                                              ("/v1/chat/completions", "mistral-small-latest")]
+    assert models_sent(tls_fake.received) == [
+        ("/v1/chat/completions", "mistral-medium-latest"),
+        ("/v1/chat/completions", "mistral-small-latest"),
+    ]
     only_mistral_key(tls_fake.received)
 
 
@@ -285,7 +350,7 @@ def test_python_model_list_and_retrieve(proxy, tls_fake, app):
     client = app(proxy)
     models = {m.id: m for m in client.models.list()}
     assert {"mistral-medium-latest", "mistral-small-latest", "mistral-embed"} <= set(models)  # Mistral's
-    assert {"gpt-4o", "gpt-4o-mini", "o3", "text-embedding-3-small"} <= set(models)            # mapped names
+    assert {"gpt-4o", "gpt-4o-mini", "o3", "text-embedding-3-small"} <= set(models)  # mapped names
     assert "mistral-medium-latest" in models["gpt-4o"].owned_by
     one = client.models.retrieve("gpt-4o")
     assert one.id == "gpt-4o" and "mistral-medium-latest" in one.owned_by
@@ -293,12 +358,16 @@ def test_python_model_list_and_retrieve(proxy, tls_fake, app):
     only_mistral_key(tls_fake.received)
 
 
-@pytest.mark.parametrize("call", [
-    lambda c: c.images.generate(model="dall-e-3", prompt="a cat"),
-    lambda c: c.audio.speech.create(model="tts-1", voice="alloy", input="hi"),
-    lambda c: c.files.list(),
-    lambda c: c.completions.create(model="gpt-3.5-turbo-instruct", prompt="hi"),
-], ids=["images", "audio", "files", "legacy-completions"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.images.generate(model="dall-e-3", prompt="a cat"),
+        lambda c: c.audio.speech.create(model="tts-1", voice="alloy", input="hi"),
+        lambda c: c.files.list(),
+        lambda c: c.completions.create(model="gpt-3.5-turbo-instruct", prompt="hi"),
+    ],
+    ids=["images", "audio", "files", "legacy-completions"],
+)
 def test_python_openai_only_endpoint_is_a_local_404(proxy, tls_fake, app, call):
     tls_fake.clear()
     client = app(proxy)
@@ -321,14 +390,19 @@ def test_other_hosts_keep_their_own_key(proxy, tls_fake, other_fake, app, app_en
     resp = matched.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}], seed=3)
     assert resp.choices[0].message.content == "ok"
     app_env(proxy)
-    with openai.OpenAI(base_url=f"https://localhost:{other_fake.port}/v1", api_key=OTHER_KEY, max_retries=0,
-                       http_client=openai.DefaultHttpxClient(
-                           verify=ssl.create_default_context(cafile=other_fake.ca_pem), timeout=30)) as tunnelled:
+    with openai.OpenAI(
+        base_url=f"https://localhost:{other_fake.port}/v1",
+        api_key=OTHER_KEY,
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(verify=ssl.create_default_context(cafile=other_fake.ca_pem), timeout=30),
+    ) as tunnelled:
         resp = tunnelled.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
     assert resp.choices[0].message.content == "ok"
     records = other_fake.received
-    assert [(r.path, r.header("host")) for r in records] == [("/v1/chat/completions", f"127.0.0.1:{other_fake.port}"),
-                                                             ("/v1/chat/completions", f"localhost:{other_fake.port}")]
+    assert [(r.path, r.header("host")) for r in records] == [
+        ("/v1/chat/completions", f"127.0.0.1:{other_fake.port}"),
+        ("/v1/chat/completions", f"localhost:{other_fake.port}"),
+    ]
     for r in records:
         assert r.header("authorization") == f"Bearer {OTHER_KEY}"
         assert r.json()["model"] == "gpt-4o"  # the built-in map is for requests redirected from OpenAI only
@@ -344,8 +418,10 @@ def test_web_pages_are_refused_unless_their_origin_is_listed(proxy, tls_fake):
     tls_fake.clear()
     url = OPENAI_DEFAULT + "/chat/completions"
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
-    preflight = {"access-control-request-method": "POST",
-                 "access-control-request-headers": "authorization, content-type"}
+    preflight = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+    }
     with httpx.Client(proxy=proxy.url, verify=ssl.create_default_context(cafile=mitm_ca(proxy)), timeout=30) as c:
         for origin in ("https://evil.example", "null"):
             r = c.post(url, json=body, headers={"origin": origin, "authorization": f"Bearer {CLIENT_KEY}"})
@@ -387,19 +463,29 @@ def node_seen(proxy, tls_fake):
         pytest.skip(missing)
     env = _base_env()
     env.update(HTTPS_PROXY=proxy.url, NODE_EXTRA_CA_CERTS=mitm_ca(proxy))
-    jobs = "".join(json.dumps({"id": key, "scenario": s, "model": m, "prompt": p,
-                               "options": {"apiKey": NODE_CLIENT_KEY, **o}}) + "\n"
-                   for key, (s, m, p, o) in NODE_JOBS.items())
+    jobs = "".join(
+        json.dumps({"id": key, "scenario": s, "model": m, "prompt": p, "options": {"apiKey": NODE_CLIENT_KEY, **o}})
+        + "\n"
+        for key, (s, m, p, o) in NODE_JOBS.items()
+    )
     tls_fake.clear()
-    proc = subprocess.run([NODE, "clients.mjs", "--batch", "default"], input=jobs, capture_output=True, text=True,
-                          timeout=120, cwd=str(NODE_DIR), env=env)
+    proc = subprocess.run(
+        [NODE, "clients.mjs", "--batch", "default"],
+        input=jobs,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(NODE_DIR),
+        env=env,
+    )
     results = {}
     for line in proc.stdout.splitlines():
         if line.startswith("{"):
             data = json.loads(line)
             results[data.pop("id")] = data
     assert proc.returncode == 0 and set(results) == set(NODE_JOBS), (
-        f"clients.mjs --batch exited {proc.returncode} with {sorted(results)}\nstderr:\n{proc.stderr[-4000:]}")
+        f"clients.mjs --batch exited {proc.returncode} with {sorted(results)}\nstderr:\n{proc.stderr[-4000:]}"
+    )
     return results, tls_fake.received
 
 
@@ -432,8 +518,9 @@ def test_node_embeddings(node_seen):
 def test_node_model_list_and_retrieve(node_seen):
     result, message = node_result(node_seen, "models")
     assert result["error"] is None, message
-    assert {"mistral-medium-latest", "mistral-embed", "gpt-4o", "gpt-4o-mini", "text-embedding-3-small"} \
-        <= set(result["models"]), message
+    assert {"mistral-medium-latest", "mistral-embed", "gpt-4o", "gpt-4o-mini", "text-embedding-3-small"} <= set(
+        result["models"]
+    ), message
     assert result["retrieved"]["id"] == "gpt-4o", message
     assert result["retrieved"]["mistral_model"] == "mistral-medium-latest", message
 
@@ -448,28 +535,37 @@ def test_node_images_is_a_local_404(node_seen):
 def test_node_requests_at_the_fake(node_seen):
     """What the batch sent: each model mapped, the Mistral key only, nothing for the image request."""
     records = node_seen[1]
-    assert collections.Counter(models_sent(records)) == collections.Counter({
-        ("/v1/chat/completions", "mistral-medium-latest"): 3,  # chat (gpt-4o), tools (gpt-4.1), responses (gpt-4o)
-        ("/v1/chat/completions", "mistral-small-latest"): 2,   # stream (gpt-4o-mini), responses-stream
-        ("/v1/embeddings", "mistral-embed"): 1,
-        ("/v1/models", None): 1,                                # the list; the retrieve is answered locally
-    })
+    assert collections.Counter(models_sent(records)) == collections.Counter(
+        {
+            ("/v1/chat/completions", "mistral-medium-latest"): 3,  # chat (gpt-4o), tools (gpt-4.1), responses (gpt-4o)
+            ("/v1/chat/completions", "mistral-small-latest"): 2,  # stream (gpt-4o-mini), responses-stream
+            ("/v1/embeddings", "mistral-embed"): 1,
+            ("/v1/models", None): 1,  # the list; the retrieve is answered locally
+        }
+    )
     only_mistral_key(records)
 
 
 # --- other options ---------------------------------------------------------------------------------------
 
+
 def test_user_map_wins_over_the_default(mitmdump, tls_fake, upstream_ca, app):
-    p = mitmdump(*redirect_args(tls_fake.url, upstream_ca, "--set", "mistral_model_map=gpt-4o=mistral-large-latest"),
-                 env=proxy_env())
+    p = mitmdump(
+        *redirect_args(tls_fake.url, upstream_ca, "--set", "mistral_model_map=gpt-4o=mistral-large-latest"),
+        env=proxy_env(),
+    )
     tls_fake.clear()
     client = app(p)
     for model in ("gpt-4o", "gpt-4o-mini", "gpt-4o-2024-08-06"):
-        assert client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}]) \
-            .choices[0].message.content == "ok"
+        assert (
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}])
+            .choices[0]
+            .message.content
+            == "ok"
+        )
     assert [m for _, m in models_sent(tls_fake.received)] == [
-        "mistral-large-latest",   # the user's entry
-        "mistral-small-latest",   # the built-in map still applies to the names the user did not map
+        "mistral-large-latest",  # the user's entry
+        "mistral-small-latest",  # the built-in map still applies to the names the user did not map
         "mistral-medium-latest",  # (the user's entry is an exact name: the default glob gpt-4o* still applies)
     ]
     one = client.models.retrieve("gpt-4o")
@@ -481,8 +577,15 @@ def test_api_openai_com_not_decrypted_without_the_option(mitmdump, tls_fake, app
     """Without mistral_redirect_openai, api.openai.com is tunnelled: a client that trusts only mitmproxy's CA
     never gets an HTTP answer (offline the tunnel cannot open; online the client sees OpenAI's own certificate
     and refuses it). Were it intercepted, mitmproxy would answer it (502 when OpenAI cannot be reached)."""
-    p = mitmdump("--set", "connection_strategy=lazy", "--set", "flow_detail=2", "--set", "termlog_verbosity=debug",
-                 env=proxy_env())
+    p = mitmdump(
+        "--set",
+        "connection_strategy=lazy",
+        "--set",
+        "flow_detail=2",
+        "--set",
+        "termlog_verbosity=debug",
+        env=proxy_env(),
+    )
     line = p.wait_for(r"intercepting TLS only for (.*); every other host")
     assert line and line.group(1) == "api.mistral.ai, codestral.mistral.ai"
     tls_fake.clear()
@@ -498,18 +601,21 @@ def test_api_openai_com_not_decrypted_without_the_option(mitmdump, tls_fake, app
 
 # --- logs and saved flows --------------------------------------------------------------------------------
 
+
 def test_no_key_in_any_log_line(proxy, tls_fake, app):
     """termlog_verbosity=debug, flow_detail=4: neither the Mistral key nor a client's key is printed, also
     where a client puts the Mistral key in a body (only its value can tell it there). Checks the output of
     every request the module's proxy has served so far."""
     client = app(proxy)
-    client.chat.completions.create(model="gpt-4o", messages=[
-        {"role": "user", "content": f"my key is {MISTRAL_KEY}; api_key={CLIENT_KEY}"}], seed=1)
+    client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": f"my key is {MISTRAL_KEY}; api_key={CLIENT_KEY}"}], seed=1
+    )
     with pytest.raises(openai.NotFoundError):
         client.images.generate(model="dall-e-3", prompt="a cat")
     with pytest.raises(openai.AuthenticationError):  # Mistral answers 401
-        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}],
-                                       extra_headers={"x-fake-error": "401-message"})
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "Hi"}], extra_headers={"x-fake-error": "401-message"}
+        )
     assert proxy.wait_for(r"images/generations .*answered 404")
     assert proxy.wait_for(r"<< 401 Unauthorized")
     time.sleep(0.5)  # (the request log lines are written in batches)
@@ -529,14 +635,24 @@ def test_saved_flows_hold_the_placeholder(mitmdump, tls_fake, upstream_ca, app, 
     """-w: every flow that was sent to the target holds `Bearer [MISTRAL_API_KEY]`; the key is nowhere in
     the file; the flows answered by the proxy itself hold no Mistral key either."""
     saved = tmp_path / "flows.mitm"
-    p = mitmdump(*redirect_args(tls_fake.url, upstream_ca, "--set", "termlog_verbosity=debug",
-                                "--set", "flow_detail=4", "-w", str(saved)), env=proxy_env())
+    p = mitmdump(
+        *redirect_args(
+            tls_fake.url, upstream_ca, "--set", "termlog_verbosity=debug", "--set", "flow_detail=4", "-w", str(saved)
+        ),
+        env=proxy_env(),
+    )
     tls_fake.clear()
     client = app(p)
     hi = [{"role": "user", "content": "Hi"}]
     client.chat.completions.create(model="gpt-4o", messages=hi)
-    assert "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
-        model="gpt-4o", messages=hi, stream=True) if c.choices) == STREAM_TEXT
+    assert (
+        "".join(
+            c.choices[0].delta.content or ""
+            for c in client.chat.completions.create(model="gpt-4o", messages=hi, stream=True)
+            if c.choices
+        )
+        == STREAM_TEXT
+    )
     client.responses.create(model="gpt-4o", input="Hi")
     list(client.responses.create(model="gpt-4o", input="Hi", stream=True))
     client.embeddings.create(model="text-embedding-3-small", input="a")
@@ -611,10 +727,21 @@ def test_saved_flows_of_failed_and_unfinished_requests_hold_no_key(mitmdump, app
     target = _Blackhole()
     saved = tmp_path / "flows.mitm"
     try:
-        p = mitmdump("--set", "mistral_redirect_openai=true",
-                     "--set", f"mistral_redirect_to=http://127.0.0.1:{target.port}",
-                     "--set", "connection_strategy=lazy",
-                     "--set", "termlog_verbosity=debug", "--set", "flow_detail=4", "-w", str(saved), env=proxy_env())
+        p = mitmdump(
+            "--set",
+            "mistral_redirect_openai=true",
+            "--set",
+            f"mistral_redirect_to=http://127.0.0.1:{target.port}",
+            "--set",
+            "connection_strategy=lazy",
+            "--set",
+            "termlog_verbosity=debug",
+            "--set",
+            "flow_detail=4",
+            "-w",
+            str(saved),
+            env=proxy_env(),
+        )
         client = app(p)
         hi = [{"role": "user", "content": "Hi"}]
         with pytest.raises(openai.APIStatusError) as info:
@@ -625,8 +752,9 @@ def test_saved_flows_of_failed_and_unfinished_requests_hold_no_key(mitmdump, app
 
         def wait_for_answer() -> None:
             try:
-                outcome.append(client.chat.completions.create(model="gpt-4o", messages=hi,
-                                                              extra_headers={"x-test": "hang"}))
+                outcome.append(
+                    client.chat.completions.create(model="gpt-4o", messages=hi, extra_headers={"x-test": "hang"})
+                )
             except Exception as e:  # (mitmdump stops before the answer: the connection is closed)
                 outcome.append(e)
 

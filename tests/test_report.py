@@ -8,19 +8,25 @@ from mistral_compat import report
 from mistral_compat.changes import Change
 from mistral_compat.redact import MASK, redact_json, redact_text
 
-CHANGES = [Change("renamed", "seed", "random_seed"), Change("dropped", "stream_options"),
-           Change("dropped", "messages[2].refusal"), Change("tool_call_id", "messages[1].tool_calls[0].id",
-                                                             "call_abc -> Ab3dE5gH9"),
-           Change("value", "temperature", "2 -> 1.5, Mistral's limit")]
+CHANGES = [
+    Change("renamed", "seed", "random_seed"),
+    Change("dropped", "stream_options"),
+    Change("dropped", "messages[2].refusal"),
+    Change("tool_call_id", "messages[1].tool_calls[0].id", "call_abc -> Ab3dE5gH9"),
+    Change("value", "temperature", "2 -> 1.5, Mistral's limit"),
+]
 
 
 def test_log_line():
     line = report.log_line("chat/completions", "OpenAI/Python 3.57.0", CHANGES)
-    assert line == ("mistral-compat chat/completions [OpenAI/Python 3.57.0]: renamed seed -> random_seed; "
-                    "dropped stream_options, messages[2].refusal; tool_call_id messages[1].tool_calls[0].id "
-                    "(call_abc -> Ab3dE5gH9); value temperature (2 -> 1.5, Mistral's limit)")
+    assert line == (
+        "mistral-compat chat/completions [OpenAI/Python 3.57.0]: renamed seed -> random_seed; "
+        "dropped stream_options, messages[2].refusal; tool_call_id messages[1].tool_calls[0].id "
+        "(call_abc -> Ab3dE5gH9); value temperature (2 -> 1.5, Mistral's limit)"
+    )
     assert report.log_line("embeddings", "x", CHANGES[:1], dry_run=True).startswith(
-        "mistral-compat (dry run, not applied) embeddings [x]: ")
+        "mistral-compat (dry run, not applied) embeddings [x]: "
+    )
 
 
 def test_comment_one_change_per_line():
@@ -30,9 +36,16 @@ def test_comment_one_change_per_line():
 
 
 def test_before_after_masks_and_shortens():
-    original = json.dumps({"model": "m", "user": "u", "messages": [{"role": "user", "content": "x" * 5000}],
-                           "tools": [{"type": "connector", "connector_id": "c",
-                                      "authorization": {"type": "api-key", "value": "sk-secret"}}]}).encode()
+    original = json.dumps(
+        {
+            "model": "m",
+            "user": "u",
+            "messages": [{"role": "user", "content": "x" * 5000}],
+            "tools": [
+                {"type": "connector", "connector_id": "c", "authorization": {"type": "api-key", "value": "sk-secret"}}
+            ],
+        }
+    ).encode()
     text = report.before_after(original, b'{"model":"m"}', CHANGES)
     assert "--- sent by the client" in text and "+++ forwarded to Mistral" in text
     assert "<5000 characters>" in text and "x" * 300 not in text
@@ -44,8 +57,14 @@ def test_summary_table_counts_by_client_and_field():
     s = report.Summary()
     for _ in range(3):
         s.matched("OpenAI/Python 3.57.0")
-        s.changed("OpenAI/Python 3.57.0", [Change("dropped", "messages[0].name"), Change("dropped", "messages[3].name"),
-                                             Change("renamed", "seed", "random_seed")])
+        s.changed(
+            "OpenAI/Python 3.57.0",
+            [
+                Change("dropped", "messages[0].name"),
+                Change("dropped", "messages[3].name"),
+                Change("renamed", "seed", "random_seed"),
+            ],
+        )
     s.matched("curl/8")
     s.matched("curl/8")
     s.rejected("curl/8")
@@ -66,9 +85,16 @@ def test_summary_table_counts_by_client_and_field():
 
 def test_redact_text():
     key = "sk-live-0123456789abcdef"
-    for line in (f"authorization: Bearer {key}", f"Authorization: {key}", f"x-api-key: {key}",
-                 f"api-key: {key}", f"POST https://api.mistral.ai/v1/chat/completions?api_key={key}&x=1",
-                 f"GET /v1/models?key={key}", f"sending Bearer {key} upstream", f"cookie: session={key}"):
+    for line in (
+        f"authorization: Bearer {key}",
+        f"Authorization: {key}",
+        f"x-api-key: {key}",
+        f"api-key: {key}",
+        f"POST https://api.mistral.ai/v1/chat/completions?api_key={key}&x=1",
+        f"GET /v1/models?key={key}",
+        f"sending Bearer {key} upstream",
+        f"cookie: session={key}",
+    ):
         out = redact_text(line)
         assert key not in out and MASK in out, line
     assert redact_text("POST /v1/chat/completions 200") == "POST /v1/chat/completions 200"
@@ -76,16 +102,19 @@ def test_redact_text():
 
 
 def test_redact_json():
-    data = {"api_key": "k", "nested": [{"Authorization": "Bearer x", "token": 5, "ok": "fine"}],
-            "text": "y" * 10}
-    assert redact_json(data) == {"api_key": MASK, "nested": [{"Authorization": MASK, "token": MASK, "ok": "fine"}],
-                                 "text": "y" * 10}
+    data = {"api_key": "k", "nested": [{"Authorization": "Bearer x", "token": 5, "ok": "fine"}], "text": "y" * 10}
+    assert redact_json(data) == {
+        "api_key": MASK,
+        "nested": [{"Authorization": MASK, "token": MASK, "ok": "fine"}],
+        "text": "y" * 10,
+    }
 
 
 def test_redact_table_lines():
     text = "    key: abc123\n    access_token: t0k\n    model: mistral\n  x-goog-api-key: zzz"
-    assert redact_text(text) == ("    key: [REDACTED]\n    access_token: [REDACTED]\n    model: mistral\n"
-                                 "  x-goog-api-key: [REDACTED]")
+    assert redact_text(text) == (
+        "    key: [REDACTED]\n    access_token: [REDACTED]\n    model: mistral\n  x-goog-api-key: [REDACTED]"
+    )
 
 
 def test_summary_memory_is_bounded():
@@ -97,10 +126,14 @@ def test_summary_memory_is_bounded():
 
 
 def test_rejected_line_and_bounded_summaries():
-    assert report.rejected_line("chat/completions", "c", 400, "the body is not JSON") == \
-        "mistral-compat chat/completions [c]: answered 400: the body is not JSON"
-    assert report.rejected_line("embeddings", "c", 400, "x", dry_run=True) == \
-        "mistral-compat embeddings [c]: would answer 400: x"
+    assert (
+        report.rejected_line("chat/completions", "c", 400, "the body is not JSON")
+        == "mistral-compat chat/completions [c]: answered 400: the body is not JSON"
+    )
+    assert (
+        report.rejected_line("embeddings", "c", 400, "x", dry_run=True)
+        == "mistral-compat embeddings [c]: would answer 400: x"
+    )
     changes = [Change("dropped", f"k{i}") for i in range(5)]
     assert report.summarize(changes) == "dropped k0, k1, k2, k3, k4"
     assert report.summarize(changes, 12) == "dropped k0 ... and 4 more changes"

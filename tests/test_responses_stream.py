@@ -27,16 +27,26 @@ def test_events_in_dicts_out_numbered_in_order():
     t = EventTranslator({"model": "m"})
     t.event(event(delta("Bon")))
     first = t.take()
-    assert types(first) == ["response.created", "response.in_progress", "response.output_item.added",
-                            "response.content_part.added", "response.output_text.delta"]
+    assert types(first) == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+    ]
     assert [e["sequence_number"] for e in first] == [0, 1, 2, 3, 4]
     assert first[0]["response"]["model"] == "mistral-small"  # the model Mistral named, from its first chunk
     assert first[-1]["delta"] == "Bon"
     t.event(event(delta("jour", "stop")))
     t.event(event("[DONE]"))
     rest = t.take()
-    assert types(rest) == ["response.output_text.delta", "response.output_text.done", "response.content_part.done",
-                           "response.output_item.done", "response.completed"]
+    assert types(rest) == [
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     assert rest[-1]["response"]["output"][0]["content"][0]["text"] == "Bonjour"
     assert t.take() == []
 
@@ -88,8 +98,16 @@ def test_tool_calls_become_function_call_items():
     t.event(event(delta(tool_calls=[{"index": 0, "function": {"arguments": "1}"}}], finish="tool_calls")))
     t.end()
     done = [e for e in t.take() if e["type"] == "response.function_call_arguments.done"]
-    assert done == [{"type": "response.function_call_arguments.done", "sequence_number": done[0]["sequence_number"],
-                     "item_id": done[0]["item_id"], "output_index": 0, "name": "f", "arguments": '{"a":1}'}]
+    assert done == [
+        {
+            "type": "response.function_call_arguments.done",
+            "sequence_number": done[0]["sequence_number"],
+            "item_id": done[0]["item_id"],
+            "output_index": 0,
+            "name": "f",
+            "arguments": '{"a":1}',
+        }
+    ]
 
 
 def test_write_gives_sse_that_reads_back():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import clients
+import pytest
 from fake_mistral import validate
+
 from mistral_compat import toolids
 from mistral_compat.rewrite import rewrite
 from mistral_compat.rules import builtin
@@ -39,46 +39,62 @@ USER = {"role": "user", "content": "hi"}
 
 # --- endpoint matching ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path,endpoint", [
-    ("/v1/chat/completions", "chat/completions"),
-    ("/v1/chat/completions?stream=1", "chat/completions"),
-    ("/v1/chat/completions/", "chat/completions"),
-    ("/mistral/v1/chat/completions", "chat/completions"),
-    ("/v1/fim/completions", "fim/completions"),
-    ("/v1/agents/completions", "agents/completions"),
-    ("/v1/embeddings", "embeddings"),
-    ("/v1/moderations", "moderations"),
-    ("/v1/chat/moderations", "chat/moderations"),
-    ("/v1/classifications", "classifications"),
-    ("/v1/chat/classifications", "chat/classifications"),
-    ("/v1/ocr", "ocr"),
-    ("/v1/models", None),
-    ("/v1/files", None),
-    ("/v1/chat/completions/extra", None),
-    ("/chat/completions", None),
-    ("/v2/chat/completions", None),
-    ("/v1/responses", None),
-])
+
+@pytest.mark.parametrize(
+    "path,endpoint",
+    [
+        ("/v1/chat/completions", "chat/completions"),
+        ("/v1/chat/completions?stream=1", "chat/completions"),
+        ("/v1/chat/completions/", "chat/completions"),
+        ("/mistral/v1/chat/completions", "chat/completions"),
+        ("/v1/fim/completions", "fim/completions"),
+        ("/v1/agents/completions", "agents/completions"),
+        ("/v1/embeddings", "embeddings"),
+        ("/v1/moderations", "moderations"),
+        ("/v1/chat/moderations", "chat/moderations"),
+        ("/v1/classifications", "classifications"),
+        ("/v1/chat/classifications", "chat/classifications"),
+        ("/v1/ocr", "ocr"),
+        ("/v1/models", None),
+        ("/v1/files", None),
+        ("/v1/chat/completions/extra", None),
+        ("/chat/completions", None),
+        ("/v2/chat/completions", None),
+        ("/v1/responses", None),
+    ],
+)
 def test_endpoint_matching(path, endpoint):
     assert RULES.endpoint(path) == endpoint
 
 
 def test_every_endpoint_has_rules():
     assert set(RULES.endpoints) == {
-        "chat/completions", "fim/completions", "agents/completions", "embeddings", "moderations",
-        "chat/moderations", "classifications", "chat/classifications", "ocr"}
+        "chat/completions",
+        "fim/completions",
+        "agents/completions",
+        "embeddings",
+        "moderations",
+        "chat/moderations",
+        "classifications",
+        "chat/classifications",
+        "ocr",
+    }
 
 
 # --- bodies that need no change stay byte-identical -------------------------------------------
 
-@pytest.mark.parametrize("raw", [
-    b'{"model":"m","messages":[{"role":"user","content":"hi"}]}',
-    b'{\n  "model": "m",\n  "messages": [ {"role": "user", "content": "h\\u00e9"} ],\n  "temperature": 0.70\n}',
-    b'{"model":"m","messages":[{"role":"user","content":"hi"}],"random_seed":12345678901234567890,"top_p":1e-3}',
-    b'{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{"anything":{"goes":[1,null]}}}',
-    b'{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":{}}}]},'
-    b'{"role":"tool","tool_call_id":"abcDEF123","content":"1","name":"f"}],"tools":null,"stop":null}',
-])
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model":"m","messages":[{"role":"user","content":"hi"}]}',
+        b'{\n  "model": "m",\n  "messages": [ {"role": "user", "content": "h\\u00e9"} ],\n  "temperature": 0.70\n}',
+        b'{"model":"m","messages":[{"role":"user","content":"hi"}],"random_seed":12345678901234567890,"top_p":1e-3}',
+        b'{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{"anything":{"goes":[1,null]}}}',
+        b'{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":{}}}]},'
+        b'{"role":"tool","tool_call_id":"abcDEF123","content":"1","name":"f"}],"tools":null,"stop":null}',
+    ],
+)
 def test_valid_body_untouched(raw):
     res = run(raw)
     assert res.body is None and res.changes == [] and res.error is None
@@ -86,27 +102,50 @@ def test_valid_body_untouched(raw):
 
 # --- top level --------------------------------------------------------------------------------
 
+
 def test_drops_openai_only_top_level_fields():
-    body = chat(stream_options={"include_usage": True}, user="u", logprobs=True, top_logprobs=2,
-                logit_bias={"1": 2}, store=True, modalities=["text"], verbosity="low", stream=True)
+    body = chat(
+        stream_options={"include_usage": True},
+        user="u",
+        logprobs=True,
+        top_logprobs=2,
+        logit_bias={"1": 2},
+        store=True,
+        modalities=["text"],
+        verbosity="low",
+        stream=True,
+    )
     assert out(body) == chat(stream=True)
     assert sorted(p for _, p in changes(body)) == sorted(
-        ["stream_options", "user", "logprobs", "top_logprobs", "logit_bias", "store", "modalities", "verbosity"])
+        ["stream_options", "user", "logprobs", "top_logprobs", "logit_bias", "store", "modalities", "verbosity"]
+    )
 
 
-@pytest.mark.parametrize("endpoint,body,expected", [
-    ("chat/completions", chat(seed=7), chat(random_seed=7)),
-    ("chat/completions", chat(max_completion_tokens=9), chat(max_tokens=9)),
-    ("chat/completions", chat(max_completion_tokens=9, max_tokens=5), chat(max_tokens=5)),
-    ("chat/completions", chat(seed=7, random_seed=3), chat(random_seed=3)),
-    ("chat/completions", chat(max_completion_tokens=9, max_tokens=None), chat(max_tokens=9)),
-    ("fim/completions", {"model": "codestral-latest", "prompt": "def", "seed": 1, "max_completion_tokens": 4},
-     {"model": "codestral-latest", "prompt": "def", "random_seed": 1, "max_tokens": 4}),
-    ("embeddings", {"model": "mistral-embed", "input": ["a"], "dimensions": 256, "user": "x"},
-     {"model": "mistral-embed", "input": ["a"], "output_dimension": 256}),
-    ("embeddings", {"model": "mistral-embed", "input": "a", "dimensions": 256, "output_dimension": 512},
-     {"model": "mistral-embed", "input": "a", "output_dimension": 512}),
-])
+@pytest.mark.parametrize(
+    "endpoint,body,expected",
+    [
+        ("chat/completions", chat(seed=7), chat(random_seed=7)),
+        ("chat/completions", chat(max_completion_tokens=9), chat(max_tokens=9)),
+        ("chat/completions", chat(max_completion_tokens=9, max_tokens=5), chat(max_tokens=5)),
+        ("chat/completions", chat(seed=7, random_seed=3), chat(random_seed=3)),
+        ("chat/completions", chat(max_completion_tokens=9, max_tokens=None), chat(max_tokens=9)),
+        (
+            "fim/completions",
+            {"model": "codestral-latest", "prompt": "def", "seed": 1, "max_completion_tokens": 4},
+            {"model": "codestral-latest", "prompt": "def", "random_seed": 1, "max_tokens": 4},
+        ),
+        (
+            "embeddings",
+            {"model": "mistral-embed", "input": ["a"], "dimensions": 256, "user": "x"},
+            {"model": "mistral-embed", "input": ["a"], "output_dimension": 256},
+        ),
+        (
+            "embeddings",
+            {"model": "mistral-embed", "input": "a", "dimensions": 256, "output_dimension": 512},
+            {"model": "mistral-embed", "input": "a", "output_dimension": 512},
+        ),
+    ],
+)
 def test_renames_never_overwrite(endpoint, body, expected):
     assert out(body, endpoint) == expected
 
@@ -121,17 +160,20 @@ def test_fim_keeps_min_tokens_chat_drops_it():
     assert out(chat(min_tokens=1)) == chat()
 
 
-@pytest.mark.parametrize("field,value,expected", [
-    ("temperature", 2, 1.5),
-    ("temperature", 1.9, 1.5),
-    ("temperature", -0.5, 0),
-    ("top_p", 0, 1e-6),
-    ("top_p", 1.5, 1),
-    ("presence_penalty", 3, 2),
-    ("frequency_penalty", -2.5, -2),
-    ("n", 0, 1),
-    ("random_seed", -1, 0),
-])
+@pytest.mark.parametrize(
+    "field,value,expected",
+    [
+        ("temperature", 2, 1.5),
+        ("temperature", 1.9, 1.5),
+        ("temperature", -0.5, 0),
+        ("top_p", 0, 1e-6),
+        ("top_p", 1.5, 1),
+        ("presence_penalty", 3, 2),
+        ("frequency_penalty", -2.5, -2),
+        ("n", 0, 1),
+        ("random_seed", -1, 0),
+    ],
+)
 def test_out_of_range_values_clamped(field, value, expected):
     res = run(chat(**{field: value}))
     assert json.loads(res.body)[field] == expected
@@ -143,10 +185,13 @@ def test_negative_max_tokens_means_no_limit():
     assert out(chat(max_completion_tokens=-1)) == chat()
 
 
-@pytest.mark.parametrize("field,value,expected", [
-    ("reasoning_effort", "max", "xhigh"),
-    ("reasoning_effort", "high", None),
-])
+@pytest.mark.parametrize(
+    "field,value,expected",
+    [
+        ("reasoning_effort", "max", "xhigh"),
+        ("reasoning_effort", "high", None),
+    ],
+)
 def test_enum_aliases(field, value, expected):
     res = out(chat(**{field: value}))
     assert (res or chat(**{field: value}))[field] == (expected or value)
@@ -164,42 +209,78 @@ def test_null_where_mistral_takes_no_null():
 def test_legacy_functions_become_tools():
     fn = {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}
     body = chat(functions=[fn], function_call={"name": "get_weather"})
-    assert out(body) == chat(tools=[{"type": "function", "function": fn}],
-                             tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    assert out(body) == chat(
+        tools=[{"type": "function", "function": fn}],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
 
 
 # --- messages ---------------------------------------------------------------------------------
 
+
 def test_developer_role_becomes_system():
     assert out(chat({"role": "developer", "content": "be brief"}, USER)) == chat(
-        {"role": "system", "content": "be brief"}, USER)
+        {"role": "system", "content": "be brief"}, USER
+    )
 
 
 def test_name_kept_only_on_tool_messages():
-    body = chat({"role": "system", "content": "s", "name": "a"}, {"role": "user", "content": "u", "name": "b"},
-                {"role": "assistant", "content": None, "name": "c",
-                 "tool_calls": [{"id": "abcdefghi", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-                {"role": "tool", "content": "r", "name": "f", "tool_call_id": "abcdefghi"})
+    body = chat(
+        {"role": "system", "content": "s", "name": "a"},
+        {"role": "user", "content": "u", "name": "b"},
+        {
+            "role": "assistant",
+            "content": None,
+            "name": "c",
+            "tool_calls": [{"id": "abcdefghi", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
+        {"role": "tool", "content": "r", "name": "f", "tool_call_id": "abcdefghi"},
+    )
     res = out(body)
     assert [m.get("name") for m in res["messages"]] == [None, None, None, "f"]
-    assert changes(body) == [("dropped", "messages[0].name"), ("dropped", "messages[1].name"),
-                             ("dropped", "messages[2].name")]
+    assert changes(body) == [
+        ("dropped", "messages[0].name"),
+        ("dropped", "messages[1].name"),
+        ("dropped", "messages[2].name"),
+    ]
 
 
 def test_sdk_assistant_message_appended_back():
     """openai-python's ChatCompletionMessage, dumped back into the history."""
-    msg = {"content": None, "refusal": None, "role": "assistant", "annotations": [], "audio": None,
-           "function_call": None, "reasoning_content": "hmm",
-           "tool_calls": [{"id": "call_Qx8m2T4s1bC9dE7fG6hJ5kL3", "function": {"arguments": "{\"city\":\"Paris\"}",
-                                                                                   "name": "weather"},
-                           "type": "function", "index": 0, "name": "weather"}]}
+    msg = {
+        "content": None,
+        "refusal": None,
+        "role": "assistant",
+        "annotations": [],
+        "audio": None,
+        "function_call": None,
+        "reasoning_content": "hmm",
+        "tool_calls": [
+            {
+                "id": "call_Qx8m2T4s1bC9dE7fG6hJ5kL3",
+                "function": {"arguments": '{"city":"Paris"}', "name": "weather"},
+                "type": "function",
+                "index": 0,
+                "name": "weather",
+            }
+        ],
+    }
     tool = {"role": "tool", "tool_call_id": "call_Qx8m2T4s1bC9dE7fG6hJ5kL3", "content": "sunny"}
     res = out(chat(USER, msg, tool))
     new_id = res["messages"][1]["tool_calls"][0]["id"]
     assert toolids.is_valid(new_id)
-    assert res["messages"][1] == {"content": None, "role": "assistant", "tool_calls": [
-        {"id": new_id, "function": {"arguments": "{\"city\":\"Paris\"}", "name": "weather"}, "type": "function",
-         "index": 0}]}
+    assert res["messages"][1] == {
+        "content": None,
+        "role": "assistant",
+        "tool_calls": [
+            {
+                "id": new_id,
+                "function": {"arguments": '{"city":"Paris"}', "name": "weather"},
+                "type": "function",
+                "index": 0,
+            }
+        ],
+    }
     assert res["messages"][2] == {"role": "tool", "tool_call_id": new_id, "content": "sunny"}
 
 
@@ -221,12 +302,17 @@ def test_assistant_prefix_kept_even_if_empty():
 
 
 def test_content_chunks():
-    body = chat({"role": "user", "content": [
-        {"type": "text", "text": "what is this?", "cache_control": {"type": "ephemeral"}},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "high"}},
-        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
-        {"type": "file", "file": {"file_id": "3f1c4c2e-0000-4000-8000-000000000000"}},
-    ]})
+    body = chat(
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?", "cache_control": {"type": "ephemeral"}},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "high"}},
+                {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+                {"type": "file", "file": {"file_id": "3f1c4c2e-0000-4000-8000-000000000000"}},
+            ],
+        }
+    )
     res = out(body)
     assert res["messages"][0]["content"] == [
         {"type": "text", "text": "what is this?"},
@@ -238,42 +324,81 @@ def test_content_chunks():
 
 def test_tools_functions_response_format_prediction():
     body = chat(
-        tools=[{"type": "function", "function": {"name": "f", "description": "d", "strict": True,
-                                                  "parameters": {"type": "object", "additionalProperties": False,
-                                                                 "properties": {"x": {"type": "string"}}},
-                                                  "extra": 1}, "cache_control": {}},
-               {"type": "function", "function": {"name": "g"}}],
-        response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"},
-                                                                "strict": True, "x": 1}},
+        tools=[
+            {
+                "type": "function",
+                "function": {
+                    "name": "f",
+                    "description": "d",
+                    "strict": True,
+                    "parameters": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"x": {"type": "string"}},
+                    },
+                    "extra": 1,
+                },
+                "cache_control": {},
+            },
+            {"type": "function", "function": {"name": "g"}},
+        ],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "s", "schema": {"type": "object"}, "strict": True, "x": 1},
+        },
         prediction={"type": "content", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
     )
     res = out(body)
     assert res["tools"] == [
-        {"type": "function", "function": {"name": "f", "description": "d", "strict": True,
-                                          "parameters": {"type": "object", "additionalProperties": False,
-                                                         "properties": {"x": {"type": "string"}}}}},
-        {"type": "function", "function": {"name": "g", "parameters": {"type": "object", "properties": {}}}}]
-    assert res["response_format"] == {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"},
-                                                                             "strict": True}}
+        {
+            "type": "function",
+            "function": {
+                "name": "f",
+                "description": "d",
+                "strict": True,
+                "parameters": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"x": {"type": "string"}},
+                },
+            },
+        },
+        {"type": "function", "function": {"name": "g", "parameters": {"type": "object", "properties": {}}}},
+    ]
+    assert res["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "s", "schema": {"type": "object"}, "strict": True},
+    }
     assert res["prediction"] == {"type": "content", "content": "ab"}
 
 
 def test_json_schema_contents_never_touched():
     """Keys inside a user's JSON schema and metadata are theirs, whatever they are called."""
-    params = {"type": "object", "properties": {"user": {"type": "string"}, "seed": {"type": "integer"}},
-              "refusal": True}
-    body = chat(tools=[{"type": "function", "function": {"name": "f", "parameters": params}}],
-                metadata={"user": "x", "stream_options": 1})
+    params = {
+        "type": "object",
+        "properties": {"user": {"type": "string"}, "seed": {"type": "integer"}},
+        "refusal": True,
+    }
+    body = chat(
+        tools=[{"type": "function", "function": {"name": "f", "parameters": params}}],
+        metadata={"user": "x", "stream_options": 1},
+    )
     assert run(body).body is None
 
 
 # --- tool-call ids ----------------------------------------------------------------------------
 
+
 def tool_round(call_id, result_id=None):
-    return [USER,
-            {"role": "assistant", "content": None,
-             "tool_calls": [{"id": call_id, "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-            {"role": "tool", "tool_call_id": result_id or call_id, "content": "ok"}]
+    return [
+        USER,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call_id, "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": result_id or call_id, "content": "ok"},
+    ]
 
 
 def test_tool_ids_deterministic_across_requests():
@@ -300,16 +425,19 @@ def test_tool_id_collision_with_a_valid_id_avoided():
 
 # --- values are kept exactly ------------------------------------------------------------------
 
+
 def test_values_kept_when_rewritten():
-    raw = ('{"model":"m","user":"x","messages":[{"role":"user","content":"h\u00e9llo \U0001F600 \\u4e2d"}],'
-           '"temperature":1.0000000000000001,"random_seed":123456789012345678901234567890,'
-           '"top_p":0.10,"metadata":{"big":1e400,"f":2.5e-8}}').encode()
+    raw = (
+        '{"model":"m","user":"x","messages":[{"role":"user","content":"h\u00e9llo \U0001f600 \\u4e2d"}],'
+        '"temperature":1.0000000000000001,"random_seed":123456789012345678901234567890,'
+        '"top_p":0.10,"metadata":{"big":1e400,"f":2.5e-8}}'
+    ).encode()
     res = run(raw)
     text = res.body.decode()
     assert '"temperature":1.0000000000000001' in text
     assert '"random_seed":123456789012345678901234567890' in text
     assert '"big":1e400' in text
-    assert "h\u00e9llo \U0001F600 \u4e2d" in text
+    assert "h\u00e9llo \U0001f600 \u4e2d" in text
     assert json.loads(text)["top_p"] == 0.1 and json.loads(text)["metadata"]["f"] == 2.5e-8
     assert "user" not in json.loads(text)
 
@@ -321,26 +449,30 @@ def test_lone_surrogate_escape_survives():
 
 # --- bad bodies -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw,message", [
-    (b"", "empty"),
-    (b"   ", "empty"),
-    (b"{not json", "not valid JSON"),
-    (b"[1,2]", "JSON array"),
-    (b'"text"', "JSON string"),
-    (b"null", "JSON null"),
-    (b'{"model":"m","temperature":NaN}', "NaN"),
-    (b'{"model":"m","temperature":Infinity}', "Infinity"),
-    (b'{"model":"m","temperature":-Infinity}', "Infinity"),
-    (b'{"model":"\xff\xfe"}', "UTF-8"),
-    (b'{"model":"\xed\xa0\x80"}', "not valid UTF-8"),  # a lone surrogate as bytes: not UTF-8 (as Mistral)
-    ('{"model":"m"}'.encode("utf-16"), "must be UTF-8 JSON"),
-    ('{"model":"m"}'.encode("utf-16-le"), "must be UTF-8 JSON"),
-    ('{"model":"m"}'.encode("utf-32"), "must be UTF-8 JSON"),
-    ('{"model":"m"}'.encode("utf-32-be"), "must be UTF-8 JSON"),
-    (b'\xef\xbb\xbf{"model":"m","messages":[{"role":"user","content":"hi"}]}', "byte order mark"),
-    (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
-    (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deeply"),
-])
+
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        (b"", "empty"),
+        (b"   ", "empty"),
+        (b"{not json", "not valid JSON"),
+        (b"[1,2]", "JSON array"),
+        (b'"text"', "JSON string"),
+        (b"null", "JSON null"),
+        (b'{"model":"m","temperature":NaN}', "NaN"),
+        (b'{"model":"m","temperature":Infinity}', "Infinity"),
+        (b'{"model":"m","temperature":-Infinity}', "Infinity"),
+        (b'{"model":"\xff\xfe"}', "UTF-8"),
+        (b'{"model":"\xed\xa0\x80"}', "not valid UTF-8"),  # a lone surrogate as bytes: not UTF-8 (as Mistral)
+        ('{"model":"m"}'.encode("utf-16"), "must be UTF-8 JSON"),
+        ('{"model":"m"}'.encode("utf-16-le"), "must be UTF-8 JSON"),
+        ('{"model":"m"}'.encode("utf-32"), "must be UTF-8 JSON"),
+        ('{"model":"m"}'.encode("utf-32-be"), "must be UTF-8 JSON"),
+        (b'\xef\xbb\xbf{"model":"m","messages":[{"role":"user","content":"hi"}]}', "byte order mark"),
+        (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deeply"),
+    ],
+)
 def test_bad_bodies_get_a_clear_error(raw, message):
     res = run(raw)
     assert res.body is None and res.error and message in res.error
@@ -348,8 +480,10 @@ def test_bad_bodies_get_a_clear_error(raw, message):
 
 def test_bodies_mistral_cannot_decode_are_rejected_like_mistral_does():
     """Mistral reads UTF-8 JSON only: whatever the rewriter rejects for its encoding, Mistral rejects too."""
-    for raw in ['{"model":"m","messages":[{"role":"user","content":"hi"}]}'.encode(enc)
-                for enc in ("utf-8-sig", "utf-16", "utf-16-be", "utf-32-le")]:
+    for raw in [
+        '{"model":"m","messages":[{"role":"user","content":"hi"}]}'.encode(enc)
+        for enc in ("utf-8-sig", "utf-16", "utf-16-be", "utf-32-le")
+    ]:
         assert run(raw).error and validate("/v1/chat/completions", raw) is not None
 
 
@@ -396,6 +530,7 @@ def test_number_literals_survive_repeated_serialisation():
 
 # --- rewrite_doc: a body already parsed (the Responses bridge's) ------------------------------------------
 
+
 def test_rewrite_doc_repairs_a_parsed_body_in_place_as_rewrite_does():
     from mistral_compat.jsonio import parse
     from mistral_compat.rewrite import rewrite_doc
@@ -420,6 +555,7 @@ def test_rewrite_doc_writes_the_body_when_asked_even_without_changes():
     assert rewrite_doc(RULES, "chat/completions", parse(raw)) == Result(None, [])
     assert rewrite_doc(RULES, "chat/completions", parse(raw), write=True) == Result(raw, [])
     fixed = rewrite_doc(RULES, "chat/completions", parse(raw.replace(b'"model"', b'"seed":1,"model"')), write=True)
-    assert fixed.body == (b'{"model":"m","messages":[{"role":"user","content":"hi"}],'
-                          b'"temperature":1.0000000000000001,"random_seed":1}')
+    assert fixed.body == (
+        b'{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":1.0000000000000001,"random_seed":1}'
+    )
     assert [(c.kind, c.path) for c in fixed.changes] == [("renamed", "seed")]

@@ -10,7 +10,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import dead_port
 
 CLEAN = {"model": "mistral-small-latest", "messages": [{"role": "user", "content": "hi"}]}
@@ -24,9 +23,11 @@ def proxy(module_reverse):
 
 def post(p, raw: bytes, headers=None, timeout=60):
     with httpx.Client(timeout=timeout) as c:
-        return c.post(p.url + "/v1/chat/completions", content=raw,
-                      headers={"origin": ORIGIN, **({"content-type": "application/json"} if headers is None
-                                                    else headers)})
+        return c.post(
+            p.url + "/v1/chat/completions",
+            content=raw,
+            headers={"origin": ORIGIN, **({"content-type": "application/json"} if headers is None else headers)},
+        )
 
 
 def still_serves(p):
@@ -37,29 +38,44 @@ def still_serves(p):
 BIG_STRING = json.dumps(dict(CLEAN, messages=[{"role": "user", "content": "x" * 50_000_000}], user="u")).encode()
 
 
-@pytest.mark.parametrize("name,raw,headers,expect", [
-    ("invalid JSON", b'{"model": "m", "messages": [}', None, 400),
-    ("array", b"[]", None, 400),
-    ("string", b'"hello"', None, 400),
-    ("number", b"42", None, 400),
-    ("deep arrays", b"[" * 200_000 + b"]" * 200_000, None, 400),
-    ("deep objects", b'{"a":' * 200_000 + b"1" + b"}" * 200_000, None, 400),
-    ("deep inside metadata", b'{"model":"m","messages":[],"metadata":' + b"[" * 200_000 + b"]" * 200_000 + b"}",
-     None, 400),
-    ("invalid UTF-8", b'{"model": "m\xc3\x28", "messages": []}', None, 400),
-    ("NaN", b'{"model": "m", "messages": [], "temperature": NaN}', None, 400),
-    ("Infinity", b'{"model": "m", "messages": [], "temperature": -Infinity}', None, 400),
-    ("empty", b"", None, 400),
-    ("whitespace", b" \n\t ", None, 400),
-    ("bad gzip", b"\x1f\x8b\x08\x00not really gzip", {"content-type": "application/json",
-                                                     "content-encoding": "gzip"}, 400),
-    ("unknown encoding", b"{}", {"content-type": "application/json", "content-encoding": "snappy"}, 400),
-    ("duplicate keys", b'{"model":"a","model":"mistral-small-latest","messages":[{"role":"user","content":"x"}],'
-                       b'"user":"u"}', None, 200),
-    ("no content-type", json.dumps(dict(CLEAN, user="u")).encode(), {}, 200),
-    ("wrong content-type", json.dumps(dict(CLEAN, user="u")).encode(), {"content-type": "text/plain"}, 200),
-    ("50 MB body", BIG_STRING, None, 200),
-])
+@pytest.mark.parametrize(
+    "name,raw,headers,expect",
+    [
+        ("invalid JSON", b'{"model": "m", "messages": [}', None, 400),
+        ("array", b"[]", None, 400),
+        ("string", b'"hello"', None, 400),
+        ("number", b"42", None, 400),
+        ("deep arrays", b"[" * 200_000 + b"]" * 200_000, None, 400),
+        ("deep objects", b'{"a":' * 200_000 + b"1" + b"}" * 200_000, None, 400),
+        (
+            "deep inside metadata",
+            b'{"model":"m","messages":[],"metadata":' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+            None,
+            400,
+        ),
+        ("invalid UTF-8", b'{"model": "m\xc3\x28", "messages": []}', None, 400),
+        ("NaN", b'{"model": "m", "messages": [], "temperature": NaN}', None, 400),
+        ("Infinity", b'{"model": "m", "messages": [], "temperature": -Infinity}', None, 400),
+        ("empty", b"", None, 400),
+        ("whitespace", b" \n\t ", None, 400),
+        (
+            "bad gzip",
+            b"\x1f\x8b\x08\x00not really gzip",
+            {"content-type": "application/json", "content-encoding": "gzip"},
+            400,
+        ),
+        ("unknown encoding", b"{}", {"content-type": "application/json", "content-encoding": "snappy"}, 400),
+        (
+            "duplicate keys",
+            b'{"model":"a","model":"mistral-small-latest","messages":[{"role":"user","content":"x"}],"user":"u"}',
+            None,
+            200,
+        ),
+        ("no content-type", json.dumps(dict(CLEAN, user="u")).encode(), {}, 200),
+        ("wrong content-type", json.dumps(dict(CLEAN, user="u")).encode(), {"content-type": "text/plain"}, 200),
+        ("50 MB body", BIG_STRING, None, 200),
+    ],
+)
 def test_adversarial_bodies(proxy, module_fake, name, raw, headers, expect):
     module_fake.clear()
     r = post(proxy, raw, headers)
@@ -113,11 +129,16 @@ def rss_kb(pid: int) -> int:
 def test_memory_flat_over_1000_requests(proxy):
     body = json.dumps(dict(CLEAN, user="u", seed=1, stream_options={"include_usage": True})).encode()
     with httpx.Client(timeout=30) as c:
+
         def burst(n):
             for i in range(n):
-                r = c.post(proxy.url + "/v1/chat/completions", content=body,
-                           headers={"content-type": "application/json", "user-agent": f"load/{i % 7}"})
+                r = c.post(
+                    proxy.url + "/v1/chat/completions",
+                    content=body,
+                    headers={"content-type": "application/json", "user-agent": f"load/{i % 7}"},
+                )
                 assert r.status_code == 200
+
         burst(200)
         before = rss_kb(proxy.proc.pid)
         burst(1000)
@@ -126,6 +147,7 @@ def test_memory_flat_over_1000_requests(proxy):
 
 
 # --- upstream faults ------------------------------------------------------------------------
+
 
 class FaultServer:
     """A raw upstream that misbehaves in one chosen way."""
@@ -152,7 +174,9 @@ class FaultServer:
         try:
             conn.recv(65536)
             if self.mode == "reset_mid_stream":
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                )
                 ev = b'data: {"choices":[]}\n\n'
                 conn.sendall(b"%x\r\n%s\r\n" % (len(ev), ev))
                 time.sleep(0.2)
@@ -160,8 +184,10 @@ class FaultServer:
             elif self.mode == "slow":
                 time.sleep(1.5)
                 body = b'{"object":"chat.completion","choices":[]}'
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-                             % (len(body), body))
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                    % (len(body), body)
+                )
             elif self.mode == "invalid_headers":
                 conn.sendall(b"HTTP/1.1 200 OK\r\nthis is not a header\r\n\x00\x01: \xff\r\n\r\n{}")
             elif self.mode == "garbage":
@@ -183,8 +209,12 @@ def test_upstream_faults(mitmdump, module_fake, mode):
         start = time.monotonic()
         try:
             with httpx.Client(timeout=20) as c:
-                with c.stream("POST", p.url + "/v1/chat/completions", content=body,
-                              headers={"origin": ORIGIN, "content-type": "application/json"}) as r:
+                with c.stream(
+                    "POST",
+                    p.url + "/v1/chat/completions",
+                    content=body,
+                    headers={"origin": ORIGIN, "content-type": "application/json"},
+                ) as r:
                     status = r.status_code
                     cors = r.headers.get("access-control-allow-origin")
                     data = b"".join(r.iter_bytes())
@@ -199,8 +229,11 @@ def test_upstream_faults(mitmdump, module_fake, mode):
             assert status == 502, data  # mitmproxy's own error answer: documented, no CORS
         # the proxy keeps serving: a preflight and a bad body are still answered by the addon
         with httpx.Client(timeout=10) as c:
-            pre = c.request("OPTIONS", p.url + "/v1/chat/completions",
-                            headers={"origin": ORIGIN, "access-control-request-method": "POST"})
+            pre = c.request(
+                "OPTIONS",
+                p.url + "/v1/chat/completions",
+                headers={"origin": ORIGIN, "access-control-request-method": "POST"},
+            )
             assert pre.status_code == 204
             assert c.post(p.url + "/v1/chat/completions", content=b"[").status_code == 400
         assert "Traceback" not in p.output

@@ -11,33 +11,49 @@ from mistral_compat.jsonio import RawNumber
 from mistral_compat.schema import Drop
 from mistral_compat.translate import Fixer
 
-MESSAGE = {"union": "role", "map": {
-    "user": {"object": {"role": {"type": "string"}, "content": {"type": "string"}}, "closed": True},
-    "system": {"object": {"role": {"type": "string"}, "content": {"type": "string"}}, "closed": True},
-    "assistant": {"ref": "AssistantMessage"},
-    "tool": {"object": {"role": {"type": "string"}, "content": {"type": "string"},
-                        "tool_call_id": {"type": "string"}}, "closed": True},
-}}
+MESSAGE = {
+    "union": "role",
+    "map": {
+        "user": {"object": {"role": {"type": "string"}, "content": {"type": "string"}}, "closed": True},
+        "system": {"object": {"role": {"type": "string"}, "content": {"type": "string"}}, "closed": True},
+        "assistant": {"ref": "AssistantMessage"},
+        "tool": {
+            "object": {"role": {"type": "string"}, "content": {"type": "string"}, "tool_call_id": {"type": "string"}},
+            "closed": True,
+        },
+    },
+}
 SCHEMAS = {
-    "ChatCompletionRequest": {"object": {
-        "model": {"type": "string"},
-        "temperature": {"anyof": [{"type": "number", "min": 0, "max": 1.5}, {"type": "null"}]},
-        "top_p": {"type": "number", "xmin": 0, "max": 1},
-        "max_tokens": {"anyof": [{"type": "integer", "min": 0}, {"type": "null"}]},
-        "random_seed": {"type": "integer", "min": 0},
-        "reasoning_effort": {"ref": "ReasoningEffort"},
-        "stop": {"anyof": [{"type": "string"}, {"array": {"type": "string"}}]},
-        "metadata": "any",
-        "messages": {"array": MESSAGE},
-    }, "required": ["model", "messages"], "closed": True},
-    "AssistantMessage": {"object": {"role": {"type": "string"}, "content": {"type": "string"},
-                                    "tool_calls": {"array": {"object": {"id": {"type": "string"}}}}},
-                         "closed": True},
+    "ChatCompletionRequest": {
+        "object": {
+            "model": {"type": "string"},
+            "temperature": {"anyof": [{"type": "number", "min": 0, "max": 1.5}, {"type": "null"}]},
+            "top_p": {"type": "number", "xmin": 0, "max": 1},
+            "max_tokens": {"anyof": [{"type": "integer", "min": 0}, {"type": "null"}]},
+            "random_seed": {"type": "integer", "min": 0},
+            "reasoning_effort": {"ref": "ReasoningEffort"},
+            "stop": {"anyof": [{"type": "string"}, {"array": {"type": "string"}}]},
+            "metadata": "any",
+            "messages": {"array": MESSAGE},
+        },
+        "required": ["model", "messages"],
+        "closed": True,
+    },
+    "AssistantMessage": {
+        "object": {
+            "role": {"type": "string"},
+            "content": {"type": "string"},
+            "tool_calls": {"array": {"object": {"id": {"type": "string"}}}},
+        },
+        "closed": True,
+    },
     "ReasoningEffort": {"type": "string", "enum": ["low", "medium", "high", "xhigh"]},
     "OtherRequest": {"object": {"messages": {"array": MESSAGE}}, "closed": True},  # a role union, not registered
 }
-RULES = {"endpoints": {"chat/completions": {"ref": "ChatCompletionRequest"}, "other": {"ref": "OtherRequest"}},
-         "schemas": SCHEMAS}
+RULES = {
+    "endpoints": {"chat/completions": {"ref": "ChatCompletionRequest"}, "other": {"ref": "OtherRequest"}},
+    "schemas": SCHEMAS,
+}
 NODES = schema.compile_rules(RULES)
 
 
@@ -58,12 +74,15 @@ def test_kind_of_is_the_jsonio_table():
 
 # --- scalars ----------------------------------------------------------------------------------------------
 
+
 def test_numbers_out_of_range_are_clamped_and_said_so():
     body, changes = fix(chat(temperature=2, top_p=0, random_seed=-5))
     assert body["temperature"] == 1.5 and body["top_p"] == 1e-6 and body["random_seed"] == 0
-    assert changes == [(VALUE, "temperature", "2 -> 1.5, Mistral's limit"),
-                       (VALUE, "top_p", "0 -> 1e-06, Mistral's limit"),
-                       (VALUE, "random_seed", "-5 -> 0, Mistral's limit")]
+    assert changes == [
+        (VALUE, "temperature", "2 -> 1.5, Mistral's limit"),
+        (VALUE, "top_p", "0 -> 1e-06, Mistral's limit"),
+        (VALUE, "random_seed", "-5 -> 0, Mistral's limit"),
+    ]
 
 
 def test_below_the_minimum_means_no_limit_for_token_counts():
@@ -74,8 +93,9 @@ def test_below_the_minimum_means_no_limit_for_token_counts():
 
 def test_change_details_show_numbers_as_the_client_wrote_them():
     body, changes = fix(chat(temperature=RawNumber("2.00000000000000000001")))
-    assert body["temperature"] == 1.5 and changes == [(VALUE, "temperature", "2.00000000000000000001 -> 1.5, "
-                                                                             "Mistral's limit")]
+    assert body["temperature"] == 1.5 and changes == [
+        (VALUE, "temperature", "2.00000000000000000001 -> 1.5, Mistral's limit")
+    ]
 
 
 def test_enum_values_are_aliased_or_dropped():
@@ -92,12 +112,19 @@ def test_values_in_range_and_of_other_types_are_left_for_mistral():
 
 # --- objects ----------------------------------------------------------------------------------------------
 
+
 def test_closed_objects_drop_unknown_keys_and_nulls_unless_required():
-    body, changes = fix({"model": None, "messages": [{"role": "user", "content": "hi", "name": "x"}],
-                         "stream_options": {}, "max_tokens": None, "top_p": None})
+    body, changes = fix(
+        {
+            "model": None,
+            "messages": [{"role": "user", "content": "hi", "name": "x"}],
+            "stream_options": {},
+            "max_tokens": None,
+            "top_p": None,
+        }
+    )
     assert body == {"model": None, "messages": [{"role": "user", "content": "hi"}], "max_tokens": None}
-    assert changes == [(DROPPED, "messages[0].name", ""), (DROPPED, "stream_options", ""),
-                       (DROPPED, "top_p", "null")]
+    assert changes == [(DROPPED, "messages[0].name", ""), (DROPPED, "stream_options", ""), (DROPPED, "top_p", "null")]
 
 
 def test_openai_keys_are_renamed_and_mistral_keys_win():
@@ -108,34 +135,50 @@ def test_openai_keys_are_renamed_and_mistral_keys_win():
     assert body["random_seed"] == 4 and changes == [(DROPPED, "seed", "random_seed also sent")]
     body, changes = fix(chat(random_seed="x", seed=-2))  # Mistral's key of the wrong type: the renamed one, fixed
     assert body["random_seed"] == 0
-    assert changes == [(DROPPED, "random_seed", "not valid; seed used instead"), (RENAMED, "seed", "random_seed"),
-                       (VALUE, "random_seed", "-2 -> 0, Mistral's limit")]
+    assert changes == [
+        (DROPPED, "random_seed", "not valid; seed used instead"),
+        (RENAMED, "seed", "random_seed"),
+        (VALUE, "random_seed", "-2 -> 0, Mistral's limit"),
+    ]
 
 
 # --- unions, arrays and the conversation rules -------------------------------------------------------------
 
+
 def test_union_aliases_and_array_items_removed():
-    body, changes = fix(chat(messages=[{"role": "developer", "content": "be brief"},
-                                       {"role": "assistant", "content": ""},
-                                       {"role": "user", "content": "hi"}]))
+    body, changes = fix(
+        chat(
+            messages=[
+                {"role": "developer", "content": "be brief"},
+                {"role": "assistant", "content": ""},
+                {"role": "user", "content": "hi"},
+            ]
+        )
+    )
     assert body["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
-    assert changes == [(VALUE, "messages[0].role", "'developer' -> 'system'"),
-                       (REMOVED, "messages[1]", "assistant message with no content and no tool calls")]
+    assert changes == [
+        (VALUE, "messages[0].role", "'developer' -> 'system'"),
+        (REMOVED, "messages[1]", "assistant message with no content and no tool calls"),
+    ]
 
 
 def test_an_unknown_union_shape_is_left_for_mistral():
     assert fix(chat(messages=[{"role": "narrator", "x": 1}]))[1] == []
 
 
-TOOL_TURN = [{"role": "user", "content": "hi"},
-             {"role": "assistant", "tool_calls": [{"id": "call_1"}]},
-             {"role": "tool", "tool_call_id": "call_1", "content": "ok"}]
+TOOL_TURN = [
+    {"role": "user", "content": "hi"},
+    {"role": "assistant", "tool_calls": [{"id": "call_1"}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+]
 
 
 def test_tool_call_ids_are_repaired_under_the_registered_key_only():
     body, changes = fix(chat(messages=jsonio.copy(TOOL_TURN)))
-    assert [c[:2] for c in changes] == [(TOOL_ID, "messages[1].tool_calls[0].id"),
-                                        (TOOL_ID, "messages[2].tool_call_id")]
+    assert [c[:2] for c in changes] == [
+        (TOOL_ID, "messages[1].tool_calls[0].id"),
+        (TOOL_ID, "messages[2].tool_call_id"),
+    ]
     # a role union under a schema not registered in translate.AFTER_KEY: no guess, no repair
     assert fix({"messages": jsonio.copy(TOOL_TURN)}, "other")[1] == []
     # nor outside a conversation endpoint, nor in the empty assistant message's removal
@@ -157,21 +200,27 @@ def test_objects_deeper_than_the_limit_are_left_as_they_are():
 
 # --- compile_rules refuses rules that cannot be used -------------------------------------------------------
 
-@pytest.mark.parametrize("schemas, needle", [
-    ({}, "missing schema 'A'"),
-    ({"A": {"ref": "B"}, "B": {"ref": "A"}}, "only a \\$ref to one another form a cycle: A -> B -> A"),
-    ({"A": {"union": "type", "map": {"a": {"ref": "A"}}}}, "back to itself without going deeper"),
-    ({"A": {"anyof": [{"type": "string"}, {"ref": "A"}]}}, "back to itself without going deeper"),
-    ({"A": {"strange": 1}}, "unknown rule"),
-])
+
+@pytest.mark.parametrize(
+    "schemas, needle",
+    [
+        ({}, "missing schema 'A'"),
+        ({"A": {"ref": "B"}, "B": {"ref": "A"}}, "only a \\$ref to one another form a cycle: A -> B -> A"),
+        ({"A": {"union": "type", "map": {"a": {"ref": "A"}}}}, "back to itself without going deeper"),
+        ({"A": {"anyof": [{"type": "string"}, {"ref": "A"}]}}, "back to itself without going deeper"),
+        ({"A": {"strange": 1}}, "unknown rule"),
+    ],
+)
 def test_unusable_rules_are_refused(schemas, needle):
     with pytest.raises(ValueError, match=needle):
         schema.compile_rules({"endpoints": {"e": {"ref": "A"}}, "schemas": schemas})
 
 
 def test_a_recursive_schema_through_an_object_is_fine():
-    rules = {"endpoints": {"e": {"ref": "T"}}, "schemas": {"T": {"object": {"child": {"ref": "T"},
-                                                                           "n": {"type": "integer", "min": 0}}}}}
+    rules = {
+        "endpoints": {"e": {"ref": "T"}},
+        "schemas": {"T": {"object": {"child": {"ref": "T"}, "n": {"type": "integer", "min": 0}}}},
+    }
     body = {"child": {"child": {"n": -1}}}
     fx = Fixer()
     assert not isinstance(schema.compile_rules(rules)["e"].fix(body, fx, ()), Drop)

@@ -29,12 +29,15 @@ def test_values_parsed_into_fields():
     assert s.set("mistral_openapi", "x.yaml") is False  # read by the rules loader, not kept here
 
 
-@pytest.mark.parametrize("option,value,needle", [
-    ("mistral_hosts", ["bad host!"], "not a host name"),
-    ("mistral_max_body", "lots", "not a size"),
-    ("mistral_answers", "sometimes", "not one of auto, openai, mistral"),
-    ("mistral_cors_origins", ["chat.example.com"], "not an origin"),
-])
+@pytest.mark.parametrize(
+    "option,value,needle",
+    [
+        ("mistral_hosts", ["bad host!"], "not a host name"),
+        ("mistral_max_body", "lots", "not a size"),
+        ("mistral_answers", "sometimes", "not one of auto, openai, mistral"),
+        ("mistral_cors_origins", ["chat.example.com"], "not an origin"),
+    ],
+)
 def test_a_bad_value_is_a_value_error_and_the_field_stays(option, value, needle):
     s = Settings()
     before = getattr(s, settings.PARSERS[option][0])

@@ -23,10 +23,14 @@ MINI = FIXTURES / "specs" / "mini.yaml"
 def mistral_spec(add_chat_field: str | None = None, drop: tuple[str, ...] = ()) -> dict:
     """An OpenAPI document made of Mistral's request schemas (the verbatim subset in tests/fixtures)."""
     subset = json.loads((FIXTURES / "mistral_request_schemas.json").read_text())
-    doc = {"openapi": "3.1.0", "info": {"title": "Mistral AI API", "version": "1.0.0"},
-           "components": subset["components"], "paths": {}}
+    doc = {
+        "openapi": "3.1.0",
+        "info": {"title": "Mistral AI API", "version": "1.0.0"},
+        "components": subset["components"],
+        "paths": {},
+    }
     for path, ref in subset["endpoints"].items():
-        if path[len("/v1/"):] in drop:
+        if path[len("/v1/") :] in drop:
             continue
         doc["paths"][path] = {"post": {"requestBody": {"content": {"application/json": {"schema": ref}}}}}
     if add_chat_field:
@@ -37,21 +41,29 @@ def mistral_spec(add_chat_field: str | None = None, drop: tuple[str, ...] = ()) 
 
 # --- the generator ----------------------------------------------------------------------------
 
+
 def test_mini_spec_compiles_to_expected_rules():
     rules, problems = spec.compile_spec(spec.load_spec_file(MINI))
-    assert sorted(p.split(":")[0] for p in problems) == sorted(set(spec.ENDPOINTS) - {"chat/completions",
-                                                                                       "embeddings"})
-    assert rules["endpoints"] == {"chat/completions": {"ref": "ChatRequest"},
-                                  "embeddings": {"object": {
-                                      "model": {"type": "string"},
-                                      "input": {"anyof": [{"type": "string"}, {"array": {"type": "string"}}]},
-                                      "dims": {"anyof": [{"type": "integer", "xmin": 0}, {"type": "null"}]}},
-                                      "required": ["model", "input"], "closed": True}}
+    assert sorted(p.split(":")[0] for p in problems) == sorted(set(spec.ENDPOINTS) - {"chat/completions", "embeddings"})
+    assert rules["endpoints"] == {
+        "chat/completions": {"ref": "ChatRequest"},
+        "embeddings": {
+            "object": {
+                "model": {"type": "string"},
+                "input": {"anyof": [{"type": "string"}, {"array": {"type": "string"}}]},
+                "dims": {"anyof": [{"type": "integer", "xmin": 0}, {"type": "null"}]},
+            },
+            "required": ["model", "input"],
+            "closed": True,
+        },
+    }
     chat = rules["schemas"]["ChatRequest"]["object"]
     assert chat["temperature"] == {"anyof": [{"type": "number", "min": 0, "max": 1.5}, {"type": "null"}]}
     assert chat["mode"] == {"type": "string", "enum": ["fast"]}
-    assert chat["effort"] == {"ref": "Effort"} and rules["schemas"]["Effort"] == {"type": "string",
-                                                                                  "enum": ["low", "high"]}
+    assert chat["effort"] == {"ref": "Effort"} and rules["schemas"]["Effort"] == {
+        "type": "string",
+        "enum": ["low", "high"],
+    }
     assert chat["metadata"] == {"type": "object"}
     assert chat["messages"] == {"array": {"union": "role", "map": {"user": {"ref": "User"}, "bot": {"ref": "Bot"}}}}
     assert rules["schemas"]["Bot"]["closed"] is True
@@ -66,6 +78,7 @@ def test_mini_rules_rewrite():
 
 def test_json_spec_same_as_yaml(tmp_path):
     from ruamel.yaml import YAML
+
     doc = YAML(typ="safe").load(MINI.read_text())
     j = tmp_path / "mini.json"
     j.write_text(json.dumps(doc))
@@ -76,20 +89,32 @@ def test_gen_rules_script(tmp_path):
     out = tmp_path / "rules.json"
     full = tmp_path / "mistral.json"
     full.write_text(json.dumps(mistral_spec()))
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_rules.py"), str(full), "-o", str(out)],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_rules.py"), str(full), "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
-    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_rules.py"), str(full), "-o", str(out),
-                            "--check"], capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_rules.py"), str(full), "-o", str(out), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0
     out.write_text(out.read_text().replace('"random_seed"', '"random_sneed"'))
-    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_rules.py"), str(full), "-o", str(out),
-                            "--check"], capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_rules.py"), str(full), "-o", str(out), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 1 and "is not what" in check.stderr
     lacking = tmp_path / "lacking.json"
     lacking.write_text(json.dumps(mistral_spec(drop=("ocr",))))
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_rules.py"), str(lacking), "-o",
-                          str(tmp_path / "x.json")], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_rules.py"), str(lacking), "-o", str(tmp_path / "x.json")],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode != 0 and "ocr" in run.stderr
 
 
@@ -104,13 +129,16 @@ def test_builtin_rules_are_what_the_spec_gives():
     assert "61436a496404607a7c27f7d2d45989bc51bd699d2106690fd6cc76a3a6c9b692" in builtin["source"]
 
 
-@pytest.mark.parametrize("content,needle", [
-    ("{not: [valid", "not valid YAML or JSON"),
-    ("- a list\n- not a spec\n", "not an OpenAPI document"),
-    ("openapi: 3.1.0\ninfo: {version: x}\n", "describes none of the endpoints"),
-    ("openapi: 3.1.0\npaths: [1, 2]\n", "describes none of the endpoints"),
-    (b"\xff\xfe\x00garbage", "not valid YAML or JSON"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("{not: [valid", "not valid YAML or JSON"),
+        ("- a list\n- not a spec\n", "not an OpenAPI document"),
+        ("openapi: 3.1.0\ninfo: {version: x}\n", "describes none of the endpoints"),
+        ("openapi: 3.1.0\npaths: [1, 2]\n", "describes none of the endpoints"),
+        (b"\xff\xfe\x00garbage", "not valid YAML or JSON"),
+    ],
+)
 def test_unusable_spec_files(tmp_path, content, needle):
     f = tmp_path / "spec.yaml"
     f.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -129,8 +157,10 @@ def test_spec_file_new_field_and_fallback(tmp_path):
     assert rewrite(loaded, "chat/completions", body).body is None  # passes through
     assert "new_field" not in json.loads(rewrite(rules_mod.builtin(), "chat/completions", body).body)
     ocr = json.dumps({"model": "o", "document": {"type": "document_url", "document_url": "u"}, "x": 1}).encode()
-    assert json.loads(rewrite(loaded, "ocr", ocr).body) == {"model": "o", "document": {
-        "type": "document_url", "document_url": "u"}}
+    assert json.loads(rewrite(loaded, "ocr", ocr).body) == {
+        "model": "o",
+        "document": {"type": "document_url", "document_url": "u"},
+    }
 
 
 # --- mistral_openapi end to end ---------------------------------------------------------------
@@ -146,6 +176,7 @@ def send(p):
 def test_mistral_openapi_option(mitmdump, fake, tmp_path):
     f = tmp_path / "mistral.yaml"
     from ruamel.yaml import YAML
+
     yaml = YAML(typ="safe")
     with open(f, "w") as out:
         yaml.dump(mistral_spec(add_chat_field="new_field"), out)

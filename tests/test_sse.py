@@ -8,12 +8,14 @@ import pytest
 
 from mistral_compat.sse import Event, Reader, parse_event, replace_data
 
-STREAM = (b": keep-alive\n\n"
-          b"data: {\"a\": 1}\n\n"
-          b"event: x\r\nid: 3\r\ndata: one\r\ndata:two\r\n\r\n"
-          b"data\n\n"
-          b"data: [DONE]\n\n"
-          b"data: tail without blank line")
+STREAM = (
+    b": keep-alive\n\n"
+    b'data: {"a": 1}\n\n'
+    b"event: x\r\nid: 3\r\ndata: one\r\ndata:two\r\n\r\n"
+    b"data\n\n"
+    b"data: [DONE]\n\n"
+    b"data: tail without blank line"
+)
 
 
 def read(stream: bytes, cuts: list[int]) -> list[Event]:
@@ -52,6 +54,7 @@ def test_replace_data_keeps_other_lines_and_line_ends():
 
 def test_a_long_line_in_many_pieces_is_read_in_linear_time_and_let_go_past_the_bound(monkeypatch):
     from mistral_compat import sse
+
     MAX_HELD = 1 << 20
     monkeypatch.setattr(sse, "MAX_HELD", MAX_HELD)
     r = Reader()

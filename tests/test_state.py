@@ -12,21 +12,24 @@ from mistral_compat.rules import builtin
 from mistral_compat.state import FlowState, classify
 
 
-@pytest.mark.parametrize("method,path,expected", [
-    ("POST", "/v1/chat/completions", (state.REWRITE, "chat/completions")),
-    ("POST", "/openai/v1/chat/completions?x=1", (state.REWRITE, "chat/completions")),
-    ("POST", "/v1/embeddings", (state.REWRITE, "embeddings")),
-    ("POST", "/v1/responses", (state.BRIDGE, "responses")),
-    ("POST", "/v1/responses/", (state.BRIDGE, "responses")),
-    ("GET", "/v1/responses/resp_1", (state.STORED, "responses")),
-    ("DELETE", "/v1/responses/resp_1", (state.STORED, "responses")),
-    ("GET", "/v1/responses", (state.PASSED, None)),
-    ("OPTIONS", "/v1/chat/completions", (state.PREFLIGHT, None)),
-    ("OPTIONS", "/v1/responses/resp_1", (state.PREFLIGHT, None)),
-    ("GET", "/v1/models", (state.PASSED, None)),
-    ("GET", "/v1/chat/completions", (state.PASSED, None)),
-    ("POST", "/v1/nothing", (state.PASSED, None)),
-])
+@pytest.mark.parametrize(
+    "method,path,expected",
+    [
+        ("POST", "/v1/chat/completions", (state.REWRITE, "chat/completions")),
+        ("POST", "/openai/v1/chat/completions?x=1", (state.REWRITE, "chat/completions")),
+        ("POST", "/v1/embeddings", (state.REWRITE, "embeddings")),
+        ("POST", "/v1/responses", (state.BRIDGE, "responses")),
+        ("POST", "/v1/responses/", (state.BRIDGE, "responses")),
+        ("GET", "/v1/responses/resp_1", (state.STORED, "responses")),
+        ("DELETE", "/v1/responses/resp_1", (state.STORED, "responses")),
+        ("GET", "/v1/responses", (state.PASSED, None)),
+        ("OPTIONS", "/v1/chat/completions", (state.PREFLIGHT, None)),
+        ("OPTIONS", "/v1/responses/resp_1", (state.PREFLIGHT, None)),
+        ("GET", "/v1/models", (state.PASSED, None)),
+        ("GET", "/v1/chat/completions", (state.PASSED, None)),
+        ("POST", "/v1/nothing", (state.PASSED, None)),
+    ],
+)
 def test_classify(method, path, expected):
     assert classify(method, path, builtin()) == expected
 
@@ -39,8 +42,10 @@ def test_a_saved_flow_keeps_plain_data_and_reads_back():
     st.answer_stream = object()  # live only: never saved
     saved = copy.deepcopy(st)  # what mitmproxy's get_state does to metadata
     assert isinstance(saved, dict) and "answer_stream" not in saved
-    assert saved["original"] == b'{"a":1}' and saved["changes"] == [("dropped", "user", ""),
-                                                                     ("renamed", "seed", "random_seed")]
+    assert saved["original"] == b'{"a":1}' and saved["changes"] == [
+        ("dropped", "user", ""),
+        ("renamed", "seed", "random_seed"),
+    ]
     assert saved["rejected"] == "too large" and saved["reject_status"] == 413
     back = FlowState.from_saved(saved)
     assert back.changes == st.changes and back.rejected == st.rejected and back.dry_run
@@ -55,8 +60,8 @@ def test_from_saved_takes_a_live_state_and_refuses_anything_else():
 
 
 def test_a_saved_flow_round_trips_through_mitmproxys_flow_format():
-    from mitmproxy.test import tflow
     from mitmproxy import http
+    from mitmproxy.test import tflow
 
     f = tflow.tflow()
     st = FlowState("ua", state.REWRITE, "chat/completions")

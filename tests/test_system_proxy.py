@@ -13,17 +13,22 @@ import httpx
 import openai
 import pytest
 import trustme
-
 from conftest import clean_env
 from fake_mistral import FakeMistral
 
-DIRTY = {"model": "mistral-small-latest", "messages": [{"role": "developer", "content": "terse"},
-                                                       {"role": "user", "content": "hi", "name": "n"}],
-         "stream_options": {"include_usage": True}, "user": "u", "seed": 1, "max_completion_tokens": 50}
+DIRTY = {
+    "model": "mistral-small-latest",
+    "messages": [{"role": "developer", "content": "terse"}, {"role": "user", "content": "hi", "name": "n"}],
+    "stream_options": {"include_usage": True},
+    "user": "u",
+    "seed": 1,
+    "max_completion_tokens": 50,
+}
 
 
 class _Echo(BaseHTTPRequestHandler):
     """Another HTTPS site: records each body exactly and answers it back."""
+
     protocol_version = "HTTP/1.1"
     received: list[bytes] = []
 
@@ -65,8 +70,16 @@ def tls_fake():
 @pytest.fixture(scope="module")
 def proxy(tls_fake, tmp_path_factory):
     from conftest import Mitmdump
-    p = Mitmdump(tmp_path_factory.mktemp("mitm"), "--set", "mistral_hosts=localhost",
-                 "--set", "connection_strategy=lazy", "--set", f"ssl_verify_upstream_trusted_ca={tls_fake.ca_pem}")
+
+    p = Mitmdump(
+        tmp_path_factory.mktemp("mitm"),
+        "--set",
+        "mistral_hosts=localhost",
+        "--set",
+        "connection_strategy=lazy",
+        "--set",
+        f"ssl_verify_upstream_trusted_ca={tls_fake.ca_pem}",
+    )
     yield p
     p.stop()
 
@@ -77,8 +90,10 @@ def mitm_ca(p) -> ssl.SSLContext:
 
 
 def test_startup_log_names_intercepted_hosts(proxy):
-    assert proxy.wait_for(r"intercepting TLS only for api\.mistral\.ai, codestral\.mistral\.ai, localhost; "
-                          r"every other host is tunnelled untouched")
+    assert proxy.wait_for(
+        r"intercepting TLS only for api\.mistral\.ai, codestral\.mistral\.ai, localhost; "
+        r"every other host is tunnelled untouched"
+    )
 
 
 def test_matched_host_intercepted_http11(proxy, tls_fake):
@@ -98,11 +113,29 @@ def test_matched_host_intercepted_http2(proxy, tls_fake, tmp_path):
     body = tmp_path / "body.json"
     body.write_text(json.dumps(DIRTY))
     out = subprocess.run(
-        ["curl", "-sS", "--http2", "-x", proxy.url, "--cacert", str(proxy.confdir / "mitmproxy-ca-cert.pem"),
-         "-H", "content-type: application/json", "--data-binary", f"@{body}",
-         "-o", str(tmp_path / "answer.json"), "-w", "%{http_version} %{http_code}",
-         tls_fake.url + "/v1/chat/completions"],
-        capture_output=True, text=True, timeout=30, env=clean_env())
+        [
+            "curl",
+            "-sS",
+            "--http2",
+            "-x",
+            proxy.url,
+            "--cacert",
+            str(proxy.confdir / "mitmproxy-ca-cert.pem"),
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            f"@{body}",
+            "-o",
+            str(tmp_path / "answer.json"),
+            "-w",
+            "%{http_version} %{http_code}",
+            tls_fake.url + "/v1/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+    )
     assert out.stdout == "2 200", out.stderr
     assert json.loads((tmp_path / "answer.json").read_text())["object"] == "chat.completion"
     sent = json.loads(tls_fake.received[-1].body)
@@ -143,8 +176,12 @@ def test_users_own_allow_hosts_win(mitmdump, other_site):
 
 
 def sdk(proxy, tls_fake) -> openai.OpenAI:
-    return openai.OpenAI(api_key="sk-sdk-test", base_url=tls_fake.url + "/v1", max_retries=0,
-                         http_client=openai.DefaultHttpxClient(proxy=proxy.url, verify=mitm_ca(proxy)))
+    return openai.OpenAI(
+        api_key="sk-sdk-test",
+        base_url=tls_fake.url + "/v1",
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(proxy=proxy.url, verify=mitm_ca(proxy)),
+    )
 
 
 def test_openai_sdk_chat(proxy, tls_fake):
@@ -152,8 +189,15 @@ def test_openai_sdk_chat(proxy, tls_fake):
     resp = client.chat.completions.create(
         model="mistral-small-latest",
         messages=[{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Hi", "name": "me"}],
-        seed=7, user="user-1", max_completion_tokens=20, logprobs=False, store=False, temperature=1.9,
-        metadata={"app": "test"}, logit_bias={"1": 1})
+        seed=7,
+        user="user-1",
+        max_completion_tokens=20,
+        logprobs=False,
+        store=False,
+        temperature=1.9,
+        metadata={"app": "test"},
+        logit_bias={"1": 1},
+    )
     assert resp.choices[0].message.role == "assistant"
     sent = json.loads(tls_fake.received[-1].body)
     assert sent["random_seed"] == 7 and sent["max_tokens"] == 20 and sent["temperature"] == 1.5
@@ -162,8 +206,13 @@ def test_openai_sdk_chat(proxy, tls_fake):
 def test_openai_sdk_stream(proxy, tls_fake):
     client = sdk(proxy, tls_fake)
     stream = client.chat.completions.create(
-        model="mistral-small-latest", messages=[{"role": "user", "content": "Hi"}], stream=True,
-        stream_options={"include_usage": True}, user="u", seed=1)
+        model="mistral-small-latest",
+        messages=[{"role": "user", "content": "Hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        user="u",
+        seed=1,
+    )
     chunks = list(stream)
     assert len(chunks) >= tls_fake.stream_events
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -178,13 +227,25 @@ def test_openai_sdk_tool_round_trip(proxy, tls_fake):
     messages.append(first.choices[0].message)  # the SDK's own object, appended back as people do
     messages += [
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": None, "refusal": None, "audio": None, "function_call": None,
-         "tool_calls": [{"id": "call_QWERTYUIOPASDFGHJKLZXCVB", "type": "function",
-                         "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "refusal": None,
+            "audio": None,
+            "function_call": None,
+            "tool_calls": [
+                {
+                    "id": "call_QWERTYUIOPASDFGHJKLZXCVB",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{}"},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_QWERTYUIOPASDFGHJKLZXCVB", "content": "sunny"},
     ]
-    second = client.chat.completions.create(model="mistral-small-latest", messages=messages, tools=tools,
-                                            parallel_tool_calls=True, seed=3)
+    second = client.chat.completions.create(
+        model="mistral-small-latest", messages=messages, tools=tools, parallel_tool_calls=True, seed=3
+    )
     assert second.choices[0].message.role == "assistant"
     sent = json.loads(tls_fake.received[-1].body)
     assert sent["tools"][0]["function"]["parameters"] == {"type": "object", "properties": {}}
@@ -194,6 +255,7 @@ def test_openai_sdk_tool_round_trip(proxy, tls_fake):
 
 def test_openai_sdk_embeddings(proxy, tls_fake):
     client = sdk(proxy, tls_fake)
-    resp = client.embeddings.create(model="mistral-embed", input=["a", "b"], dimensions=16, user="u",
-                                    encoding_format="float")
+    resp = client.embeddings.create(
+        model="mistral-embed", input=["a", "b"], dimensions=16, user="u", encoding_format="float"
+    )
     assert len(resp.data) == 2 and len(resp.data[0].embedding) == 16

@@ -12,10 +12,21 @@ from mistral_compat.changes import TOOL_ID, Collector
 MISTRAL_ID = re.compile(r"[a-zA-Z0-9]{9}")
 
 
-@pytest.mark.parametrize("tool_id, valid", [
-    ("abcDEF123", True), ("000000000", True), ("abcDEF12", False), ("abcDEF1234", False), ("abc-EF123", False),
-    ("call_abc123def456ghi789jkl012", False), ("", False), (None, False), (123456789, False), ("é" * 9, False),
-])
+@pytest.mark.parametrize(
+    "tool_id, valid",
+    [
+        ("abcDEF123", True),
+        ("000000000", True),
+        ("abcDEF12", False),
+        ("abcDEF1234", False),
+        ("abc-EF123", False),
+        ("call_abc123def456ghi789jkl012", False),
+        ("", False),
+        (None, False),
+        (123456789, False),
+        ("é" * 9, False),
+    ],
+)
 def test_is_valid(tool_id, valid):
     assert toolids.is_valid(tool_id) is valid
 
@@ -33,8 +44,11 @@ def test_derive_is_deterministic_valid_and_spread():
 def conversation(call_id: str, result_id: str | None = None) -> list:
     return [
         {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call_id, "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
         {"role": "tool", "tool_call_id": call_id if result_id is None else result_id, "content": "ok"},
     ]
 
@@ -69,8 +83,13 @@ def test_repair_never_gives_two_ids_one_value():
 
 
 def test_repair_leaves_other_shapes_alone():
-    messages = ["text", {"role": "tool", "tool_call_id": 5}, {"role": "assistant", "tool_calls": "x"},
-                {"role": "user", "tool_call_id": "call_1"}, {"role": "assistant", "tool_calls": [None, {"id": 3}]}]
+    messages = [
+        "text",
+        {"role": "tool", "tool_call_id": 5},
+        {"role": "assistant", "tool_calls": "x"},
+        {"role": "user", "tool_call_id": "call_1"},
+        {"role": "assistant", "tool_calls": [None, {"id": 3}]},
+    ]
     before = repr(messages)
     fx = Collector()
     toolids.repair(messages, fx, ())

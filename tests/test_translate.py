@@ -23,6 +23,7 @@ def fixed(fixup, obj: dict, path: tuple = ("x",)) -> tuple[dict, list]:
 
 # --- the registry ---------------------------------------------------------------------------------------
 
+
 def test_every_fix_is_registered_under_a_schema_the_builtin_rules_have():
     for table in (translate.BEFORE, translate.AFTER, translate.AFTER_KEY, translate.ENUM_ALIASES):
         missing = set(table) - set(SCHEMAS)
@@ -31,7 +32,7 @@ def test_every_fix_is_registered_under_a_schema_the_builtin_rules_have():
         assert set(keys) <= set(SCHEMAS[name]["object"]), name
     for name, aliases in translate.ENUM_ALIASES.items():
         assert set(aliases.values()) <= set(SCHEMAS[name]["enum"])  # aliases lead to a value Mistral takes
-        assert not set(aliases) & set(SCHEMAS[name]["enum"])       # and only from one it does not
+        assert not set(aliases) & set(SCHEMAS[name]["enum"])  # and only from one it does not
 
 
 def test_renames_lead_to_keys_mistral_has():
@@ -55,6 +56,7 @@ def test_fixer_is_the_shared_change_collector():
 
 # --- each fixup -----------------------------------------------------------------------------------------
 
+
 def test_function_without_parameters_gets_an_empty_object_schema():
     obj, changes = fixed(translate.BEFORE["Function"], {"name": "f", "parameters": None})
     assert obj["parameters"] == {"type": "object", "properties": {}}
@@ -65,8 +67,9 @@ def test_function_without_parameters_gets_an_empty_object_schema():
 
 
 def test_audio_chunk_takes_the_data_string():
-    obj, changes = fixed(translate.BEFORE["AudioChunk"], {"type": "input_audio",
-                                                          "input_audio": {"data": "QUJD", "format": "wav"}})
+    obj, changes = fixed(
+        translate.BEFORE["AudioChunk"], {"type": "input_audio", "input_audio": {"data": "QUJD", "format": "wav"}}
+    )
     assert obj == {"type": "input_audio", "input_audio": "QUJD"} and changes[0][0] == VALUE
     assert fixed(translate.BEFORE["AudioChunk"], {"input_audio": "QUJD"})[1] == []
 
@@ -79,19 +82,24 @@ def test_file_chunk_moves_file_id_up():
 
 
 def test_prediction_text_parts_are_joined():
-    obj, _ = fixed(translate.BEFORE["Prediction"], {"type": "content", "content": [{"type": "text", "text": "a"},
-                                                                                   {"type": "text", "text": "b"}]})
+    obj, _ = fixed(
+        translate.BEFORE["Prediction"],
+        {"type": "content", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+    )
     assert obj["content"] == "ab"
     odd = {"content": [{"type": "image_url"}]}
     assert fixed(translate.BEFORE["Prediction"], odd)[1] == []
 
 
-@pytest.mark.parametrize("message, content", [
-    ({"role": "assistant", "content": None, "refusal": "no"}, "no"),
-    ({"role": "assistant", "content": "", "refusal": "no"}, "no"),
-    ({"role": "assistant", "content": "yes", "refusal": "no"}, "yes"),  # content wins
-    ({"role": "assistant", "content": None, "refusal": "no", "tool_calls": [{}]}, None),
-])
+@pytest.mark.parametrize(
+    "message, content",
+    [
+        ({"role": "assistant", "content": None, "refusal": "no"}, "no"),
+        ({"role": "assistant", "content": "", "refusal": "no"}, "no"),
+        ({"role": "assistant", "content": "yes", "refusal": "no"}, "yes"),  # content wins
+        ({"role": "assistant", "content": None, "refusal": "no", "tool_calls": [{}]}, None),
+    ],
+)
 def test_assistant_refusal_becomes_content_only_when_there_is_none(message, content):
     obj, _ = fixed(translate.BEFORE["AssistantMessage"], dict(message))
     assert obj["content"] == content
@@ -100,8 +108,10 @@ def test_assistant_refusal_becomes_content_only_when_there_is_none(message, cont
 def test_legacy_functions_become_tools():
     body = {"functions": [{"name": "f"}], "function_call": {"name": "f"}}
     obj, changes = fixed(translate.BEFORE["ChatCompletionRequest"], body, ())
-    assert obj == {"tools": [{"type": "function", "function": {"name": "f"}}],
-                   "tool_choice": {"type": "function", "function": {"name": "f"}}}
+    assert obj == {
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "tool_choice": {"type": "function", "function": {"name": "f"}},
+    }
     assert changes == [(RENAMED, "functions", "tools"), (RENAMED, "function_call", "tool_choice")]
     both = {"functions": [{"name": "f"}], "tools": [], "function_call": "auto", "tool_choice": "none"}
     assert fixed(translate.BEFORE["AgentsCompletionRequest"], dict(both), ())[0] == both  # Mistral's keys win
@@ -116,11 +126,16 @@ def test_an_assistant_that_says_nothing_is_removed():
 
 # --- through the walker: the conversation rules run on conversation endpoints only ----------------------
 
-MESSAGES = [{"role": "user", "content": "hi"},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
-            {"role": "assistant", "content": ""}]
+MESSAGES = [
+    {"role": "user", "content": "hi"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+    {"role": "assistant", "content": ""},
+]
 
 
 @pytest.mark.parametrize("endpoint", ["chat/completions", "agents/completions"])

@@ -12,13 +12,14 @@ from typing import Callable
 from mitmproxy import contentviews
 
 # text(data, flow, http_message) -> the view's text, or None when the view has nothing to show for it
-ViewText = Callable[[bytes, object, object], "str | None"]
+ViewText = Callable[..., "str | None"]  # (data, flow, http_message, probe=False)
 
 NAME = "mistral-compat"
 NOT_MINE = "not a request changed by mistral-compat"
 
 if hasattr(contentviews, "Contentview"):  # mitmproxy 12
-    class TextView(contentviews.Contentview):
+
+    class TextView(contentviews.Contentview):  # type: ignore[name-defined, unused-ignore]
         name = NAME
 
         def __init__(self, text: ViewText) -> None:
@@ -31,12 +32,13 @@ if hasattr(contentviews, "Contentview"):  # mitmproxy 12
             return text
 
         def render_priority(self, data: bytes, metadata) -> float:
-            return 2.0 if self.text(b"", metadata.flow, metadata.http_message) is not None else -1
+            return 2.0 if self.text(b"", metadata.flow, metadata.http_message, True) is not None else -1
 
     def remove_view(view) -> None:
         pass  # mitmproxy 12 has no removal; adding a view again replaces it by name
 else:  # mitmproxy 11
-    class TextView(contentviews.View):  # type: ignore[no-redef]
+
+    class TextView(contentviews.View):  # type: ignore[no-redef, name-defined, unused-ignore]
         name = NAME
 
         def __init__(self, text: ViewText) -> None:
@@ -49,7 +51,7 @@ else:  # mitmproxy 11
             return f"{NAME}: before / after", contentviews.format_text(text)
 
         def render_priority(self, data, *, flow=None, http_message=None, **_) -> float:
-            return 2.0 if self.text(b"", flow, http_message) is not None else -1
+            return 2.0 if self.text(b"", flow, http_message, True) is not None else -1
 
     def remove_view(view) -> None:
         try:

@@ -1,0 +1,37 @@
+"""CORS: preflights answered by the proxy, CORS headers (mistral_compat/cors.py) on every answer."""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+from mistral_compat import settings, state
+from mistral_compat.state import FlowState
+
+from .flows import header
+
+
+class Cors:
+    """Answers preflights itself and puts CORS headers (mistral_compat/cors.py) on every answer to a matched
+    request."""
+
+    def __init__(self, conf: settings.Settings) -> None:
+        self.settings = conf
+
+    def requestheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        if st.kind == state.PREFLIGHT and not flow.response and not flow.error and flow.live:
+            flow.response = http.Response.make(204, b"", {"server": "mistral-compat"})
+
+    def responseheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        resp = flow.response
+        if flow.error or not flow.live or resp is None:
+            return
+        headers = flow.request.headers
+        preflight = None
+        if st.kind == state.PREFLIGHT:
+            preflight = (
+                header(headers, b"access-control-request-method"),
+                header(headers, b"access-control-request-headers"),
+            )
+        resp.headers.fields = self.settings.cors.answer_fields(
+            resp.headers.fields, header(headers, b"origin", None), preflight
+        )

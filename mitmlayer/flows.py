@@ -1,0 +1,72 @@
+"""Reading and writing flows: the FlowState's metadata key, header reads, request bodies, answers streamed
+through a translation, local answers, and where flows are kept (mitmweb, the console, -w)."""
+
+from __future__ import annotations
+
+from typing import overload
+
+from mitmproxy import ctx, http
+
+from mistral_compat.state import FlowState
+
+META = "mistral_compat"  # flow.metadata key of the FlowState
+MARKER = ":wrench:"  # flow.marked on changed flows: stands out in mitmweb's and the console's flow list
+
+
+@overload
+def header(headers: http.Headers, name: bytes) -> str: ...
+@overload
+def header(headers: http.Headers, name: bytes, default: str) -> str: ...
+@overload
+def header(headers: http.Headers, name: bytes, default: None) -> str | None: ...
+def header(headers: http.Headers, name: bytes, default: str | None = "") -> str | None:
+    """The first value of a header (name in lower case): one plain pass over the raw fields, several
+    times cheaper than a Headers lookup, which converts every name it passes. Only on the hot path."""
+    for key, value in headers.fields:
+        if key.lower() == name:
+            return value.decode("utf-8", "surrogateescape")
+    return default
+
+
+def set_body(req: http.Request, body: bytes) -> None:
+    """req.content = body, with the common case (no Content-Encoding, a Content-Length) in one pass."""
+    fields = req.headers.fields
+    if any(k.lower() in (b"content-encoding", b"transfer-encoding") for k, _ in fields) or not any(
+        k.lower() == b"content-length" for k, _ in fields
+    ):
+        req.content = body  # mitmproxy's own way: re-encodes, sets the length as needed
+        return
+    req.raw_content = body
+    length = str(len(body)).encode()
+    req.headers.fields = tuple((k, length) if k.lower() == b"content-length" else (k, v) for k, v in fields)
+
+
+def stream_through(resp: http.Response, translate, decoded: bool) -> None:
+    """Stream an answer through translate (bytes -> pieces), with the framing that needs: no length (the size
+    changes), chunked on HTTP/1.1, and no Content-Encoding when translate decodes it."""
+    resp.stream = translate
+    resp.headers.pop("content-length", None)
+    if decoded:
+        resp.headers.pop("content-encoding", None)
+    if resp.http_version == "HTTP/1.1" and "transfer-encoding" not in resp.headers:
+        resp.headers["transfer-encoding"] = "chunked"
+
+
+def reject(flow: http.HTTPFlow, st: FlowState, status: int, message: str, body: bytes) -> None:
+    """Answer a matched request from the proxy itself (unless in a dry run), and note why for Report."""
+    st.rejected = (status, message)
+    if not st.dry_run:
+        flow.response = http.Response.make(status, body, {"content-type": "application/json"})
+
+
+def backup(flow: http.HTTPFlow) -> None:
+    """Keep the flow as the client sent it for mitmweb's and the console's "revert", when one of them
+    shows the flows (a backup copies the whole flow: too dear for mitmdump, which cannot revert)."""
+    if ctx.master.addons.get("view") is not None:
+        flow.backup()
+
+
+def keeps_flows() -> bool:
+    """Whether flows are kept where people read their comments: mitmweb's or the console's flow list (an addon
+    named "view"), or a file (-w). mitmdump alone prints no comment, so none is written there."""
+    return ctx.master.addons.get("view") is not None or bool(getattr(ctx.options, "save_stream_file", None))
