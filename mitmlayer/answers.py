@@ -9,7 +9,7 @@ from mistral_compat.encoding import Decoder
 from mistral_compat.state import FlowState
 
 from . import logger
-from .flows import header, stream_through
+from .flows import feed_stream, header, stream_through
 
 
 class Answers:
@@ -68,12 +68,7 @@ class Answers:
             out = b""
             if not broken:
                 try:
-                    text = data
-                    if decoder is not None:
-                        text = decoder.feed(data) if data else decoder.close()
-                    out = translator.feed(text)
-                    if not data:
-                        out += translator.close()
+                    out = feed_stream(translator, decoder, data)
                 except Exception as e:  # a safety net: never an exception in mitmproxy's stream
                     broken = True
                     logger.warning(

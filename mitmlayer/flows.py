@@ -52,6 +52,14 @@ def stream_through(resp: http.Response, translate, decoded: bool) -> None:
         resp.headers["transfer-encoding"] = "chunked"
 
 
+def feed_stream(translator, decoder, data: bytes) -> bytes:
+    """One piece of an answer stream through its decoder (if compressed) and its translator (anything with
+    feed and close); b"" is the end of the stream (mitmproxy calls once more with it)."""
+    text = data if decoder is None else (decoder.feed(data) if data else decoder.close())
+    out = translator.feed(text)
+    return out + translator.close() if not data else out
+
+
 def reject(flow: http.HTTPFlow, st: FlowState, status: int, message: str, body: bytes) -> None:
     """Answer a matched request from the proxy itself (unless in a dry run), and note why for Report."""
     st.rejected = (status, message)

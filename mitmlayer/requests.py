@@ -12,7 +12,7 @@ from mistral_compat.rewrite import rewrite
 from mistral_compat.state import FlowState
 
 from . import logger
-from .flows import backup, header, reject, set_body, stream_through
+from .flows import backup, feed_stream, header, reject, set_body, stream_through
 
 
 def _body(flow: http.HTTPFlow, st: FlowState, max_body: int) -> bytes | None:
@@ -131,12 +131,7 @@ class ResponsesBridge:
             # b"" is the end of the stream (mitmproxy calls once more with it). An HTTP/2 upstream could in
             # principle also send an empty DATA frame mid-stream, which would end the translation early.
             try:
-                text = data
-                if decoder is not None:
-                    text = decoder.feed(data) if data else decoder.close()
-                out = translator.feed(text)
-                if not data:
-                    out += translator.close()
+                out = feed_stream(translator, decoder, data)
             except Exception as e:  # a safety net: the client gets a failed response, never a broken stream
                 logger.warning(
                     f"mistral-compat responses: the event stream could not be translated "

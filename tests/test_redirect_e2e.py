@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conftest import MITMDUMP, ROOT, Mitmdump, clean_env
+from conftest import ROOT, Mitmdump, clean_env
 from fake_mistral import TOOL_RESULT_PREFIX, FakeMistral
 from mitmproxy import io as mitmio
 
@@ -226,25 +226,14 @@ def test_startup_log_names_api_openai_com_and_the_target(proxy, tls_fake):
 
 @pytest.mark.parametrize("value", [None, "", "   "], ids=["unset", "empty", "blank"])
 def test_refuses_to_start_without_the_key(value, tmp_path):
-    env = proxy_env(value)
-    cmd = [
-        MITMDUMP,
-        "--listen-host",
-        "127.0.0.1",
-        "--listen-port",
-        "0",
-        "--set",
-        f"confdir={tmp_path}",
-        "-s",
-        str(ROOT / "addon.py"),
-        "--set",
-        "mistral_redirect_openai=true",
-        "--set",
-        "connection_strategy=lazy",
-    ]
-    out = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=60)
-    text = out.stdout + out.stderr
-    assert out.returncode == 1, text
+    p = Mitmdump(
+        tmp_path, "--set", "mistral_redirect_openai=true", "--set", "connection_strategy=lazy", env=proxy_env(value)
+    )
+    try:
+        assert p.proc.wait(timeout=60) == 1, p.output
+    finally:
+        p.stop()
+    text = p.output
     assert "MISTRAL_API_KEY" in text and "mistral_redirect_openai" in text, text
     assert "Traceback" not in text, text
 
