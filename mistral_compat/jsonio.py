@@ -17,10 +17,12 @@ from __future__ import annotations
 import codecs
 import itertools
 import json
+import json.decoder
+import json.scanner
 import re
 import uuid
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class BodyError(ValueError):
@@ -131,13 +133,16 @@ def dumps(value: Any, *, raw: bool = False, strict: bool = False) -> bytes:
 
 
 class Document:
-    """A parsed body, with what serialisation needs to write it back exactly."""
+    """A parsed body, with what serialisation needs to write it back exactly: whether it may hold RawNumbers,
+    and the text it was parsed from (a large body is written back spliced from it, see splice())."""
 
-    __slots__ = ("data", "_raw")
+    __slots__ = ("data", "_raw", "text", "source")
 
-    def __init__(self, data: dict, raw: bool = False) -> None:
+    def __init__(self, data: dict, raw: bool = False, text: str | None = None, source: bytes = b"") -> None:
         self.data = data
         self._raw = raw  # whether the body may hold RawNumbers
+        self.text = text  # the JSON text data was parsed from (None: made, not parsed)
+        self.source = source  # the bytes text was decoded from
 
     @property
     def raw(self) -> bool:
@@ -145,11 +150,123 @@ class Document:
         return self._raw
 
     def dumps(self) -> bytes:
-        """The body as JSON bytes, every number as the client wrote it; BodyError when too deep to write."""
+        """The body as JSON bytes, every number as the client wrote it; BodyError when too deep to write.
+        A body parsed from SPLICE_MIN characters or more is spliced: what is unchanged is copied from the text
+        it was parsed from, as the client wrote it, and only what changed is written anew."""
         try:
+            if self.text is not None and len(self.text) >= SPLICE_MIN:
+                return splice(self.data, self.text, self._raw, self.source)
             return dumps(self.data, raw=self._raw, strict=True)
         except RecursionError:
             raise BodyError("the JSON body is nested too deeply") from None
+
+
+# Splicing: writing a large body back costs far more than reading it (json.dumps of an 8 MiB string takes
+# about 3x its json.loads), and what a client sends big (an image as a base64 data URL, a long document) is
+# seldom what needs repair. So a large body is written back from its own text: each member of the top-level
+# object (and, where a large member changed inside, each member of that, and so on) is read again from the
+# text, with its position, and copied as it was where it equals what it is now; the rest is written anew.
+# Whether a member is unchanged is decided by comparing values, never by what the repairs say they did, so
+# nothing that changed can be copied stale. The reading again is bounded: at most SPLICE_BUDGET times the
+# text's length in all and SPLICE_DEPTH levels deep; beyond that a member is written anew (as without
+# splicing).
+SPLICE_MIN = 64 << 10  # characters: smaller bodies (and members) are simply written anew
+SPLICE_DEPTH = 8
+SPLICE_BUDGET = 2
+_SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]  # (C) a JSON value at a position -> (value, end)
+_SCAN_STRING = json.decoder.scanstring  # type: ignore[attr-defined]  # (C) a string's rest -> (str, end)
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, pos: int) -> int:
+    """The position of the first character at or after pos that is not JSON whitespace."""
+    m = _SPACE.match(text, pos)
+    return m.end() if m is not None else pos
+
+
+class _Splice(NamedTuple):
+    text: str
+    source: bytes | memoryview | None  # text's UTF-8 bytes, when a character is a byte (offsets are the same)
+    raw: bool  # the data may hold RawNumbers
+
+
+def splice(data: Any, text: str, raw: bool = False, source: bytes = b"") -> bytes:
+    """data (a body parsed from text, then repaired) as JSON bytes: what equals its text is copied from it
+    (from source, text's UTF-8 bytes, where given and all ASCII)."""
+    sp = _Splice(text, memoryview(source) if len(source) == len(text) else None, raw)
+    out: list[bytes | memoryview] = []
+    if not _splice(data, sp, _skip(text, 0), out, [SPLICE_BUDGET * len(text)], 0):
+        return dumps(data, raw=raw, strict=True)
+    return b"".join(out)
+
+
+def _splice(value: Any, sp: _Splice, pos: int, out: list, budget: list[int], depth: int) -> bool:
+    """Write value (a dict or list), which was parsed from the container at text[pos], to out; False (and out
+    untouched) when that container is not of value's kind or the budget does not allow reading it again."""
+    if sp.text[pos] != ("{" if value.__class__ is dict else "["):
+        return False
+    members = _members(sp.text, pos)  # (the caller charged the budget for this read)
+    if value.__class__ is dict:
+        out.append(b"{")
+        for i, (key, v) in enumerate(value.items()):
+            if i:
+                out.append(b",")
+            out.append(dumps(key))
+            out.append(b":")
+            _member(v, members.get(key), sp, out, budget, depth)
+        out.append(b"}")
+    else:
+        out.append(b"[")
+        for i, v in enumerate(value):
+            if i:
+                out.append(b",")
+            _member(v, members.get(i), sp, out, budget, depth)
+        out.append(b"]")
+    return True
+
+
+def _member(v: Any, was: tuple | None, sp: _Splice, out: list, budget: list[int], depth: int) -> None:
+    if was is not None:
+        old, start, end = was
+        if old.__class__ is v.__class__ and old == v:  # unchanged: copied as the client wrote it
+            # (the text was decoded from UTF-8, so it encodes back)
+            out.append(sp.text[start:end].encode("utf-8") if sp.source is None else sp.source[start:end])
+            return
+        size = end - start
+        if (
+            v.__class__ in (dict, list)
+            and size >= SPLICE_MIN
+            and depth < SPLICE_DEPTH
+            and budget[0] >= size
+            and old.__class__ is v.__class__
+        ):
+            budget[0] -= size
+            if _splice(v, sp, start, out, budget, depth + 1):
+                return
+    out.append(dumps(v, raw=sp.raw, strict=True))
+
+
+def _members(text: str, pos: int) -> dict:
+    """The members of the object or array at text[pos] (text known to be valid JSON there): {key or index:
+    (value, start, end)}, value parsed anew, text[start:end] its JSON text; for a key given twice, the last."""
+    members: dict = {}
+    closing = "}" if text[pos] == "{" else "]"
+    pos = _skip(text, pos + 1)
+    if text[pos] == closing:
+        return members
+    index = 0
+    while True:
+        if closing == "}":
+            key, pos = _SCAN_STRING(text, pos + 1)
+            pos = _skip(text, _skip(text, pos) + 1)  # past the ':'
+        else:
+            key, index = index, index + 1
+        value, end = _SCAN(text, pos)
+        members[key] = (value, pos, end)
+        pos = _skip(text, end)
+        if text[pos] == closing:
+            return members
+        pos = _skip(text, pos + 1)  # past the ','
 
 
 def _dump(encoder: json.JSONEncoder, data: Any, swapped: tuple[re.Pattern, list] | None) -> str:
@@ -215,7 +332,7 @@ def parse(body: bytes) -> Document:
         raise BodyError(
             f"the body is a JSON {'number' if kind == 'integer' else kind}, but Mistral expects a JSON object"
         )
-    return Document(data, next(_made) != before + 1)
+    return Document(data, next(_made) != before + 1, text, body)
 
 
 # The JSON type names (those of JSON Schema) of the Python values a parse gives.

@@ -20,6 +20,10 @@ class Answers:
     def __init__(self, conf: settings.Settings) -> None:
         self.settings = conf
 
+    @staticmethod
+    def acts_on(hook: str, kind: str, redirected: bool) -> bool:
+        return kind not in (state.BRIDGE, state.STORED, state.PREFLIGHT)  # (the bridge translates its own answers)
+
     def requestheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
         mode = self.settings.answer_mode
         if st.kind in (state.BRIDGE, state.STORED, state.PREFLIGHT) or mode == "mistral":

@@ -21,18 +21,36 @@ class MistralCompat:
     mitmproxy visits every registered addon object on every event of every connection and flow (TLS,
     connects, disconnects, ...); ten registered parts would cost more per request than most of the work
     itself. The matcher's requestheaders comes first and writes the flow's FlowState; a flow without one
-    goes to no other part, and the parts' flow hooks are handed it: hook(flow, state)."""
+    goes to no other part, and the parts' flow hooks are handed it: hook(flow, state), and only the hooks of
+    the parts that act on a flow of its kind (a part's `acts_on(hook, kind, redirected)`, if it has one: the
+    Rewriter on rewritten requests, Redirect on redirected ones, ...). The choice is made once per hook and
+    kind of flow, not per flow."""
 
     def __init__(self, matcher: Matcher, *parts) -> None:
         self.matcher = matcher
         self.parts = (matcher, *parts)
         self.hooks: dict[str, list] = {}
+        self.flow_hooks: dict[tuple[str, str, bool], list] = {}  # (hook, kind, redirected) -> part hooks
 
     def _each(self, hook: str) -> list:
+        """Every part's `hook` (the lifecycle hooks; the flow hooks of all kinds of flow)."""
         if hook not in self.hooks:  # looked up on first use, after any instrumentation of the parts
             parts = self.parts[1:] if hook in FLOW_HOOKS else self.parts
             self.hooks[hook] = [getattr(p, hook) for p in parts if callable(getattr(p, hook, None))]
         return self.hooks[hook]
+
+    def _for(self, hook: str, st: FlowState) -> list:
+        """The part hooks that act on this flow's kind."""
+        key = (hook, st.kind, st.redirected)
+        hooks = self.flow_hooks.get(key)
+        if hooks is None:
+            hooks = self.flow_hooks[key] = [
+                getattr(p, hook)
+                for p in self.parts[1:]
+                if callable(getattr(p, hook, None))
+                and (not hasattr(p, "acts_on") or p.acts_on(hook, st.kind, st.redirected))
+            ]
+        return hooks
 
     def load(self, loader) -> None:
         for hook in self._each("load"):
@@ -54,7 +72,7 @@ class MistralCompat:
         self.matcher.requestheaders(flow)
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            for hook in self._each("requestheaders"):
+            for hook in self._for("requestheaders", st):
                 hook(flow, st)
 
     def request(self, flow: http.HTTPFlow):
@@ -62,7 +80,7 @@ class MistralCompat:
         coroutine, which mitmproxy awaits, and the parts after it run when it is done."""
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            hooks = self._each("request")
+            hooks = self._for("request", st)
             for i, hook in enumerate(hooks):
                 waiting = hook(flow, st)
                 if waiting is not None:
@@ -88,17 +106,17 @@ class MistralCompat:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            for hook in self._each("responseheaders"):
+            for hook in self._for("responseheaders", st):
                 hook(flow, st)
 
     def response(self, flow: http.HTTPFlow) -> None:
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            for hook in self._each("response"):
+            for hook in self._for("response", st):
                 hook(flow, st)
 
     def error(self, flow: http.HTTPFlow) -> None:
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            for hook in self._each("error"):
+            for hook in self._for("error", st):
                 hook(flow, st)

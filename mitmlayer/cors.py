@@ -17,6 +17,10 @@ class Cors:
     def __init__(self, conf: settings.Settings) -> None:
         self.settings = conf
 
+    @staticmethod
+    def acts_on(hook: str, kind: str, redirected: bool) -> bool:
+        return hook != "requestheaders" or kind == state.PREFLIGHT
+
     def requestheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
         if st.kind == state.PREFLIGHT and not flow.response and not flow.error and flow.live:
             flow.response = http.Response.make(204, b"", {"server": "mistral-compat"})

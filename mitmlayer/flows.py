@@ -21,24 +21,37 @@ def header(headers: http.Headers, name: bytes, default: str) -> str: ...
 def header(headers: http.Headers, name: bytes, default: None) -> str | None: ...
 def header(headers: http.Headers, name: bytes, default: str | None = "") -> str | None:
     """The first value of a header (name in lower case): one plain pass over the raw fields, several
-    times cheaper than a Headers lookup, which converts every name it passes. Only on the hot path."""
+    times cheaper than a Headers lookup, which converts every name it passes (here only a name of the
+    right length is compared, lower-cased only when it is not already). Only on the hot path."""
+    size = len(name)
     for key, value in headers.fields:
-        if key.lower() == name:
+        if len(key) == size and (key == name or key.lower() == name):
             return value.decode("utf-8", "surrogateescape")
     return default
 
 
+_LENGTH = b"content-length"
+_CODINGS = (b"content-encoding", b"transfer-encoding")
+
+
 def set_body(req: http.Request, body: bytes) -> None:
-    """req.content = body, with the common case (no Content-Encoding, a Content-Length) in one pass."""
+    """req.content = body, with the common case (no Content-Encoding or Transfer-Encoding, one Content-Length)
+    done in one pass over the header fields."""
     fields = req.headers.fields
-    if any(k.lower() in (b"content-encoding", b"transfer-encoding") for k, _ in fields) or not any(
-        k.lower() == b"content-length" for k, _ in fields
-    ):
+    at = -1  # the Content-Length field's index; -2: mitmproxy's own way is needed
+    for i, (key, _) in enumerate(fields):
+        size = len(key)
+        if size == 14:
+            if key == _LENGTH or key.lower() == _LENGTH:
+                at = i if at == -1 else -2
+        elif (size == 16 or size == 17) and key.lower() in _CODINGS:
+            at = -2
+            break
+    if at < 0:
         req.content = body  # mitmproxy's own way: re-encodes, sets the length as needed
         return
     req.raw_content = body
-    length = str(len(body)).encode()
-    req.headers.fields = tuple((k, length) if k.lower() == b"content-length" else (k, v) for k, v in fields)
+    req.headers.fields = (*fields[:at], (fields[at][0], str(len(body)).encode()), *fields[at + 1 :])
 
 
 def stream_through(resp: http.Response, translate, decoded: bool) -> None:

@@ -26,6 +26,10 @@ class Redirect:
         self.settings = conf
         self.injector = KeyInjector(conf)
 
+    @staticmethod
+    def acts_on(hook: str, kind: str, redirected: bool) -> bool:
+        return redirected
+
     def running(self) -> None:
         if ctx.master.addons.get("mistral_compat_key") is None:
             ctx.master.addons.add(self.injector)  # last in mitmproxy's chain: see KeyInjector

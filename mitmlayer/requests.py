@@ -43,6 +43,10 @@ class Rewriter:
     def __init__(self, conf: settings.Settings) -> None:
         self.settings = conf
 
+    @staticmethod
+    def acts_on(hook: str, kind: str, redirected: bool) -> bool:
+        return kind == state.REWRITE
+
     def request(self, flow: http.HTTPFlow, st: FlowState) -> None:
         if st.kind != state.REWRITE or flow.response or flow.error or not flow.live:
             return
@@ -69,6 +73,10 @@ class ResponsesBridge:
 
     def __init__(self, conf: settings.Settings) -> None:
         self.settings = conf
+
+    @staticmethod
+    def acts_on(hook: str, kind: str, redirected: bool) -> bool:
+        return kind in (state.BRIDGE, state.STORED)
 
     def request(self, flow: http.HTTPFlow, st: FlowState) -> None:
         if st.kind not in (state.BRIDGE, state.STORED) or flow.response or flow.error or not flow.live:

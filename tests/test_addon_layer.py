@@ -112,6 +112,40 @@ def test_every_part_hook_is_dispatched_in_order_and_done_in_reverse():
     ]
 
 
+def test_a_part_is_handed_only_the_kinds_of_flow_it_acts_on():
+    calls: list = []
+
+    class Choosy(Spy):
+        def acts_on(self, hook: str, kind: str, redirected: bool) -> bool:
+            return kind == "rewrite" and hook != "response"
+
+    mc = addon.MistralCompat(addon.Matcher(Settings()), Choosy(calls, "c"), Spy(calls, "all"))
+    with taddons.context(mc):
+        for path, method in (("/v1/chat/completions", "POST"), ("/v1/models", "GET"), ("/v1/chat/completions", "POST")):
+            f = chat_flow(DIRTY)
+            f.request.path, f.request.method = path, method
+            for hook in FLOW_HOOKS:
+                getattr(mc, hook)(f)
+    seen = [c for c in calls if c[1] in FLOW_HOOKS]
+    assert [c for c in seen if c[0] == "c"] == 2 * [("c", h) for h in FLOW_HOOKS[:3]]
+    assert [c for c in seen if c[0] == "all"] == 3 * [("all", h) for h in FLOW_HOOKS]
+
+
+def test_the_parts_each_kind_of_flow_goes_through():
+    mc = fresh()
+
+    def names(hook: str, kind: str, redirected: bool = False) -> list[str]:
+        return [h.__self__.__class__.__name__ for h in mc._for(hook, FlowState("c", kind, redirected=redirected))]
+
+    assert names("request", "rewrite") == ["Rewriter", "Pacing", "Report"]
+    assert names("request", "bridge") == ["ResponsesBridge", "Pacing", "Report"]
+    assert names("request", "rewrite", redirected=True) == ["Redirect", "Rewriter", "Pacing", "Report"]
+    assert names("requestheaders", "preflight") == ["Cors"]
+    assert names("requestheaders", "passed") == ["Answers"]
+    assert names("responseheaders", "passed") == ["Cors", "Answers", "Pacing"]
+    assert names("response", "bridge") == ["ResponsesBridge", "Report"]
+
+
 async def test_pending_log_lines_are_redacted_at_shutdown():
     """done runs in reverse: Report writes its pending lines while Redaction still filters the handlers."""
     records = []

@@ -171,3 +171,130 @@ def test_sizes_round_trip_and_refuse_nonsense():
     for bad in ("", "0", "-1m", "1t", "m"):
         with pytest.raises(ValueError):
             jsonio.parse_size(bad)
+
+
+# --- splice: large bodies written back from their own text ---------------------------------------------------
+
+BIG = "A" * (jsonio.SPLICE_MIN + 10)  # a string that makes any body holding it large
+
+
+def _repaired(raw: bytes, repair) -> bytes:
+    doc = jsonio.parse(raw)
+    repair(doc.data)
+    return doc.dumps()
+
+
+def test_a_large_body_keeps_what_did_not_change_as_the_client_wrote_it():
+    messages = '[ {"role": "user",\n  "content": "\\u00e9t\\u00e9 %s", "n": 1.0000000000000001 } ]' % BIG
+    raw = ('{"model": "m", "user": "u-1", "messages": %s, "seed": 7}' % messages).encode()
+
+    def repair(data):
+        del data["user"]
+        data["random_seed"] = data.pop("seed")
+
+    out = _repaired(raw, repair)
+    assert out == ('{"model":"m","messages":%s,"random_seed":7}' % messages).encode()  # copied byte for byte
+    assert json.loads(out)["messages"][0]["content"] == "\u00e9t\u00e9 " + BIG
+
+
+def test_a_large_member_that_changed_inside_is_spliced_in_turn():
+    raw = json.dumps(
+        {"messages": [{"role": "user", "name": "bob", "content": [{"type": "text", "text": BIG}]}], "x": 1},
+        indent=2,
+    ).encode()
+
+    def repair(data):
+        del data["messages"][0]["name"]
+
+    out = _repaired(raw, repair)
+    content = json.dumps([{"type": "text", "text": BIG}], indent=2).replace("\n", "\n      ")
+    assert content.encode() in out  # the unchanged content, with its indentation
+    assert json.loads(out) == {"messages": [{"role": "user", "content": [{"type": "text", "text": BIG}]}], "x": 1}
+
+
+@pytest.mark.parametrize(
+    "repair",
+    [
+        lambda d: d["messages"].pop(0),  # an item removed: the others shift
+        lambda d: d["messages"].insert(0, {"role": "system", "content": "hi"}),
+        lambda d: d["messages"][1].update(content="replaced"),
+        lambda d: d.update(messages={"now": "an object"}),
+        lambda d: d["messages"][1].__setitem__("content", d["messages"][1]["content"].upper()),
+        lambda d: d.update(model=1),  # "1" would be equal in no way; 1 == 1.0 is, and must not be copied
+        lambda d: d.update(flag=1),  # the client's true is equal to 1 in Python, but not the same JSON
+    ],
+)
+def test_a_spliced_body_says_what_the_repaired_data_says(repair):
+    raw = json.dumps(
+        {"model": "m", "flag": True, "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": BIG}]}
+    ).encode()
+    doc = jsonio.parse(raw)
+    repair(doc.data)
+    out = doc.dumps()
+    assert _typed(json.loads(out)) == _typed(doc.data)
+
+
+def _typed(value):
+    """value with each scalar paired with its type: true and 1 (equal in Python) told apart."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value), value)
+
+
+def test_splicing_keeps_the_last_of_a_key_given_twice_once():
+    raw = ('{"a": 1, "big": "%s", "a": 2, "user": "u"}' % BIG).encode()
+    out = _repaired(raw, lambda d: d.pop("user"))
+    assert out == ('{"a":2,"big":"%s"}' % BIG).encode()
+
+
+def test_splicing_a_body_with_text_beyond_ascii():
+    raw = ('{"k": "\u00e9\U0001f600 %s", "drop": 1, "n": 1e400}' % BIG).encode("utf-8")
+    out = _repaired(raw, lambda d: d.pop("drop"))
+    assert out == ('{"k":"\u00e9\U0001f600 %s","n":1e400}' % BIG).encode("utf-8")
+
+
+def test_splicing_reads_again_within_a_budget_then_writes_anew(monkeypatch):
+    calls = []
+    members = jsonio._members
+    monkeypatch.setattr(jsonio, "_members", lambda text, pos: calls.append(pos) or members(text, pos))
+    deep: dict = {"leaf": BIG, "drop": 1}
+    for _ in range(20):
+        deep = {"d": deep}
+    raw = json.dumps(deep).encode()
+
+    def repair(data):
+        node = data
+        while "d" in node:
+            node = node["d"]
+        del node["drop"]
+
+    out = _repaired(raw, repair)
+    assert json.loads(out) == json.loads(raw.replace(b', "drop": 1', b""))
+    # read again at the top and at most SPLICE_BUDGET times the text's length (each level is the whole text)
+    assert len(calls) == 1 + jsonio.SPLICE_BUDGET
+
+
+def test_splicing_goes_no_deeper_than_its_depth(monkeypatch):
+    monkeypatch.setattr(jsonio, "SPLICE_BUDGET", 1000)
+    calls = []
+    members = jsonio._members
+    monkeypatch.setattr(jsonio, "_members", lambda text, pos: calls.append(pos) or members(text, pos))
+    deep: dict = {"leaf": BIG, "drop": 1}
+    for _ in range(20):
+        deep = {"d": deep}
+
+    def repair(data):
+        node = data
+        while "d" in node:
+            node = node["d"]
+        del node["drop"]
+
+    out = _repaired(json.dumps(deep).encode(), repair)
+    assert b'"drop"' not in out and len(calls) == 1 + jsonio.SPLICE_DEPTH
+
+
+def test_a_small_body_is_written_anew():
+    out = _repaired(b'{"a": "\\u00e9",  "b": 1}', lambda d: d.pop("b"))
+    assert out == '{"a":"\u00e9"}'.encode()

@@ -21,6 +21,7 @@ from fake_mistral import validate
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from mistral_compat import jsonio
 from mistral_compat.rewrite import Result, rewrite
 from mistral_compat.rules import builtin
 
@@ -127,6 +128,33 @@ def test_dirty_bodies_become_acceptable_and_keep_every_value(endpoint):
         assert validate(path(endpoint), sent) is None
         problems = S.diff(case.expected, json.loads(sent, parse_float=Decimal), case.ids)
         assert not problems, problems
+
+    check()
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_a_spliced_body_is_the_body_written_anew(endpoint, monkeypatch):
+    """Large bodies are written back spliced from their own text (jsonio.splice). With splicing for bodies of
+    any size, every repaired body must say exactly what writing it anew says: the same values (numbers as
+    written), the same changes; and a member that is the same in both is its original text."""
+
+    @examples(50, endpoint)
+    @given(
+        body=st.one_of(S.dirty_case(endpoint).map(lambda c: c.dirty), S.mutated_body(endpoint), S.fuzz_body()),
+        style=S.styles,
+    )
+    def check(body, style):
+        raw = S.emit(body, style)
+        note(raw)
+        monkeypatch.setattr(jsonio, "SPLICE_MIN", 1 << 62)
+        anew = rewrite(RULES, endpoint, raw)
+        monkeypatch.setattr(jsonio, "SPLICE_MIN", 0)
+        spliced = rewrite(RULES, endpoint, raw)
+        note(spliced.body)
+        assert spliced.changes == anew.changes and spliced.error == anew.error
+        assert (spliced.body is None) == (anew.body is None)
+        if anew.body is not None:
+            assert json.loads(spliced.body, parse_float=Decimal) == json.loads(anew.body, parse_float=Decimal)
 
     check()
 
