@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from operator import itemgetter
 from urllib.parse import urlsplit
 
 from .hosts import ascii_host, is_host_name
@@ -120,7 +121,7 @@ class CorsPolicy:
         headers: the upstream's own access-control-* replaced (never duplicated), Vary completed, and for a
         preflight no Content-Length (a 204 has none)."""
         if preflight is None and not self.origins:  # the common case: any origin, an ordinary answer
-            drop, added = _wildcard(tuple(f[0] for f in fields))
+            drop, added = _wildcard(tuple(map(_name, fields)))
             kept = fields if not drop else tuple(f for f in fields if f[0].lower() not in drop)
             return (*kept, *added)
         others: list[tuple[bytes, bytes]] = []  # the fields kept: all but the upstream's own CORS ones
@@ -146,6 +147,7 @@ class CorsPolicy:
 
 
 Fields = tuple[tuple[bytes, bytes], ...]
+_name = itemgetter(0)  # a field's name
 
 
 @lru_cache(maxsize=256)  # an upstream answers with the same header names again and again

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, NamedTuple, Protocol, cast
 
+from .jsonio import format_size
+
 if TYPE_CHECKING:
     import zstandard
 
@@ -364,8 +366,8 @@ def read_body(raw: bytes, content_encoding: str, max_body: int) -> Body:
     max_body: a compressed body is decoded piece by piece and no further than that, so a bomb costs max_body at
     most. mitmproxy's own get_content() would decode it whole, with no limit, and also any Python codec named
     there (bz2, zlib, base64, ...), none of them an HTTP coding."""
-    from .jsonio import format_size
-
+    if len(raw) <= max_body and (not content_encoding or content_encoding.strip().lower() in PLAIN):
+        return Body(raw)  # the common case: not encoded, within the limit
     coding = content_encoding.strip().lower()
     if len(raw) > max_body:  # compressed too: the decoder's own work grows with what it is given
         return Body(

@@ -83,6 +83,8 @@ _made = itertools.count()
 
 
 def _parse_float(s: str) -> float:
+    if len(s) < 16 and "e" not in s and "E" not in s:
+        return float(s)  # at most 15 digits, no exponent: a double holds it exactly (DBL_DIG is 15)
     f = float(s)
     if repr(f) == s:
         return f
@@ -302,7 +304,9 @@ def _decode(body: bytes) -> str:
     """bytes -> text, strictly as UTF-8 (Mistral's server decodes nothing else)."""
     if body.startswith(codecs.BOM_UTF8):
         raise BodyError(f"the body starts with a UTF-8 byte order mark, which Mistral rejects: {_NOT_UTF8} without one")
-    encoding = json.detect_encoding(body)  # looks at the first 4 bytes only
+    # (json.detect_encoding looks at the first 4 bytes only; a body starting with "{" and no NUL byte cannot
+    # be UTF-16 or UTF-32, with or without a byte order mark)
+    encoding = "utf-8" if body[:1] == b"{" and body[1:2] != b"\x00" else json.detect_encoding(body)
     if encoding != "utf-8":
         raise BodyError(f"{_NOT_UTF8}; this one looks {encoding.upper()}-encoded")
     try:

@@ -139,12 +139,25 @@ def field_label(change: Change) -> str:
     return f"{change.kind} {field_name(change)}"
 
 
-# The same changes come again and again (a client sends the same fields with every request): their labels
-# are kept, as long as they are short (a path can be a client's megabyte-long key name) and few (when the
-# table is full it starts again: a client sending ever new names cannot fill it for good).
-_LABELS: dict[Change, str] = {}
-_LABELS_MAX = 512
-_LABEL_SOURCE_MAX = 128
+# The same changes come again and again (a client sends the same fields with every request): the labels of
+# a request's changes are kept, as long as they are short (a path can be a client's megabyte-long key name)
+# and few (when the table is full it starts again: a client sending ever new names cannot fill it for good).
+_LABELS: dict[tuple[Change, ...], tuple[str, ...]] = {}
+_LABELS_MAX = 256
+_LABEL_SOURCE_MAX = 1024  # characters of paths and details of a request's changes whose labels are kept
+
+
+def field_labels(changes: list[Change]) -> tuple[str, ...]:
+    """field_label of each change."""
+    key = tuple(changes)
+    labels = _LABELS.get(key)
+    if labels is None:
+        labels = tuple(field_label(c) for c in changes)
+        if len(changes) <= 64 and sum(len(c.path) + len(c.detail) for c in changes) <= _LABEL_SOURCE_MAX:
+            if len(_LABELS) >= _LABELS_MAX:
+                _LABELS.clear()
+            _LABELS[key] = labels
+    return labels
 
 
 @dataclass
@@ -213,15 +226,14 @@ class Summary:
     def changed(self, client: str, changes: list[Change]) -> None:
         s = self._stats(client)
         s.changed += 1
-        for c in changes:
-            label = _LABELS.get(c)
-            if label is None:
-                label = field_label(c)
-                if len(c.path) + len(c.detail) <= _LABEL_SOURCE_MAX:
-                    if len(_LABELS) >= _LABELS_MAX:
-                        _LABELS.clear()
-                    _LABELS[c] = label
-            self._count(s, label)
+        fields = s.fields
+        room = len(fields) < self.max_fields
+        for label in field_labels(changes):
+            if room or label in fields:
+                fields[label] += 1
+                room = len(fields) < self.max_fields
+            else:
+                fields[OTHER_FIELDS] += 1
 
     def answered(self, client: str, notes: list[str]) -> None:
         s = self._stats(client)

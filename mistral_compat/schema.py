@@ -134,6 +134,7 @@ class ObjectNode(Node):
         self.before: translate.Fixup | None = None
         self.after: translate.ConversationRule | None = None
         self.renames: dict[str, str] = {}  # OpenAI key -> the Mistral key of this object it is renamed to
+        self.targets: frozenset[str] = frozenset()  # the Mistral keys renames lead to
 
     def setup(self, spec: dict, name: str | None, compile_) -> None:
         self.props = {k: compile_(v, None) for k, v in spec["object"].items()}
@@ -145,6 +146,7 @@ class ObjectNode(Node):
             if key in self.props:
                 self.props[key] = ThenNode(self.props[key], rule)
         self.renames = {k: t for k, t in translate.RENAMES.items() if t in self.props and k not in self.props}
+        self.targets = frozenset(self.renames.values())
 
     def score(self, value: Any) -> int:
         """How well an object fits this branch, to choose among anyOf branches: a discriminating (enum) key
@@ -176,28 +178,47 @@ class ObjectNode(Node):
             self.before(value, fx, path)
         props = self.props
         renames = self.renames
-        # keys already fixed, tracked only when a rename may fix its target ahead of the target's turn
-        done: set | None = set() if renames and any(k in value for k in renames) else None
-        for key in list(value):
-            if done is not None and key in done:
-                continue
-            child = props.get(key)
-            if child is None:
-                target = renames.get(key)
-                if target is not None:
-                    self._rename(value, key, target, fx, path, done)  # type: ignore[arg-type]
-                elif self.closed:
-                    del value[key]
-                    fx.add(DROPPED, path + (key,))
-                continue
-            if done is not None:
-                done.add(key)
-            self._fix_key(value, key, child, fx, path)
+        if renames and not value.keys().isdisjoint(renames):
+            self._fix_renaming(value, fx, path)
+        else:
+            closed = self.closed
+            for key in list(value):
+                child = props.get(key)
+                if child is None:
+                    if closed:
+                        del value[key]
+                        fx.add(DROPPED, path + (key,))
+                elif not child.trivial or value[key] is None:  # (a trivial child takes any other value)
+                    self._fix_key(value, key, child, fx, path)
         if self.after is not None and fx.conversation:
             reason = self.after(value)
             if reason:
                 return Drop(reason)
         return value
+
+    def _fix_renaming(self, value: dict, fx, path: tuple) -> None:
+        """fix()'s loop for an object holding a key to rename: a rename repairs its target first, whichever
+        key comes first, so the keys already repaired are tracked."""
+        props = self.props
+        renames = self.renames
+        targets = self.targets
+        done: set = set()  # the targets repaired (only a target can be repaired out of its turn)
+        for key in list(value):
+            if key in done:
+                continue
+            child = props.get(key)
+            if child is None:
+                target = renames.get(key)
+                if target is not None:
+                    self._rename(value, key, target, fx, path, done)
+                elif self.closed:
+                    del value[key]
+                    fx.add(DROPPED, path + (key,))
+                continue
+            if key in targets:
+                done.add(key)
+            if not child.trivial or value[key] is None:
+                self._fix_key(value, key, child, fx, path)
 
     def _fix_key(self, value: dict, key: str, child: Node, fx, path: tuple) -> None:
         """Repair value[key] in place: replaced, dropped (unless required) or kept."""
