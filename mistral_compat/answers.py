@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import errors, jsonio, sse
+from . import errors, jsonio, sse, state
 
 # Endpoints whose answers have chat completion shapes.
 ENDPOINTS = frozenset({"chat/completions", "agents/completions", "fim/completions"})
@@ -281,6 +281,20 @@ class StreamTranslator(_Translator):
         finish = dict(chunk)
         finish["choices"] = [{"index": choice.get("index", 0), "delta": {}, "finish_reason": choice["finish_reason"]}]
         return calls, finish
+
+
+def answers_for(
+    kind: str, endpoint: str | None, user_agent: str, mode: str, native: tuple[str, ...] = ()
+) -> str | None:
+    """What is done to the answers of a matched request (FlowState.answers), by the mistral_answers mode
+    and mistral_native_clients: chat-shaped answers and error bodies translated (state.CHAT_ANSWERS), error
+    bodies only (state.ERROR_ANSWERS), or nothing (None: the Responses bridge translates its own answers; a
+    preflight has none; Mistral's own SDKs read Mistral's shapes)."""
+    if kind in (state.BRIDGE, state.STORED, state.PREFLIGHT) or mode == "mistral":
+        return None
+    if mode == "auto" and is_mistral_native(user_agent, native):
+        return None
+    return state.CHAT_ANSWERS if endpoint in ENDPOINTS else state.ERROR_ANSWERS
 
 
 def is_mistral_native(user_agent: str, extra: tuple[str, ...] = ()) -> bool:

@@ -47,6 +47,7 @@ class FlowState:
     limited: bool = False  # Mistral answered 429 (rate limited)
     redirected: bool = False  # bound for api.openai.com, sent to Mistral (mistral_redirect_openai)
     user_agent: str = ""  # as the client sent it (client: escaped and cut, for people)
+    origin: str | None = None  # the Origin header as the client sent it (a web page's), if any
 
     SAVED = (
         "client",

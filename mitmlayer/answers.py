@@ -24,13 +24,8 @@ class Answers:
     def acts_on(hook: str, kind: str, redirected: bool) -> bool:
         return kind not in (state.BRIDGE, state.STORED, state.PREFLIGHT)  # (the bridge translates its own answers)
 
-    def requestheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
-        mode = self.settings.answer_mode
-        if st.kind in (state.BRIDGE, state.STORED, state.PREFLIGHT) or mode == "mistral":
-            return  # (the Responses bridge translates its answers itself)
-        if mode == "auto" and answers.is_mistral_native(st.user_agent, self.settings.native_clients):
-            return
-        st.answers = state.CHAT_ANSWERS if st.endpoint in answers.ENDPOINTS else state.ERROR_ANSWERS
+    # (what is done to a flow's answers, FlowState.answers, is decided with the rest of the FlowState by the
+    # Matcher: mistral_compat.answers.answers_for)
 
     def responseheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
         resp = flow.response

@@ -36,6 +36,4 @@ class Cors:
                 header(headers, b"access-control-request-method"),
                 header(headers, b"access-control-request-headers"),
             )
-        resp.headers.fields = self.settings.cors.answer_fields(
-            resp.headers.fields, header(headers, b"origin", None), preflight
-        )
+        resp.headers.fields = self.settings.cors.answer_fields(resp.headers.fields, st.origin, preflight)

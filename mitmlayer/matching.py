@@ -6,12 +6,12 @@ from __future__ import annotations
 from mitmproxy import ctx, http
 from mitmproxy.proxy import mode_specs
 
-from mistral_compat import redirect, report, settings, state
+from mistral_compat import answers, redirect, report, settings, state
 from mistral_compat.hosts import allow_patterns
 from mistral_compat.state import FlowState
 
 from . import logger
-from .flows import META, header
+from .flows import META, headers_of
 
 
 class Matcher:
@@ -25,16 +25,20 @@ class Matcher:
             return
         req = flow.request
         if req.host in self.settings.hosts or isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode):
-            kind, endpoint = state.classify(req.method, req.path, self.settings.rules)
-            ua = header(req.headers, b"user-agent")
+            conf = self.settings
+            kind, endpoint = state.classify(req.method, req.path, conf.rules)
+            ua, origin = headers_of(req.headers, b"user-agent", b"origin")
+            ua = ua or ""
             st = flow.metadata[META] = FlowState(
                 report.printable(ua, 80) if ua else "(no user-agent)",
                 kind,
                 endpoint,
-                self.settings.dry_run,
+                conf.dry_run,
+                answers=answers.answers_for(kind, endpoint, ua, conf.answer_mode, conf.native_clients),
                 user_agent=ua,
+                origin=origin,
             )
-            if self.settings.redirect_openai and req.host == redirect.OPENAI_HOST:
+            if conf.redirect_openai and req.host == redirect.OPENAI_HOST:
                 st.redirected = True
         elif META in flow.metadata:  # a replayed copy of a saved flow: what it says belongs to another time
             del flow.metadata[META]

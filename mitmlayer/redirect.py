@@ -9,7 +9,7 @@ from mistral_compat import models, pacing, redirect, settings, state
 from mistral_compat.state import FlowState
 
 from . import compat, logger
-from .flows import META, header
+from .flows import META
 from .report import API_KEY_ENV, redact
 
 KEY_SHOWN = f"Bearer [{API_KEY_ENV}]"  # what a redirected flow shows (mitmweb, -w, logs) instead of the key
@@ -25,14 +25,25 @@ class Redirect:
     def __init__(self, conf: settings.Settings) -> None:
         self.settings = conf
         self.injector = KeyInjector(conf)
+        self.running_ = False
+
+    def configure(self, updated) -> None:
+        if "mistral_redirect_openai" in updated and self.running_:
+            self.add_injector()
+
+    def add_injector(self) -> None:
+        """KeyInjector joins mitmproxy's chain (last: see KeyInjector) once mistral_redirect_openai is on, and
+        stays; until then no request goes through one more addon."""
+        if self.settings.redirect_openai and ctx.master.addons.get(KeyInjector.name) is None:
+            ctx.master.addons.add(self.injector)
 
     @staticmethod
     def acts_on(hook: str, kind: str, redirected: bool) -> bool:
         return redirected
 
     def running(self) -> None:
-        if ctx.master.addons.get("mistral_compat_key") is None:
-            ctx.master.addons.add(self.injector)  # last in mitmproxy's chain: see KeyInjector
+        self.running_ = True
+        self.add_injector()
         compat.redact_web(redact)  # (mitmweb: a flow in flight holds the key)
         if self.settings.redirect_openai:
             logger.info(
@@ -44,7 +55,7 @@ class Redirect:
         if not st.redirected or flow.error or not flow.live:
             return
         req = flow.request
-        refused = redirect.origin_refused(header(req.headers, b"origin", None), self.settings.cors.origins)
+        refused = redirect.origin_refused(st.origin, self.settings.cors.origins)
         if refused is not None:  # a web page: refused, its CORS preflight too (Cors answered it 204), dry run or not
             st.rejected = (redirect.FORBIDDEN_STATUS, refused)
             flow.response = http.Response.make(

@@ -141,7 +141,7 @@ def test_the_parts_each_kind_of_flow_goes_through():
     assert names("request", "bridge") == ["ResponsesBridge", "Pacing", "Report"]
     assert names("request", "rewrite", redirected=True) == ["Redirect", "Rewriter", "Pacing", "Report"]
     assert names("requestheaders", "preflight") == ["Cors"]
-    assert names("requestheaders", "passed") == ["Answers"]
+    assert names("requestheaders", "passed") == []
     assert names("responseheaders", "passed") == ["Cors", "Answers", "Pacing"]
     assert names("response", "bridge") == ["ResponsesBridge", "Report"]
 
@@ -574,3 +574,9 @@ async def test_comments_written_only_where_flows_are_kept():
         mc.request(h)
         assert "dropped user" in h.comment
         mc.done()
+
+
+def test_headers_of_reads_several_headers_in_one_pass():
+    h = http.Headers([(b"User-Agent", b"ua/1"), (b"origin", b"https://a.example"), (b"ORIGIN", b"https://b.example")])
+    assert addon.headers_of(h, b"user-agent", b"origin", b"x-missing") == ["ua/1", "https://a.example", None]
+    assert addon.headers_of(http.Headers(), b"origin") == [None]

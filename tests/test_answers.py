@@ -459,3 +459,18 @@ def test_mistral_native_clients(ua, native):
 def test_user_named_native_clients():
     assert answers.is_mistral_native("MyApp/2.0 (mistral-native)", ("myapp/",))
     assert not answers.is_mistral_native("OtherApp/2.0", ("myapp/",))
+
+
+def test_what_is_done_to_a_flows_answers():
+    from mistral_compat import state
+
+    openai_ua, sdk_ua = "OpenAI/Python 1.0", "speakeasy-sdk/python 1.0.0 2.0 1.0.0 mistralai"
+    assert answers.answers_for(state.REWRITE, "chat/completions", openai_ua, "auto") == state.CHAT_ANSWERS
+    assert answers.answers_for(state.REWRITE, "embeddings", openai_ua, "auto") == state.ERROR_ANSWERS
+    assert answers.answers_for(state.PASSED, None, openai_ua, "openai") == state.ERROR_ANSWERS
+    assert answers.answers_for(state.REWRITE, "chat/completions", sdk_ua, "auto") is None
+    assert answers.answers_for(state.REWRITE, "chat/completions", sdk_ua, "openai") == state.CHAT_ANSWERS
+    assert answers.answers_for(state.REWRITE, "chat/completions", "MyApp/2", "auto", ("myapp",)) is None
+    assert answers.answers_for(state.REWRITE, "chat/completions", openai_ua, "mistral") is None
+    for kind in (state.BRIDGE, state.STORED, state.PREFLIGHT):
+        assert answers.answers_for(kind, "responses", openai_ua, "openai") is None

@@ -111,6 +111,7 @@ async def test_unknown_mistral_options_are_named_at_start_up(caplog):
         tctx.options.update_defer(mistral_rate_limt="1/s")
         with caplog.at_level(logging.WARNING):
             mc.running()
+        mc.done()
     assert "Unknown option 'mistral_rate_limt' ignored" in caplog.text
 
 
@@ -124,3 +125,28 @@ async def test_rate_limit_reaches_the_pacer_and_can_be_turned_off():
         assert str(pacing_part.pacer.rate) == "60/min" and pacing_part.pacer.rate.interval == 1.0
         tctx.configure(mc, mistral_rate_limit="")
         assert pacing_part.pacer.rate is None
+
+
+async def test_the_key_injector_joins_the_chain_only_once_redirecting(monkeypatch):
+    """KeyInjector (last in mitmproxy's chain) is added when mistral_redirect_openai is on, at start-up or
+    later; without it, requests go through no extra addon."""
+    monkeypatch.setenv("MISTRAL_API_KEY", "test-key-123")
+    mc = addon.build()
+    with taddons.context(mc) as tctx:
+        start(tctx, mc)
+        mc.running()
+        assert tctx.master.addons.get("mistral_compat_key") is None
+        tctx.configure(mc, mistral_redirect_openai=True)
+        injector = tctx.master.addons.get("mistral_compat_key")
+        assert isinstance(injector, addon.KeyInjector)
+        tctx.configure(mc, mistral_redirect_openai=False)
+        tctx.configure(mc, mistral_redirect_openai=True)
+        assert tctx.master.addons.get("mistral_compat_key") is injector
+        mc.done()
+    mc = addon.build()
+    with taddons.context(mc) as tctx:
+        tctx.configure(mc, mistral_redirect_openai=True)  # on from the start: added when running
+        assert tctx.master.addons.get("mistral_compat_key") is None
+        mc.running()
+        assert isinstance(tctx.master.addons.get("mistral_compat_key"), addon.KeyInjector)
+        mc.done()
