@@ -135,6 +135,23 @@ class ObjectNode(Node):
         self.after: translate.ConversationRule | None = None
         self.renames: dict[str, str] = {}  # OpenAI key -> the Mistral key of this object it is renamed to
         self.targets: frozenset[str] = frozenset()  # the Mistral keys renames lead to
+        self._bounds: dict[str, tuple] | None = None  # see bounds()
+
+    def bounds(self) -> dict[str, tuple]:
+        """{key: (min, xmin, max, xmax)} of the keys whose value is a number with limits (or null): a number
+        within them needs no repair, so fix() checks it in place instead of handing it down two nodes. Made
+        on first use, when every node is compiled."""
+        if self._bounds is None:
+            out = {}
+            for key, child in self.props.items():
+                node = child
+                if isinstance(node, AnyOfNode):
+                    others = [o for o in node.options if not (isinstance(o, ScalarNode) and o.type == "null")]
+                    node = others[0] if len(others) == 1 else node
+                if isinstance(node, ScalarNode) and node.ranged and node.enum is None:
+                    out[key] = node.bounds
+            self._bounds = out
+        return self._bounds
 
     def setup(self, spec: dict, name: str | None, compile_) -> None:
         self.props = {k: compile_(v, None) for k, v in spec["object"].items()}
@@ -182,14 +199,23 @@ class ObjectNode(Node):
             self._fix_renaming(value, fx, path)
         else:
             closed = self.closed
+            bounds = self._bounds if self._bounds is not None else self.bounds()
             for key in list(value):
                 child = props.get(key)
                 if child is None:
                     if closed:
                         del value[key]
                         fx.add(DROPPED, path + (key,))
-                elif not child.trivial or value[key] is None:  # (a trivial child takes any other value)
-                    self._fix_key(value, key, child, fx, path)
+                    continue
+                v = value[key]
+                if child.trivial:
+                    if v is not None:  # (a trivial child takes any other value)
+                        continue
+                elif (v.__class__ is float or v.__class__ is int) and key in bounds:
+                    lo, xlo, hi, xhi = bounds[key]
+                    if lo <= v <= hi and xlo < v < xhi:
+                        continue  # a number within its limits
+                self._fix_key(value, key, child, fx, path)
         if self.after is not None and fx.conversation:
             reason = self.after(value)
             if reason:
@@ -202,6 +228,7 @@ class ObjectNode(Node):
         props = self.props
         renames = self.renames
         targets = self.targets
+        bounds = self._bounds if self._bounds is not None else self.bounds()
         done: set = set()  # the targets repaired (only a target can be repaired out of its turn)
         for key in list(value):
             if key in done:
@@ -217,8 +244,15 @@ class ObjectNode(Node):
                 continue
             if key in targets:
                 done.add(key)
-            if not child.trivial or value[key] is None:
-                self._fix_key(value, key, child, fx, path)
+            v = value[key]
+            if child.trivial:
+                if v is not None:
+                    continue
+            elif (v.__class__ is float or v.__class__ is int) and key in bounds:
+                lo, xlo, hi, xhi = bounds[key]
+                if lo <= v <= hi and xlo < v < xhi:
+                    continue
+            self._fix_key(value, key, child, fx, path)
 
     def _fix_key(self, value: dict, key: str, child: Node, fx, path: tuple) -> None:
         """Repair value[key] in place: replaced, dropped (unless required) or kept."""
