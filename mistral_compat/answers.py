@@ -303,8 +303,6 @@ def is_mistral_native(user_agent: str, extra: tuple[str, ...] = ()) -> bool:
     their Azure and GCP variants; the 0.x clients' "mistral-client-python/..." and "mistral-client-js/..."),
     or one whose User-Agent contains any of `extra` (lower case)."""
     ua = user_agent.lower()
-    if ua.startswith("speakeasy-sdk/") and "mistralai" in ua:
+    if ua.startswith("mistral-client-") or (ua.startswith("speakeasy-sdk/") and "mistralai" in ua):
         return True
-    if ua.startswith("mistral-client-"):
-        return True
-    return any(s in ua for s in extra)
+    return bool(extra) and any(s in ua for s in extra)
