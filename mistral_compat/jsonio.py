@@ -170,11 +170,13 @@ class Document:
 # text, with its position, and copied as it was where it equals what it is now; the rest is written anew.
 # Whether a member is unchanged is decided by comparing values, never by what the repairs say they did, so
 # nothing that changed can be copied stale. The reading again is bounded: at most SPLICE_BUDGET times the
-# text's length in all and SPLICE_DEPTH levels deep; beyond that a member is written anew (as without
-# splicing).
+# text's length in all, SPLICE_DEPTH levels deep and SPLICE_MEMBERS members (each one a step in Python, where
+# writing anew is a step in C: a container of many small members is written anew); beyond that a member is
+# written anew (as without splicing).
 SPLICE_MIN = 64 << 10  # characters: smaller bodies (and members) are simply written anew
 SPLICE_DEPTH = 8
 SPLICE_BUDGET = 2
+SPLICE_MEMBERS = 4096
 _SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]  # (C) a JSON value at a position -> (value, end)
 _SCAN_STRING = json.decoder.scanstring  # type: ignore[attr-defined]  # (C) a string's rest -> (str, end)
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -197,12 +199,14 @@ def splice(data: Any, text: str, raw: bool = False, source: bytes = b"") -> byte
     (from source, text's UTF-8 bytes, where given and all ASCII)."""
     sp = _Splice(text, memoryview(source) if len(source) == len(text) else None, raw)
     out: list[bytes | memoryview] = []
-    if not _splice(data, sp, _skip(text, 0), out, [SPLICE_BUDGET * len(text)], 0):
+    budget = [SPLICE_BUDGET * len(text), SPLICE_MEMBERS - len(data)]  # (characters, members) to read again
+    if budget[1] < 0 or not _splice(data, sp, _skip(text, 0), out, budget, 0):
         return dumps(data, raw=raw, strict=True)
     return b"".join(out)
 
 
 def _splice(value: Any, sp: _Splice, pos: int, out: list, budget: list[int], depth: int) -> bool:
+    # budget: [characters, members] that may still be read again
     """Write value (a dict or list), which was parsed from the container at text[pos], to out; False (and out
     untouched) when that container is not of value's kind or the budget does not allow reading it again."""
     if sp.text[pos] != ("{" if value.__class__ is dict else "["):
@@ -240,9 +244,11 @@ def _member(v: Any, was: tuple | None, sp: _Splice, out: list, budget: list[int]
             and size >= SPLICE_MIN
             and depth < SPLICE_DEPTH
             and budget[0] >= size
+            and budget[1] >= len(v)
             and old.__class__ is v.__class__
         ):
             budget[0] -= size
+            budget[1] -= len(v)
             if _splice(v, sp, start, out, budget, depth + 1):
                 return
     out.append(dumps(v, raw=sp.raw, strict=True))

@@ -298,3 +298,19 @@ def test_splicing_goes_no_deeper_than_its_depth(monkeypatch):
 def test_a_small_body_is_written_anew():
     out = _repaired(b'{"a": "\\u00e9",  "b": 1}', lambda d: d.pop("b"))
     assert out == '{"a":"\u00e9"}'.encode()
+
+
+def test_a_container_of_many_small_members_is_written_anew(monkeypatch):
+    """Each member read again is a step in Python: past SPLICE_MEMBERS, writing anew (in C) is cheaper."""
+    calls = []
+    members = jsonio._members
+    monkeypatch.setattr(jsonio, "_members", lambda text, pos: calls.append(pos) or members(text, pos))
+    many = [{"role": "user", "content": "x" * 20} for _ in range(jsonio.SPLICE_MEMBERS + 1)]
+    raw = json.dumps({"messages": many, "big": BIG, "user": "u"}).encode()
+    out = _repaired(raw, lambda d: (d.pop("user"), d["messages"][0].pop("role")))
+    assert json.loads(out)["messages"][0] == {"content": "x" * 20}
+    assert len(calls) == 1  # the top level only: the long list is written anew
+    top = json.dumps({str(i): i for i in range(jsonio.SPLICE_MEMBERS + 1)} | {"big": BIG, "user": "u"})
+    calls.clear()
+    assert json.loads(_repaired(top.encode(), lambda d: d.pop("user")))["big"] == BIG
+    assert calls == []  # too many members at the top: written anew
