@@ -18,7 +18,7 @@ from mitmlayer import logger
 from mitmlayer.answers import Answers
 from mitmlayer.composite import FLOW_HOOKS, MistralCompat
 from mitmlayer.cors import Cors
-from mitmlayer.flows import MARKER, META, header, headers_of, set_body
+from mitmlayer.flows import MARKER, META, header, set_body
 from mitmlayer.matching import InterceptScope, Matcher
 from mitmlayer.options import Options, RulesLoader
 from mitmlayer.pacing import Pacing
@@ -52,7 +52,6 @@ __all__ = [
     "answers",
     "build",
     "header",
-    "headers_of",
     "load_rules",
     "logger",
     "redact",

@@ -30,23 +30,6 @@ def header(headers: http.Headers, name: bytes, default: str | None = "") -> str 
     return default
 
 
-def headers_of(headers: http.Headers, *names: bytes) -> list[str | None]:
-    """The first value of each of a few headers (names in lower case; None: absent), in one pass."""
-    found: list[str | None] = [None] * len(names)
-    sizes = [len(n) for n in names]
-    missing = len(names)
-    for key, value in headers.fields:
-        size = len(key)
-        for i, name in enumerate(names):
-            if sizes[i] == size and found[i] is None and (key == name or key.lower() == name):
-                found[i] = value.decode("utf-8", "surrogateescape")
-                missing -= 1
-                break
-        if not missing:
-            break
-    return found
-
-
 _LENGTH = b"content-length"
 _CODINGS = (b"content-encoding", b"transfer-encoding")
 

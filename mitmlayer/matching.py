@@ -11,7 +11,7 @@ from mistral_compat.hosts import allow_patterns
 from mistral_compat.state import FlowState
 
 from . import logger
-from .flows import META, headers_of
+from .flows import META, header
 
 
 class Matcher:
@@ -27,8 +27,8 @@ class Matcher:
         if req.host in self.settings.hosts or isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode):
             conf = self.settings
             kind, endpoint = state.classify(req.method, req.path, conf.rules)
-            ua, origin = headers_of(req.headers, b"user-agent", b"origin")
-            ua = ua or ""
+            headers = req.headers
+            ua = header(headers, b"user-agent")
             st = flow.metadata[META] = FlowState(
                 report.printable(ua, 80) if ua else "(no user-agent)",
                 kind,
@@ -36,7 +36,7 @@ class Matcher:
                 conf.dry_run,
                 answers=answers.answers_for(kind, endpoint, ua, conf.answer_mode, conf.native_clients),
                 user_agent=ua,
-                origin=origin,
+                origin=header(headers, b"origin", None),
             )
             if conf.redirect_openai and req.host == redirect.OPENAI_HOST:
                 st.redirected = True

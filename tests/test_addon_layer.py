@@ -574,9 +574,3 @@ async def test_comments_written_only_where_flows_are_kept():
         mc.request(h)
         assert "dropped user" in h.comment
         mc.done()
-
-
-def test_headers_of_reads_several_headers_in_one_pass():
-    h = http.Headers([(b"User-Agent", b"ua/1"), (b"origin", b"https://a.example"), (b"ORIGIN", b"https://b.example")])
-    assert addon.headers_of(h, b"user-agent", b"origin", b"x-missing") == ["ua/1", "https://a.example", None]
-    assert addon.headers_of(http.Headers(), b"origin") == [None]
