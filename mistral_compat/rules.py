@@ -1,8 +1,8 @@
 """The rules in force: built-in (rules.json, generated from Mistral's OpenAPI spec) or from a spec file.
 
 This is the one place that knows where rules come from (builtin, from_spec_file, and load: a spec file with
-the fallback policy, returning the messages to log) and how a request path names an endpoint (split_path,
-Rules.endpoint).
+the fallback policy, returning the messages to log), how a request path names an endpoint (split_path,
+Rules.endpoint), and how rules become the walker's nodes (compile_rules: refusing rules that cannot be used).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import sys
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from . import schema, spec
+from . import spec
+from .schema import AnyNode, AnyOfNode, ArrayNode, Node, ObjectNode, RootNode, ScalarNode, UnionNode
 
 BUILTIN = Path(__file__).with_name("rules.json")
 
@@ -34,7 +35,7 @@ class Rules:
 
     def __init__(self, rules: dict, fallback: "Rules | None" = None) -> None:
         self.source = rules.get("source", "")
-        self.endpoints: dict[str, schema.Node] = schema.compile_rules(rules)
+        self.endpoints: dict[str, Node] = compile_rules(rules)
         # endpoints this spec lacks keep the fallback's (built-in) rules
         self.from_fallback = sorted(set(fallback.endpoints) - set(self.endpoints)) if fallback else []
         if fallback:
@@ -204,3 +205,107 @@ def stop_parsing() -> None:
     for child in children:
         if child.poll() is None:
             child.kill()
+
+
+# --- rules -> the walker's nodes (schema.py) ---------------------------------------------------------------
+
+
+def compile_rules(rules: dict) -> dict[str, Node]:
+    """rules -> {endpoint suffix: root node}. ValueError when the rules cannot be used (a missing schema,
+    a schema that is only an alias of itself, shapes that lead back to themselves without going deeper)."""
+    schemas = rules.get("schemas", {})
+    named: dict[str, Node] = {}
+    aliasing: list[str] = []  # the chain of schemas being resolved that are only a ref to another one
+    branching: list[Node] = []  # the unions and anyOfs: what hands a value on without going deeper
+
+    def compile_(spec: Any, name: str | None) -> Node:
+        if spec == "any":
+            return AnyNode()
+        if "ref" in spec:
+            ref = spec["ref"]
+            if ref not in named:
+                if ref not in schemas:
+                    raise ValueError(f"rules refer to a missing schema {ref!r}")
+                target = schemas[ref]
+                if isinstance(target, dict) and "ref" in target:  # an alias of another schema
+                    if ref in aliasing:
+                        cycle = " -> ".join(aliasing[aliasing.index(ref) :] + [ref])
+                        raise ValueError(f"schemas that are only a $ref to one another form a cycle: {cycle}")
+                    aliasing.append(ref)
+                    try:
+                        named[ref] = compile_(target, ref)
+                    finally:
+                        aliasing.pop()
+                else:
+                    named[ref] = _shell(target, ref)
+                    _fill(named[ref], target, ref)
+            return named[ref]
+        node = _shell(spec, name)
+        _fill(node, spec, name)
+        return node
+
+    def _shell(spec: Any, name: str | None) -> Node:
+        if spec == "any":
+            return AnyNode()
+        if "object" in spec:
+            return ObjectNode()
+        if "array" in spec:
+            return ArrayNode()
+        if "union" in spec:
+            return UnionNode()
+        if "anyof" in spec:
+            return AnyOfNode()
+        if "type" in spec:
+            return ScalarNode(spec, name)
+        raise ValueError(f"unknown rule {spec!r}")
+
+    def _fill(node: Node, spec: Any, name: str | None) -> None:
+        if isinstance(node, ObjectNode):
+            node.setup(spec, name, compile_)
+        elif isinstance(node, (ArrayNode, UnionNode, AnyOfNode)):
+            node.setup(spec, compile_)
+            if not isinstance(node, ArrayNode):
+                branching.append(node)
+
+    roots = {suffix: compile_(spec, None) for suffix, spec in rules.get("endpoints", {}).items()}
+    _refuse_cycles(branching, {id(node): ref for ref, node in named.items()})
+    return {suffix: RootNode(node) for suffix, node in roots.items()}
+
+
+def _same_value_steps(node: Node) -> tuple:
+    """The nodes that node.fix hands the very same value to (no key or index further into the body)."""
+    if isinstance(node, UnionNode):
+        return tuple(node.map.values())
+    if isinstance(node, AnyOfNode):  # the branches fix() can choose, by the value's kind
+        return tuple({id(o): o for options in node.by_kind.values() for o in options}.values())
+    return ()
+
+
+def _refuse_cycles(branching: list, names: dict[int, str]) -> None:
+    """ValueError if a walk could go round a circle of unions and anyOfs on one value (forever), e.g. a
+    discriminated union whose member is the union itself. Cycles through an object or array are fine: they
+    go one level deeper into the body each time (a recursive schema). Iterative: no depth limit."""
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+    for start in branching:
+        if id(start) in state:
+            continue
+        path = [start]
+        stack = [iter(_same_value_steps(start))]
+        state[id(start)] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[id(path.pop())] = 2
+                stack.pop()
+                continue
+            s = state.get(id(nxt))
+            if s == 1:
+                loop = path[[id(n) for n in path].index(id(nxt)) :] + [nxt]
+                shown = " -> ".join(names.get(id(n), type(n).__name__) for n in loop)
+                raise ValueError(
+                    f"rules lead from a schema back to itself without going deeper into the body ({shown})"
+                )
+            if s is None:
+                state[id(nxt)] = 1
+                path.append(nxt)
+                stack.append(iter(_same_value_steps(nxt)))

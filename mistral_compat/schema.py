@@ -1,5 +1,5 @@
-"""The schema walker: rules (see spec.py for the format) compiled into nodes that repair a parsed body, with
-the OpenAI-to-Mistral fixes registered in translate.py, run where their schema names them.
+"""The schema walker: rules (see spec.py for the format) compiled (rules.compile_rules) into nodes that repair a
+parsed body, with the OpenAI-to-Mistral fixes registered in translate.py, run where their schema names them.
 
 Every node has fix(value, fx, path) -> value | Drop: objects are repaired in place, a new value replaces a
 scalar, and Drop asks the parent to remove the value (the parent decides: a required key is kept; and records it).
@@ -193,66 +193,38 @@ class ObjectNode(Node):
             return value
         if self.before is not None:
             self.before(value, fx, path)
-        props = self.props
-        renames = self.renames
-        if renames and not value.keys().isdisjoint(renames):
-            self._fix_renaming(value, fx, path)
-        else:
-            closed = self.closed
-            bounds = self._bounds if self._bounds is not None else self.bounds()
-            for key in list(value):
-                child = props.get(key)
-                if child is None:
-                    if closed:
-                        del value[key]
-                        fx.add(DROPPED, path + (key,))
-                    continue
-                v = value[key]
-                if child.trivial:
-                    if v is not None:  # (a trivial child takes any other value)
-                        continue
-                elif (v.__class__ is float or v.__class__ is int) and key in bounds:
-                    lo, xlo, hi, xhi = bounds[key]
-                    if lo <= v <= hi and xlo < v < xhi:
-                        continue  # a number within its limits
-                self._fix_key(value, key, child, fx, path)
-        if self.after is not None and fx.conversation:
-            reason = self.after(value)
-            if reason:
-                return Drop(reason)
-        return value
-
-    def _fix_renaming(self, value: dict, fx, path: tuple) -> None:
-        """fix()'s loop for an object holding a key to rename: a rename repairs its target first, whichever
-        key comes first, so the keys already repaired are tracked."""
-        props = self.props
-        renames = self.renames
-        targets = self.targets
+        props, renames, targets, closed = self.props, self.renames, self.targets, self.closed
         bounds = self._bounds if self._bounds is not None else self.bounds()
-        done: set = set()  # the targets repaired (only a target can be repaired out of its turn)
+        # the rename targets repaired, tracked only when a rename may repair its target ahead of its turn
+        done: set | None = set() if renames and not value.keys().isdisjoint(renames) else None
         for key in list(value):
-            if key in done:
+            if done is not None and key in done:
                 continue
             child = props.get(key)
             if child is None:
                 target = renames.get(key)
                 if target is not None:
-                    self._rename(value, key, target, fx, path, done)
-                elif self.closed:
+                    self._rename(value, key, target, fx, path, done)  # type: ignore[arg-type]
+                elif closed:
                     del value[key]
                     fx.add(DROPPED, path + (key,))
                 continue
-            if key in targets:
+            if done is not None and key in targets:
                 done.add(key)
             v = value[key]
             if child.trivial:
-                if v is not None:
+                if v is not None:  # (a trivial child takes any other value)
                     continue
             elif (v.__class__ is float or v.__class__ is int) and key in bounds:
                 lo, xlo, hi, xhi = bounds[key]
                 if lo <= v <= hi and xlo < v < xhi:
-                    continue
+                    continue  # a number within its limits
             self._fix_key(value, key, child, fx, path)
+        if self.after is not None and fx.conversation:
+            reason = self.after(value)
+            if reason:
+                return Drop(reason)
+        return value
 
     def _fix_key(self, value: dict, key: str, child: Node, fx, path: tuple) -> None:
         """Repair value[key] in place: replaced, dropped (unless required) or kept."""
@@ -468,104 +440,3 @@ class RootNode(Node):
             return self.node.fix(value, fx, path)
         except RecursionError:
             return Drop(TOO_DEEP)
-
-
-def compile_rules(rules: dict) -> dict[str, Node]:
-    """rules -> {endpoint suffix: root node}. ValueError when the rules cannot be used (a missing schema,
-    a schema that is only an alias of itself, shapes that lead back to themselves without going deeper)."""
-    schemas = rules.get("schemas", {})
-    named: dict[str, Node] = {}
-    aliasing: list[str] = []  # the chain of schemas being resolved that are only a ref to another one
-    branching: list[Node] = []  # the unions and anyOfs: what hands a value on without going deeper
-
-    def compile_(spec: Any, name: str | None) -> Node:
-        if spec == "any":
-            return AnyNode()
-        if "ref" in spec:
-            ref = spec["ref"]
-            if ref not in named:
-                if ref not in schemas:
-                    raise ValueError(f"rules refer to a missing schema {ref!r}")
-                target = schemas[ref]
-                if isinstance(target, dict) and "ref" in target:  # an alias of another schema
-                    if ref in aliasing:
-                        cycle = " -> ".join(aliasing[aliasing.index(ref) :] + [ref])
-                        raise ValueError(f"schemas that are only a $ref to one another form a cycle: {cycle}")
-                    aliasing.append(ref)
-                    try:
-                        named[ref] = compile_(target, ref)
-                    finally:
-                        aliasing.pop()
-                else:
-                    named[ref] = _shell(target, ref)
-                    _fill(named[ref], target, ref)
-            return named[ref]
-        node = _shell(spec, name)
-        _fill(node, spec, name)
-        return node
-
-    def _shell(spec: Any, name: str | None) -> Node:
-        if spec == "any":
-            return AnyNode()
-        if "object" in spec:
-            return ObjectNode()
-        if "array" in spec:
-            return ArrayNode()
-        if "union" in spec:
-            return UnionNode()
-        if "anyof" in spec:
-            return AnyOfNode()
-        if "type" in spec:
-            return ScalarNode(spec, name)
-        raise ValueError(f"unknown rule {spec!r}")
-
-    def _fill(node: Node, spec: Any, name: str | None) -> None:
-        if isinstance(node, ObjectNode):
-            node.setup(spec, name, compile_)
-        elif isinstance(node, (ArrayNode, UnionNode, AnyOfNode)):
-            node.setup(spec, compile_)
-            if not isinstance(node, ArrayNode):
-                branching.append(node)
-
-    roots = {suffix: compile_(spec, None) for suffix, spec in rules.get("endpoints", {}).items()}
-    _refuse_cycles(branching, {id(node): ref for ref, node in named.items()})
-    return {suffix: RootNode(node) for suffix, node in roots.items()}
-
-
-def _same_value_steps(node: Node) -> tuple:
-    """The nodes that node.fix hands the very same value to (no key or index further into the body)."""
-    if isinstance(node, UnionNode):
-        return tuple(node.map.values())
-    if isinstance(node, AnyOfNode):  # the branches fix() can choose, by the value's kind
-        return tuple({id(o): o for options in node.by_kind.values() for o in options}.values())
-    return ()
-
-
-def _refuse_cycles(branching: list, names: dict[int, str]) -> None:
-    """ValueError if a walk could go round a circle of unions and anyOfs on one value (forever), e.g. a
-    discriminated union whose member is the union itself. Cycles through an object or array are fine: they
-    go one level deeper into the body each time (a recursive schema). Iterative: no depth limit."""
-    state: dict[int, int] = {}  # 1: on the current path, 2: done
-    for start in branching:
-        if id(start) in state:
-            continue
-        path = [start]
-        stack = [iter(_same_value_steps(start))]
-        state[id(start)] = 1
-        while stack:
-            nxt = next(stack[-1], None)
-            if nxt is None:
-                state[id(path.pop())] = 2
-                stack.pop()
-                continue
-            s = state.get(id(nxt))
-            if s == 1:
-                loop = path[[id(n) for n in path].index(id(nxt)) :] + [nxt]
-                shown = " -> ".join(names.get(id(n), type(n).__name__) for n in loop)
-                raise ValueError(
-                    f"rules lead from a schema back to itself without going deeper into the body ({shown})"
-                )
-            if s is None:
-                state[id(nxt)] = 1
-                path.append(nxt)
-                stack.append(iter(_same_value_steps(nxt)))

@@ -273,7 +273,7 @@ def test_shapes_that_lead_back_to_themselves_are_refused(tmp_path):
         },
     }
     with pytest.raises(ValueError, match=r"back to itself without going deeper into the body \(U -> U\)"):
-        schema.compile_rules(rules)
+        rules_mod.compile_rules(rules)
     doc = {
         "openapi": "3.1.0",
         "components": {

@@ -8,6 +8,7 @@ import pytest
 from mistral_compat import jsonio, schema
 from mistral_compat.changes import DROPPED, REMOVED, RENAMED, TOOL_ID, VALUE
 from mistral_compat.jsonio import RawNumber
+from mistral_compat.rules import compile_rules
 from mistral_compat.schema import Drop
 from mistral_compat.translate import Fixer
 
@@ -54,7 +55,7 @@ RULES = {
     "endpoints": {"chat/completions": {"ref": "ChatCompletionRequest"}, "other": {"ref": "OtherRequest"}},
     "schemas": SCHEMAS,
 }
-NODES = schema.compile_rules(RULES)
+NODES = compile_rules(RULES)
 
 
 def fix(body: dict, endpoint: str = "chat/completions", conversation: bool = True) -> tuple[dict, list]:
@@ -194,7 +195,7 @@ def test_objects_deeper_than_the_limit_are_left_as_they_are():
     rules = {"endpoints": {"e": {"ref": "T"}}, "schemas": {"T": {"object": {"x": {"ref": "T"}}, "closed": True}}}
     node["unknown"] = 1
     fx = Fixer()
-    schema.compile_rules(rules)["e"].fix(deep, fx, ())
+    compile_rules(rules)["e"].fix(deep, fx, ())
     assert node["unknown"] == 1 and [c.path for c in fx.changes] == ["messages"]
 
 
@@ -213,7 +214,7 @@ def test_objects_deeper_than_the_limit_are_left_as_they_are():
 )
 def test_unusable_rules_are_refused(schemas, needle):
     with pytest.raises(ValueError, match=needle):
-        schema.compile_rules({"endpoints": {"e": {"ref": "A"}}, "schemas": schemas})
+        compile_rules({"endpoints": {"e": {"ref": "A"}}, "schemas": schemas})
 
 
 def test_a_recursive_schema_through_an_object_is_fine():
@@ -223,5 +224,5 @@ def test_a_recursive_schema_through_an_object_is_fine():
     }
     body = {"child": {"child": {"n": -1}}}
     fx = Fixer()
-    assert not isinstance(schema.compile_rules(rules)["e"].fix(body, fx, ()), Drop)
+    assert not isinstance(compile_rules(rules)["e"].fix(body, fx, ()), Drop)
     assert body == {"child": {"child": {"n": 0}}} and fx.changes[0].path == "child.child.n"
