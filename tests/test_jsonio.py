@@ -255,22 +255,33 @@ def test_splicing_a_body_with_text_beyond_ascii():
     assert out == ('{"k":"\u00e9\U0001f600 %s","n":1e400}' % BIG).encode("utf-8")
 
 
-def test_splicing_reads_again_within_a_budget_then_writes_anew(monkeypatch):
-    calls = []
+def _count_reads(monkeypatch) -> list:
+    """The positions jsonio reads a container again at, from now on."""
+    calls: list = []
     members = jsonio._members
     monkeypatch.setattr(jsonio, "_members", lambda text, pos: calls.append(pos) or members(text, pos))
+    return calls
+
+
+def _deep_body() -> bytes:
+    """A large leaf 20 objects deep, beside a key to drop."""
     deep: dict = {"leaf": BIG, "drop": 1}
     for _ in range(20):
         deep = {"d": deep}
-    raw = json.dumps(deep).encode()
+    return json.dumps(deep).encode()
 
-    def repair(data):
-        node = data
-        while "d" in node:
-            node = node["d"]
-        del node["drop"]
 
-    out = _repaired(raw, repair)
+def _drop_deep(data) -> None:
+    node = data
+    while "d" in node:
+        node = node["d"]
+    del node["drop"]
+
+
+def test_splicing_reads_again_within_a_budget_then_writes_anew(monkeypatch):
+    calls = _count_reads(monkeypatch)
+    raw = _deep_body()
+    out = _repaired(raw, _drop_deep)
     assert json.loads(out) == json.loads(raw.replace(b', "drop": 1', b""))
     # read again at the top and at most SPLICE_BUDGET times the text's length (each level is the whole text)
     assert len(calls) == 1 + jsonio.SPLICE_BUDGET
@@ -278,20 +289,8 @@ def test_splicing_reads_again_within_a_budget_then_writes_anew(monkeypatch):
 
 def test_splicing_goes_no_deeper_than_its_depth(monkeypatch):
     monkeypatch.setattr(jsonio, "SPLICE_BUDGET", 1000)
-    calls = []
-    members = jsonio._members
-    monkeypatch.setattr(jsonio, "_members", lambda text, pos: calls.append(pos) or members(text, pos))
-    deep: dict = {"leaf": BIG, "drop": 1}
-    for _ in range(20):
-        deep = {"d": deep}
-
-    def repair(data):
-        node = data
-        while "d" in node:
-            node = node["d"]
-        del node["drop"]
-
-    out = _repaired(json.dumps(deep).encode(), repair)
+    calls = _count_reads(monkeypatch)
+    out = _repaired(_deep_body(), _drop_deep)
     assert b'"drop"' not in out and len(calls) == 1 + jsonio.SPLICE_DEPTH
 
 
@@ -302,9 +301,7 @@ def test_a_small_body_is_written_anew():
 
 def test_a_container_of_many_small_members_is_written_anew(monkeypatch):
     """Each member read again is a step in Python: past SPLICE_MEMBERS, writing anew (in C) is cheaper."""
-    calls = []
-    members = jsonio._members
-    monkeypatch.setattr(jsonio, "_members", lambda text, pos: calls.append(pos) or members(text, pos))
+    calls = _count_reads(monkeypatch)
     many = [{"role": "user", "content": "x" * 20} for _ in range(jsonio.SPLICE_MEMBERS + 1)]
     raw = json.dumps({"messages": many, "big": BIG, "user": "u"}).encode()
     out = _repaired(raw, lambda d: (d.pop("user"), d["messages"][0].pop("role")))
