@@ -33,14 +33,13 @@ class MistralCompat:
         self.flow_hooks: dict[tuple[str, str, bool], list] = {}  # (hook, kind, redirected) -> part hooks
 
     def _each(self, hook: str) -> list:
-        """Every part's `hook` (the lifecycle hooks; the flow hooks of all kinds of flow)."""
+        """Every part's lifecycle `hook` (load, configure, running, done)."""
         if hook not in self.hooks:  # looked up on first use, after any instrumentation of the parts
-            parts = self.parts[1:] if hook in FLOW_HOOKS else self.parts
-            self.hooks[hook] = [getattr(p, hook) for p in parts if callable(getattr(p, hook, None))]
+            self.hooks[hook] = [getattr(p, hook) for p in self.parts if callable(getattr(p, hook, None))]
         return self.hooks[hook]
 
     def _for(self, hook: str, st: FlowState) -> list:
-        """The part hooks that act on this flow's kind."""
+        """The part flow hooks (FLOW_HOOKS) that act on this flow's kind (the matcher's own is called first)."""
         key = (hook, st.kind, st.redirected)
         hooks = self.flow_hooks.get(key)
         if hooks is None:
