@@ -18,11 +18,12 @@ import codecs
 import itertools
 import json
 import json.decoder
+import json.encoder
 import json.scanner
 import re
 import uuid
 from decimal import Decimal, InvalidOperation
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 
 class BodyError(ValueError):
@@ -114,12 +115,41 @@ _ENCODERS = {
 }
 
 
+def _c_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """encoder.encode, done by the C encoder made once: JSONEncoder.encode makes a new one on every call,
+    which costs about as much as writing a small body. Without a check for circular references: what is
+    written is parsed JSON, and a cycle still ends in RecursionError. encoder.encode itself where the C
+    encoder is missing or takes other arguments (another Python)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    try:
+        c = make(  # type: ignore[misc]
+            None,
+            encoder.default,
+            json.encoder.encode_basestring_ascii if encoder.ensure_ascii else json.encoder.encode_basestring,
+            None,
+            encoder.key_separator,
+            encoder.item_separator,
+            False,
+            False,
+            encoder.allow_nan,
+        )
+        sample = {"a": [1, 2.5, "\u00e9\n", None, True, {}], "b": 1e300}
+        if "".join(c(sample, 0)) != encoder.encode(sample):
+            raise ValueError("not the same")
+    except Exception:  # noqa: BLE001 - any doubt: the encoder's own way
+        return encoder.encode
+    return lambda value: "".join(c(value, 0))
+
+
+_ENCODE = {strict: (_c_encoder(text), _c_encoder(ascii_text)) for strict, (text, ascii_text) in _ENCODERS.items()}
+
+
 def dumps(value: Any, *, raw: bool = False, strict: bool = False) -> bytes:
     """Any JSON value -> compact JSON bytes: UTF-8 with non-ASCII text kept as text; text holding lone
     surrogates (an escaped half of an emoji, which UTF-8 cannot hold) is written all escaped instead.
     raw: the value may hold RawNumbers, written back as their literal. strict: NaN and infinities raise
     ValueError. RecursionError when it nests deeper than the encoder can go. Leaves value as it was."""
-    text, ascii_text = _ENCODERS[strict]
+    text, ascii_text = _ENCODE[strict]
     if raw and isinstance(value, RawNumber):
         return value.literal.encode("ascii")
     swapped = _swap_raw_numbers(value) if raw and isinstance(value, (dict, list)) else None
@@ -277,8 +307,8 @@ def _members(text: str, pos: int) -> dict:
         pos = _skip(text, pos + 1)  # past the ','
 
 
-def _dump(encoder: json.JSONEncoder, data: Any, swapped: tuple[re.Pattern, list] | None) -> str:
-    text = encoder.encode(data)
+def _dump(encode: Callable[[Any], str], data: Any, swapped: tuple[re.Pattern, list] | None) -> str:
+    text = encode(data)
     if swapped is not None and swapped[1]:
         pattern, literals = swapped[0], [number.literal for _, _, number in swapped[1]]
         text = pattern.sub(lambda m: literals[int(m.group(1))], text)
@@ -321,14 +351,28 @@ def _decode(body: bytes) -> str:
         raise BodyError(f"the body is not valid UTF-8 (byte {e.start})") from None
 
 
+def _loads(text: str) -> Any:
+    """_DECODER.decode(text), with the common case (a JSON object from the first character to the last) read
+    by the C scanner directly, without the decoder's two Python frames. Any other case, and any error, is the
+    decoder's own (so are its messages)."""
+    if text[:1] == "{" and text[-1:] == "}":
+        try:
+            data, end = _SCAN(text, 0)
+        except Exception:  # noqa: BLE001 - the decoder says what is wrong
+            return _DECODER.decode(text)
+        if end == len(text):
+            return data
+    return _DECODER.decode(text)
+
+
 def parse(body: bytes) -> Document:
     """bytes -> Document, or BodyError with a message a user can act on."""
-    if not body.strip():
+    if not body or body.isspace():
         raise BodyError("the request body is empty; Mistral expects a JSON object")
     text = _decode(body)
     before = next(_made)
     try:
-        data = _DECODER.decode(text)
+        data = _loads(text)
     except BodyError:
         raise
     except RecursionError:

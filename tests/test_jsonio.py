@@ -311,3 +311,32 @@ def test_a_container_of_many_small_members_is_written_anew(monkeypatch):
     calls.clear()
     assert json.loads(_repaired(top.encode(), lambda d: d.pop("user")))["big"] == BIG
     assert calls == []  # too many members at the top: written anew
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"a": 1} x', b'{"a": 1}}', b'{"a": }', b'{"a": NaN}', b'{"a": [1, 2}', b' {"a": 1} ', b'{"a": "\\ud800"}'],
+)
+def test_the_fast_read_and_the_decoder_agree(raw):
+    """parse reads a body that is one object from first to last character with the C scanner directly: what
+    it makes of any body, and any error it reports, is the decoder's."""
+    try:
+        expected: object = json.loads(raw, parse_constant=lambda c: 1 / 0)
+    except ZeroDivisionError:
+        expected = BodyError
+    except ValueError as e:
+        expected = f"the body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+    try:
+        got: object = jsonio.parse(raw).data
+    except BodyError as e:
+        got = BodyError if "NaN" in str(e) else str(e)
+    assert got == expected
+
+
+def test_the_writer_is_json_dumps_compact():
+    value = {"a": [1, 2.5, "\u00e9\n\u2028", None, True, {}], "b": 1e300, "c": -0.0}
+    assert jsonio.dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    with pytest.raises(ValueError):
+        jsonio.dumps({"x": math.inf}, strict=True)
+    assert jsonio.dumps({"x": math.inf}) == b'{"x":Infinity}'
+    assert jsonio.dumps({"k": "\ud83d"}) == b'{"k":"\\ud83d"}'  # a lone surrogate: all escaped

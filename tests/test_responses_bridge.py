@@ -46,12 +46,11 @@ def test_the_api_addon_uses_is_there():
 def test_a_request_is_parsed_once_and_written_once(monkeypatch):
     rules = builtin()
     decodes, writes = [], []
-    decoder = jsonio._DECODER
+    loads = jsonio._loads
 
-    class Counting:
-        def decode(self, text):
-            decodes.append(text)
-            return decoder.decode(text)
+    def counting_loads(text):
+        decodes.append(text)
+        return loads(text)
 
     real_dumps = jsonio.dumps
 
@@ -59,7 +58,7 @@ def test_a_request_is_parsed_once_and_written_once(monkeypatch):
         writes.append(value)
         return real_dumps(value, **kw)
 
-    monkeypatch.setattr(jsonio, "_DECODER", Counting())
+    monkeypatch.setattr(jsonio, "_loads", counting_loads)
     monkeypatch.setattr(jsonio, "dumps", counting_dumps)
     monkeypatch.setattr(json, "loads", lambda *a, **k: pytest.fail("a second parse"))
     bridged = responses.bridge_request(rules, RAW)
