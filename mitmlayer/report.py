@@ -208,7 +208,10 @@ class _RedactingWriter:
         return self._inner.write(redact(text))
 
     def __getattr__(self, name):
-        return getattr(self._inner, name)
+        value = getattr(self._inner, name)
+        if callable(value):  # (flush, isatty, ...: asked for on every line; kept, so asked here once)
+            setattr(self, name, value)
+        return value
 
 
 class Redaction:
