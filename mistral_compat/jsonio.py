@@ -229,8 +229,8 @@ def splice(data: Any, text: str, raw: bool = False, source: bytes = b"") -> byte
     (from source, text's UTF-8 bytes, where given and all ASCII)."""
     sp = _Splice(text, memoryview(source) if len(source) == len(text) else None, raw)
     out: list[bytes | memoryview] = []
-    budget = [SPLICE_BUDGET * len(text), SPLICE_MEMBERS - len(data)]  # (characters, members) to read again
-    if budget[1] < 0 or not _splice(data, sp, _skip(text, 0), out, budget, 0):
+    budget = [SPLICE_BUDGET * len(text), SPLICE_MEMBERS]  # (characters, members) that may be read again
+    if len(data) > SPLICE_MEMBERS or not _splice(data, sp, _skip(text, 0), out, budget, 0):
         return dumps(data, raw=raw, strict=True)
     return b"".join(out)
 
@@ -241,7 +241,9 @@ def _splice(value: Any, sp: _Splice, pos: int, out: list, budget: list[int], dep
     untouched) when that container is not of value's kind or the budget does not allow reading it again."""
     if sp.text[pos] != ("{" if value.__class__ is dict else "["):
         return False
-    members = _members(sp.text, pos)  # (the caller charged the budget for this read)
+    members = _members(sp.text, pos, budget)  # (the caller charged the characters for this read)
+    if members is None:
+        return False
     if value.__class__ is dict:
         out.append(b"{")
         for i, (key, v) in enumerate(value.items()):
@@ -278,15 +280,15 @@ def _member(v: Any, was: tuple | None, sp: _Splice, out: list, budget: list[int]
             and old.__class__ is v.__class__
         ):
             budget[0] -= size
-            budget[1] -= len(v)
             if _splice(v, sp, start, out, budget, depth + 1):
                 return
     out.append(dumps(v, raw=sp.raw, strict=True))
 
 
-def _members(text: str, pos: int) -> dict:
+def _members(text: str, pos: int, budget: list[int]) -> dict | None:
     """The members of the object or array at text[pos] (text known to be valid JSON there): {key or index:
-    (value, start, end)}, value parsed anew, text[start:end] its JSON text; for a key given twice, the last."""
+    (value, start, end)}, value parsed anew, text[start:end] its JSON text; for a key given twice, the last.
+    Each member read is taken from budget[1]; None (stopped) when it runs out."""
     members: dict = {}
     closing = "}" if text[pos] == "{" else "]"
     pos = _skip(text, pos + 1)
@@ -299,6 +301,9 @@ def _members(text: str, pos: int) -> dict:
             pos = _skip(text, _skip(text, pos) + 1)  # past the ':'
         else:
             key, index = index, index + 1
+        budget[1] -= 1
+        if budget[1] < 0:
+            return None
         value, end = _SCAN(text, pos)
         members[key] = (value, pos, end)
         pos = _skip(text, end)

@@ -259,7 +259,7 @@ def _count_reads(monkeypatch) -> list:
     """The positions jsonio reads a container again at, from now on."""
     calls: list = []
     members = jsonio._members
-    monkeypatch.setattr(jsonio, "_members", lambda text, pos: calls.append(pos) or members(text, pos))
+    monkeypatch.setattr(jsonio, "_members", lambda text, pos, budget: calls.append(pos) or members(text, pos, budget))
     return calls
 
 
@@ -340,3 +340,13 @@ def test_the_writer_is_json_dumps_compact():
         jsonio.dumps({"x": math.inf}, strict=True)
     assert jsonio.dumps({"x": math.inf}) == b'{"x":Infinity}'
     assert jsonio.dumps({"k": "\ud83d"}) == b'{"k":"\\ud83d"}'  # a lone surrogate: all escaped
+
+
+def test_members_dropped_count_against_the_members_read_again(monkeypatch):
+    """The text is read again as it was sent: keys the repair dropped count too (a body of many unknown keys
+    is written anew, not read again key by key)."""
+    calls = _count_reads(monkeypatch)
+    raw = json.dumps({**{f"x{i}": 0 for i in range(jsonio.SPLICE_MEMBERS + 1)}, "big": BIG}).encode()
+    out = _repaired(raw, lambda d: [d.pop(k) for k in list(d) if k != "big"])
+    assert out == json.dumps({"big": BIG}, separators=(",", ":")).encode()
+    assert calls == [0]  # began reading, stopped at SPLICE_MEMBERS, wrote anew
