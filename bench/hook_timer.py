@@ -247,35 +247,24 @@ class _Steps:
         coro, value, error, call = self.coro, None, None, 1
         while True:
             outer = _depth == 0
-            if not outer and not NESTED:  # a step inside a timed region, which counts it
-                try:
-                    yielded = coro.send(value) if error is None else coro.throw(error)
-                except StopIteration as done:
-                    return done.value
-                try:
-                    value, error = (yield yielded), None
-                except GeneratorExit:
-                    coro.close()
-                    raise
-                except BaseException as e:
-                    value, error = None, e
-                continue
-            profiling = outer and _profiler is not None and not self.lifecycle
+            timing = outer or NESTED  # (a step inside a timed region is counted by that region)
+            profiling = timing and outer and _profiler is not None and not self.lifecycle
             if profiling:
                 _profiler.enable()
             _depth += 1
-            t0 = clock()
+            t0 = clock() if timing else 0
             try:
                 yielded = coro.send(value) if error is None else coro.throw(error)
             except StopIteration as done:
                 return done.value
             finally:
-                dt = clock() - t0
+                dt = clock() - t0 if timing else 0
                 _depth -= 1
                 if profiling:
                     _profiler.disable()
-                _account(self.key, dt, outer, self.lifecycle, call)
-                call = 0
+                if timing:
+                    _account(self.key, dt, outer, self.lifecycle, call)
+                    call = 0
             try:
                 value, error = (yield yielded), None
             except GeneratorExit:

@@ -283,6 +283,11 @@ class StreamTranslator(_Translator):
         return calls, finish
 
 
+# The kinds of flow whose answers are never translated here: the Responses bridge translates its own, and a
+# preflight has none from Mistral.
+LEFT_ALONE = frozenset({state.BRIDGE, state.STORED, state.PREFLIGHT})
+
+
 def answers_for(
     kind: str, endpoint: str | None, user_agent: str, mode: str, native: tuple[str, ...] = ()
 ) -> str | None:
@@ -290,7 +295,7 @@ def answers_for(
     and mistral_native_clients: chat-shaped answers and error bodies translated (state.CHAT_ANSWERS), error
     bodies only (state.ERROR_ANSWERS), or nothing (None: the Responses bridge translates its own answers; a
     preflight has none; Mistral's own SDKs read Mistral's shapes)."""
-    if kind in (state.BRIDGE, state.STORED, state.PREFLIGHT) or mode == "mistral":
+    if kind in LEFT_ALONE or mode == "mistral":
         return None
     if mode == "auto" and is_mistral_native(user_agent, native):
         return None

@@ -376,8 +376,6 @@ def read_body(raw: bytes, content_encoding: str, max_body: int) -> Body:
             f"the request body ({format_size(len(raw))}) is larger than the proxy's limit of "
             f"{format_size(max_body)} (the mistral_max_body option)",
         )
-    if coding in PLAIN:
-        return Body(raw)
     cannot = Body(
         None,
         400,

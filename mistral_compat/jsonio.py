@@ -8,7 +8,7 @@ without losing a value; plus the one deep-copy helper and the one table of JSON 
   original text: it parses to a RawNumber (a float, never a string) that serialisation writes back verbatim.
 - NaN, Infinity and -Infinity are not JSON: they are rejected.
 - Output is compact UTF-8, with non-ASCII text kept as text (dumps(), for every body and answer the
-  package writes).
+  package writes); a large parsed body keeps the client's own text where it did not change (splice()).
 - copy() deep-copies parsed JSON without recursion; kind_of() names a value's JSON type.
 """
 
@@ -197,10 +197,12 @@ class Document:
 # about 3x its json.loads), and what a client sends big (an image as a base64 data URL, a long document) is
 # seldom what needs repair. So a large body is written back from its own text: each member of the top-level
 # object (and, where a large member changed inside, each member of that, and so on) is read again from the
-# text, with its position, and copied as it was where it equals what it is now; the rest is written anew.
-# Whether a member is unchanged is decided by comparing values, never by what the repairs say they did, so
-# nothing that changed can be copied stale. The reading again is bounded: at most SPLICE_BUDGET times the
-# text's length in all, SPLICE_DEPTH levels deep and SPLICE_MEMBERS members (each one a step in Python, where
+# text, with its position, and copied as it was where it is the same as it is now; the rest is written anew.
+# Whether a member is unchanged is decided by comparing values (_same: equal, and of the same JSON types all
+# the way down, so that true is not 1 nor 2.0 is 2), never by what the repairs say they did, so nothing that
+# changed can be copied stale; an object whose text gives a key twice is never copied (the repairs saw only
+# the last). The reading again is bounded: the top level once, then at most SPLICE_BUDGET times the text's
+# length, SPLICE_DEPTH levels deep and SPLICE_MEMBERS members in all (each one a step in Python, where
 # writing anew is a step in C: a container of many small members is written anew); beyond that a member is
 # written anew (as without splicing).
 SPLICE_MIN = 64 << 10  # characters: smaller bodies (and members) are simply written anew
@@ -208,6 +210,21 @@ SPLICE_DEPTH = 8
 SPLICE_BUDGET = 2
 SPLICE_MEMBERS = 4096
 _SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]  # (C) a JSON value at a position -> (value, end)
+
+
+class _Repeated(dict):
+    """An object read again whose text gives a key twice: never the same as the repaired one (_same)."""
+
+
+def _object(pairs: list) -> dict:
+    obj = dict(pairs)
+    return obj if len(obj) == len(pairs) else _Repeated(obj)
+
+
+# (C) what _SCAN reads, with objects that give a key twice told apart, for reading members again
+_RESCAN = json.scanner.make_scanner(
+    json.JSONDecoder(parse_float=_parse_float, parse_constant=_reject_constant, object_pairs_hook=_object)  # type: ignore[arg-type]
+)
 _SCAN_STRING = json.decoder.scanstring  # type: ignore[attr-defined]  # (C) a string's rest -> (str, end)
 _SPACE = re.compile(r"[ \t\n\r]*")
 
@@ -241,7 +258,7 @@ def _splice(value: Any, sp: _Splice, pos: int, out: list, budget: list[int], dep
     untouched) when that container is not of value's kind or the budget does not allow reading it again."""
     if sp.text[pos] != ("{" if value.__class__ is dict else "["):
         return False
-    members = _members(sp.text, pos, budget)  # (the caller charged the characters for this read)
+    members = _members(sp.text, pos, budget)  # (below the top level, the caller charged the characters)
     if members is None:
         return False
     if value.__class__ is dict:
@@ -266,7 +283,7 @@ def _splice(value: Any, sp: _Splice, pos: int, out: list, budget: list[int], dep
 def _member(v: Any, was: tuple | None, sp: _Splice, out: list, budget: list[int], depth: int) -> None:
     if was is not None:
         old, start, end = was
-        if old.__class__ is v.__class__ and old == v:  # unchanged: copied as the client wrote it
+        if _same(old, v):  # unchanged: copied as the client wrote it
             # (the text was decoded from UTF-8, so it encodes back)
             out.append(sp.text[start:end].encode("utf-8") if sp.source is None else sp.source[start:end])
             return
@@ -283,6 +300,30 @@ def _member(v: Any, was: tuple | None, sp: _Splice, out: list, budget: list[int]
             if _splice(v, sp, start, out, budget, depth + 1):
                 return
     out.append(dumps(v, raw=sp.raw, strict=True))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """a == b, and the same JSON all the way down: the same types (true is not 1, 2 is not 2.0), the same
+    zero (-0.0 is not 0.0), the same number literals, no key given twice. Iterative."""
+    if a.__class__ is not b.__class__ or a != b:
+        return False
+    stack = [(a, b)]
+    while stack:
+        a, b = stack.pop()
+        cls = a.__class__
+        if cls is not b.__class__:
+            return False
+        if cls is dict:
+            stack.extend((v, b[k]) for k, v in a.items())
+        elif cls is list:
+            stack.extend(zip(a, b))
+        elif cls is float:
+            if a == 0 and str(a) != str(b):
+                return False
+        elif cls is RawNumber:
+            if a.literal != b.literal:
+                return False
+    return True
 
 
 def _members(text: str, pos: int, budget: list[int]) -> dict | None:
@@ -304,7 +345,7 @@ def _members(text: str, pos: int, budget: list[int]) -> dict | None:
         budget[1] -= 1
         if budget[1] < 0:
             return None
-        value, end = _SCAN(text, pos)
+        value, end = _RESCAN(text, pos)
         members[key] = (value, pos, end)
         pos = _skip(text, end)
         if text[pos] == closing:

@@ -216,30 +216,26 @@ class Summary:
     def limited(self, client: str) -> None:
         self._stats(client).limited += 1
 
-    def _count(self, s: ClientStats, name: str) -> None:
-        fields = s.fields
-        if name in fields or len(fields) < self.max_fields:
-            fields[name] += 1
-        else:
-            fields[OTHER_FIELDS] += 1
-
-    def changed(self, client: str, changes: list[Change]) -> None:
-        s = self._stats(client)
-        s.changed += 1
+    def _count(self, s: ClientStats, names) -> None:
+        """Count each of names for the client: at most max_fields names apart, the rest as OTHER_FIELDS."""
         fields = s.fields
         room = len(fields) < self.max_fields
-        for label in field_labels(changes):
-            if room or label in fields:
-                fields[label] += 1
+        for name in names:
+            if room or name in fields:
+                fields[name] += 1
                 room = len(fields) < self.max_fields
             else:
                 fields[OTHER_FIELDS] += 1
 
+    def changed(self, client: str, changes: list[Change]) -> None:
+        s = self._stats(client)
+        s.changed += 1
+        self._count(s, field_labels(changes))
+
     def answered(self, client: str, notes: list[str]) -> None:
         s = self._stats(client)
         s.answered += 1
-        for note in notes:
-            self._count(s, f"answer: {printable(note)}")
+        self._count(s, [f"answer: {printable(note)}" for note in notes])
 
     def table(self, top: int = 40) -> str:
         """A compact table for a bug report; empty when nothing was matched."""

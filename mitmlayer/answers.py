@@ -22,7 +22,7 @@ class Answers:
 
     @staticmethod
     def acts_on(hook: str, kind: str, redirected: bool) -> bool:
-        return kind not in (state.BRIDGE, state.STORED, state.PREFLIGHT)  # (the bridge translates its own answers)
+        return kind not in answers.LEFT_ALONE
 
     # (what is done to a flow's answers, FlowState.answers, is decided with the rest of the FlowState by the
     # Matcher: mistral_compat.answers.answers_for)
@@ -90,7 +90,7 @@ class Answers:
     def response(self, flow: http.HTTPFlow, st: FlowState) -> None:
         resp = flow.response
         kind = st.answers
-        if kind is None or not flow.live or resp is None or st.rejected or st.kind == state.PREFLIGHT:
+        if kind is None or not flow.live or resp is None or st.rejected:
             return
         if resp.stream:
             translator, st.answer_stream = st.answer_stream, None

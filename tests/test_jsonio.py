@@ -222,31 +222,44 @@ def test_a_large_member_that_changed_inside_is_spliced_in_turn():
         lambda d: d["messages"][1].__setitem__("content", d["messages"][1]["content"].upper()),
         lambda d: d.update(model=1),  # "1" would be equal in no way; 1 == 1.0 is, and must not be copied
         lambda d: d.update(flag=1),  # the client's true is equal to 1 in Python, but not the same JSON
+        lambda d: d["messages"][1].update(flag=1),  # the same, inside a member
+        lambda d: d["messages"][1].update(n=2),  # 2 == 2.0
+        lambda d: d["messages"][1].update(z=0.0),  # 0.0 == -0.0
+        lambda d: d["messages"][1].update(r=1.0),  # 1.0 == 1.0000000000000001 as a double
     ],
 )
 def test_a_spliced_body_says_what_the_repaired_data_says(repair):
-    raw = json.dumps(
-        {"model": "m", "flag": True, "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": BIG}]}
-    ).encode()
+    big = {"role": "user", "content": BIG, "flag": True, "n": 2.0, "z": -0.0, "r": 0.5}
+    raw = json.dumps({"model": "m", "flag": True, "messages": [{"role": "user", "content": "a"}, big]}).encode()
+    raw = raw.replace(b'"r": 0.5', b'"r": 1.0000000000000001')
     doc = jsonio.parse(raw)
     repair(doc.data)
     out = doc.dumps()
-    assert _typed(json.loads(out)) == _typed(doc.data)
+    assert _typed(jsonio.parse(out).data) == _typed(doc.data)
 
 
 def _typed(value):
-    """value with each scalar paired with its type: true and 1 (equal in Python) told apart."""
+    """value with each scalar paired with its type, a number as written: true and 1, 2 and 2.0, 0.0 and -0.0
+    (each pair equal in Python) told apart."""
     if isinstance(value, dict):
         return {k: _typed(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_typed(v) for v in value]
-    return (type(value), value)
+    return (type(value), repr(value) if isinstance(value, float) else value)
 
 
 def test_splicing_keeps_the_last_of_a_key_given_twice_once():
     raw = ('{"a": 1, "big": "%s", "a": 2, "user": "u"}' % BIG).encode()
     out = _repaired(raw, lambda d: d.pop("user"))
     assert out == ('{"a":2,"big":"%s"}' % BIG).encode()
+
+
+def test_an_object_giving_a_key_twice_is_never_copied():
+    """The repairs saw only the last of a key given twice; the text with both is not passed on."""
+    member = '{"role": "system", "role": "user", "content": "%s"}' % BIG
+    raw = ('{"messages": [%s], "user": "u"}' % member).encode()
+    out = _repaired(raw, lambda d: d.pop("user"))
+    assert out == ('{"messages":[{"role":"user","content":"%s"}]}' % BIG).encode()
 
 
 def test_splicing_a_body_with_text_beyond_ascii():
@@ -334,6 +347,8 @@ def test_the_fast_read_and_the_decoder_agree(raw):
 
 
 def test_the_writer_is_json_dumps_compact():
+    if json.encoder.c_make_encoder is not None:  # CPython: the C encoder made once is in use
+        assert jsonio._ENCODE[True][0] is not jsonio._ENCODERS[True][0].encode
     value = {"a": [1, 2.5, "\u00e9\n\u2028", None, True, {}], "b": 1e300, "c": -0.0}
     assert jsonio.dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
     with pytest.raises(ValueError):
