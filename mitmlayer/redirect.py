@@ -33,8 +33,13 @@ class Redirect:
 
     def add_injector(self) -> None:
         """KeyInjector joins mitmproxy's chain (last: see KeyInjector) once mistral_redirect_openai is on, and
-        stays; until then no request goes through one more addon."""
-        if self.settings.redirect_openai and ctx.master.addons.get(KeyInjector.name) is None:
+        stays; until then no request goes through one more addon. One left by this script before mitmproxy
+        reloaded it is taken out: its flows in flight would be out of reach of this Redirect's done()."""
+        current = ctx.master.addons.get(KeyInjector.name)
+        if current is not None and current is not self.injector:
+            ctx.master.addons.remove(current)
+            current = None
+        if self.settings.redirect_openai and current is None:
             ctx.master.addons.add(self.injector)
 
     @staticmethod

@@ -150,3 +150,23 @@ async def test_the_key_injector_joins_the_chain_only_once_redirecting(monkeypatc
         mc.running()
         assert isinstance(tctx.master.addons.get("mistral_compat_key"), addon.KeyInjector)
         mc.done()
+
+
+async def test_a_reloaded_script_replaces_the_key_injector_it_left(monkeypatch):
+    """mitmproxy reloads addon.py when it changes: the new Redirect must own the KeyInjector in the chain,
+    or the flows the old one gave the key to would keep it past the new one's done()."""
+    monkeypatch.setenv("MISTRAL_API_KEY", "test-key-123")
+    old, new = addon.build(), addon.build()
+    with taddons.context(old) as tctx:
+        start(tctx, old)
+        tctx.configure(old, mistral_redirect_openai=True)
+        old.running()
+        old_injector = tctx.master.addons.get("mistral_compat_key")
+        tctx.master.addons.remove(old)  # the reload: the old script out (done), the new one in
+        tctx.master.addons.add(new)
+        start(tctx, new)
+        new.running()
+        injector = tctx.master.addons.get("mistral_compat_key")
+        assert isinstance(injector, addon.KeyInjector) and injector is not old_injector
+        assert old_injector not in tctx.master.addons.chain
+        new.done()
