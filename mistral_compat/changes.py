@@ -44,8 +44,11 @@ class Collector:
         self.changes: list[Change] = []
 
     def add(self, kind: str, path: tuple, detail: str = "") -> None:
-        # tuple.__new__ is Change(...) without the NamedTuple's Python-level __new__ (this runs per change)
-        self.changes.append(tuple.__new__(Change, (kind, format_path(path), detail)))
+        # tuple.__new__ is Change(...) without the NamedTuple's Python-level __new__ (this runs per change); a
+        # top-level key, most changes' path, is its own name (format_path's first case, without the call)
+        key = path[0] if len(path) == 1 else None
+        name = key if key.__class__ is str and key else format_path(path)
+        self.changes.append(tuple.__new__(Change, (kind, name, detail)))
 
 
 def format_path(path: tuple) -> str:

@@ -367,7 +367,7 @@ def read_body(raw: bytes, content_encoding: str, max_body: int) -> Body:
     most. mitmproxy's own get_content() would decode it whole, with no limit, and also any Python codec named
     there (bz2, zlib, base64, ...), none of them an HTTP coding."""
     if len(raw) <= max_body and (not content_encoding or content_encoding.strip().lower() in PLAIN):
-        return Body(raw)  # the common case: not encoded, within the limit
+        return tuple.__new__(Body, (raw, 0, ""))  # the common case (not encoded, within the limit): Body(raw)
     coding = content_encoding.strip().lower()
     if len(raw) > max_body:  # compressed too: the decoder's own work grows with what it is given
         return Body(

@@ -142,6 +142,7 @@ def _c_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
 
 
 _ENCODE = {strict: (_c_encoder(text), _c_encoder(ascii_text)) for strict, (text, ascii_text) in _ENCODERS.items()}
+_STRICT_TEXT = _ENCODE[True][0]  # request bodies: strict, non-ASCII kept as text
 
 
 def dumps(value: Any, *, raw: bool = False, strict: bool = False) -> bytes:
@@ -188,6 +189,11 @@ class Document:
         try:
             if self.text is not None and len(self.text) >= SPLICE_MIN:
                 return splice(self.data, self.text, self._raw, self.source)
+            if not self._raw:  # (dumps' common case, without its two Python frames)
+                try:
+                    return _STRICT_TEXT(self.data).encode("utf-8")
+                except UnicodeEncodeError:
+                    pass
             return dumps(self.data, raw=self._raw, strict=True)
         except RecursionError:
             raise BodyError("the JSON body is nested too deeply") from None
@@ -397,28 +403,29 @@ def _decode(body: bytes) -> str:
         raise BodyError(f"the body is not valid UTF-8 (byte {e.start})") from None
 
 
-def _loads(text: str) -> Any:
-    """_DECODER.decode(text), with the common case (a JSON object from the first character to the last) read
-    by the C scanner directly, without the decoder's two Python frames. Any other case, and any error, is the
-    decoder's own (so are its messages)."""
-    if text[:1] == "{" and text[-1:] == "}":
-        try:
-            data, end = _SCAN(text, 0)
-        except Exception:  # noqa: BLE001 - the decoder says what is wrong
-            return _DECODER.decode(text)
-        if end == len(text):
-            return data
-    return _DECODER.decode(text)
-
-
 def parse(body: bytes) -> Document:
     """bytes -> Document, or BodyError with a message a user can act on."""
     if not body or body.isspace():
         raise BodyError("the request body is empty; Mistral expects a JSON object")
-    text = _decode(body)
+    # (json.detect_encoding looks at the first 4 bytes only; a body starting with "{" and no NUL byte cannot be
+    # UTF-16 or UTF-32, with or without a byte order mark: the common case is decoded here, any doubt by _decode)
+    try:
+        text = body.decode("utf-8") if body[:1] == b"{" and body[1:2] != b"\x00" else _decode(body)
+    except UnicodeDecodeError:
+        text = _decode(body)  # (raises, saying where)
     before = next(_made)
     try:
-        data = _loads(text)
+        # The common case, a JSON object from the first character to the last, is read by the C scanner
+        # directly, without the decoder's two Python frames; any other case, and any error, is the decoder's
+        # own (so are its messages).
+        end = -1
+        if text[:1] == "{" and text[-1:] == "}":
+            try:
+                data, end = _SCAN(text, 0)
+            except Exception:  # noqa: BLE001 - the decoder says what is wrong
+                end = -1
+        if end != len(text):
+            data = _DECODER.decode(text)
     except BodyError:
         raise
     except RecursionError:

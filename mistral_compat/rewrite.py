@@ -48,6 +48,7 @@ def rewrite_doc(
     if not fx.changes and not write:
         return Result(None, [])
     try:
-        return Result(doc.dumps(), fx.changes)
+        # (tuple.__new__ is Result(...) without the NamedTuple's Python-level __new__: this runs per request)
+        return tuple.__new__(Result, (doc.dumps(), fx.changes, None))
     except BodyError as e:
         return Result(None, fx.changes, str(e))

@@ -136,6 +136,7 @@ class ObjectNode(Node):
         self.renames: dict[str, str] = {}  # OpenAI key -> the Mistral key of this object it is renamed to
         self.targets: frozenset[str] = frozenset()  # the Mistral keys renames lead to
         self._bounds: dict[str, tuple] | None = None  # see bounds()
+        self._plan: dict[str, Any] | None = None  # see plan()
 
     def bounds(self) -> dict[str, tuple]:
         """{key: (min, xmin, max, xmax)} of the keys whose value is a number with limits (or null): a number
@@ -152,6 +153,24 @@ class ObjectNode(Node):
                     out[key] = node.bounds
             self._bounds = out
         return self._bounds
+
+    def plan(self) -> dict[str, Any]:
+        """What fix() does with each key it knows, in one lookup (a key it does not know is kept or, in a closed
+        object, dropped): True, its value is kept as it is unless null (a trivial child); (min, xmin, max, xmax,
+        child), a number within the limits is kept, anything else is the child's to repair (bounds()); a str,
+        the key is renamed to it (renames); a Node, its value is that child's to repair. Made on first use,
+        when every node is compiled."""
+        if self._plan is None:
+            bounds = self.bounds()
+            out: dict[str, Any] = {}
+            for key, child in self.props.items():
+                if key in bounds:
+                    out[key] = (*bounds[key], child)
+                else:
+                    out[key] = True if child.trivial else child
+            out.update(self.renames)
+            self._plan = out
+        return self._plan
 
     def setup(self, spec: dict, name: str | None, compile_) -> None:
         self.props = {k: compile_(v, None) for k, v in spec["object"].items()}
@@ -193,33 +212,34 @@ class ObjectNode(Node):
             return value
         if self.before is not None:
             self.before(value, fx, path)
-        props, renames, targets, closed = self.props, self.renames, self.targets, self.closed
-        bounds = self._bounds if self._bounds is not None else self.bounds()
+        renames = self.renames
+        plan = self._plan if self._plan is not None else self.plan()
         # the rename targets repaired, tracked only when a rename may repair its target ahead of its turn
         done: set | None = set() if renames and not value.keys().isdisjoint(renames) else None
         for key in list(value):
             if done is not None and key in done:
                 continue
-            child = props.get(key)
-            if child is None:
-                target = renames.get(key)
-                if target is not None:
-                    self._rename(value, key, target, fx, path, done)  # type: ignore[arg-type]
-                elif closed:
+            p = plan.get(key)
+            if p is None:
+                if self.closed:
                     del value[key]
                     fx.add(DROPPED, path + (key,))
                 continue
-            if done is not None and key in targets:
+            if p.__class__ is str:
+                self._rename(value, key, p, fx, path, done)  # type: ignore[arg-type]
+                continue
+            if done is not None and key in self.targets:
                 done.add(key)
             v = value[key]
-            if child.trivial:
-                if v is not None:  # (a trivial child takes any other value)
+            if p is True:  # a trivial child takes any value but null
+                if v is not None:
                     continue
-            elif (v.__class__ is float or v.__class__ is int) and key in bounds:
-                lo, xlo, hi, xhi = bounds[key]
-                if lo <= v <= hi and xlo < v < xhi:
+                p = self.props[key]
+            elif p.__class__ is tuple:
+                if (v.__class__ is float or v.__class__ is int) and p[0] <= v <= p[2] and p[1] < v < p[3]:
                     continue  # a number within its limits
-            self._fix_key(value, key, child, fx, path)
+                p = p[4]
+            self._fix_key(value, key, p, fx, path)
         if self.after is not None and fx.conversation:
             reason = self.after(value)
             if reason:

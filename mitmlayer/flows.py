@@ -30,6 +30,24 @@ def header(headers: http.Headers, name: bytes, default: str | None = "") -> str 
     return default
 
 
+def user_agent_and_origin(headers: http.Headers) -> tuple[str, str | None]:
+    """header(headers, b"user-agent") and header(headers, b"origin", None), in one pass (every matched request
+    asks for both)."""
+    ua = origin = None
+    for key, value in headers.fields:
+        size = len(key)
+        if size == 10:
+            if ua is None and (key == b"user-agent" or key.lower() == b"user-agent"):
+                ua = value.decode("utf-8", "surrogateescape")
+                if origin is not None:
+                    break
+        elif size == 6 and origin is None and (key == b"origin" or key.lower() == b"origin"):
+            origin = value.decode("utf-8", "surrogateescape")
+            if ua is not None:
+                break
+    return ua or "", origin
+
+
 _LENGTH = b"content-length"
 _CODINGS = (b"content-encoding", b"transfer-encoding")
 
@@ -37,7 +55,8 @@ _CODINGS = (b"content-encoding", b"transfer-encoding")
 def set_body(req: http.Request, body: bytes) -> None:
     """req.content = body, with the common case (no Content-Encoding or Transfer-Encoding, one Content-Length)
     done in one pass over the header fields."""
-    fields = req.headers.fields
+    data = req.data  # (what raw_content and headers read and write, without a call each)
+    fields = data.headers.fields
     at = -1  # the Content-Length field's index; -2: mitmproxy's own way is needed
     for i, (key, _) in enumerate(fields):
         size = len(key)
@@ -50,8 +69,8 @@ def set_body(req: http.Request, body: bytes) -> None:
     if at < 0:
         req.content = body  # mitmproxy's own way: re-encodes, sets the length as needed
         return
-    req.raw_content = body
-    req.headers.fields = (*fields[:at], (fields[at][0], str(len(body)).encode()), *fields[at + 1 :])
+    data.content = body
+    data.headers.fields = (*fields[:at], (fields[at][0], str(len(body)).encode()), *fields[at + 1 :])
 
 
 def stream_through(resp: http.Response, translate, decoded: bool) -> None:
@@ -80,14 +99,20 @@ def reject(flow: http.HTTPFlow, st: FlowState, status: int, message: str, body: 
         flow.response = http.Response.make(status, body, {"content-type": "application/json"})
 
 
+def revertible() -> bool:
+    """Whether flows are shown where they can be reverted: mitmweb's or the console's flow list (an addon named
+    "view"; mitmdump has none, and cannot revert)."""
+    return ctx.master.addons.get("view") is not None
+
+
 def backup(flow: http.HTTPFlow) -> None:
     """Keep the flow as the client sent it for mitmweb's and the console's "revert", when one of them
     shows the flows (a backup copies the whole flow: too dear for mitmdump, which cannot revert)."""
-    if ctx.master.addons.get("view") is not None:
+    if revertible():
         flow.backup()
 
 
 def keeps_flows() -> bool:
     """Whether flows are kept where people read their comments: mitmweb's or the console's flow list (an addon
     named "view"), or a file (-w). mitmdump alone prints no comment, so none is written there."""
-    return ctx.master.addons.get("view") is not None or bool(getattr(ctx.options, "save_stream_file", None))
+    return revertible() or bool(getattr(ctx.options, "save_stream_file", None))

@@ -11,7 +11,7 @@ from mistral_compat.hosts import allow_patterns
 from mistral_compat.state import FlowState
 
 from . import logger
-from .flows import META, header
+from .flows import META, user_agent_and_origin
 
 
 class Matcher:
@@ -23,22 +23,22 @@ class Matcher:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        req = flow.request
-        if req.host in self.settings.hosts or isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode):
+        data = flow.request.data  # (what Request.host, .method, .path and .headers read, without a call each)
+        if isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode) or data.host in self.settings.hosts:
             conf = self.settings
-            kind, endpoint = state.classify(req.method, req.path, conf.rules)
-            headers = req.headers
-            ua = header(headers, b"user-agent")
+            method = data.method.decode("utf-8", "surrogateescape").upper()
+            kind, endpoint = state.classify(method, data.path.decode("utf-8", "surrogateescape"), conf.rules)
+            ua, origin = user_agent_and_origin(data.headers)
             st = flow.metadata[META] = FlowState(
-                report.printable(ua, 80) if ua else "(no user-agent)",
+                (ua if len(ua) <= 80 and ua.isprintable() else report.printable(ua, 80)) if ua else "(no user-agent)",
                 kind,
                 endpoint,
                 conf.dry_run,
                 answers=answers.answers_for(kind, endpoint, ua, conf.answer_mode, conf.native_clients),
                 user_agent=ua,
-                origin=header(headers, b"origin", None),
+                origin=origin,
             )
-            if conf.redirect_openai and req.host == redirect.OPENAI_HOST:
+            if conf.redirect_openai and data.host == redirect.OPENAI_HOST:
                 st.redirected = True
         elif META in flow.metadata:  # a replayed copy of a saved flow: what it says belongs to another time
             del flow.metadata[META]

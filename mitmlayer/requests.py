@@ -12,14 +12,14 @@ from mistral_compat.rewrite import rewrite
 from mistral_compat.state import FlowState
 
 from . import logger
-from .flows import backup, feed_stream, header, reject, set_body, stream_through
+from .flows import backup, feed_stream, header, reject, revertible, set_body, stream_through
 
 
 def _body(flow: http.HTTPFlow, st: FlowState, max_body: int) -> bytes | None:
     """The request body for the rewrite (decoded, within max_body), or None when it cannot be used: then the
     flow has been rejected (413, 400), or the body was streamed past the addon (logged)."""
-    req = flow.request
-    raw = req.raw_content
+    data = flow.request.data  # (what raw_content and headers read, without a call each)
+    raw = data.content
     if raw is None:
         logger.warning(
             f"mistral-compat {st.endpoint}: the request body was streamed (stream_large_bodies?), "
@@ -27,7 +27,7 @@ def _body(flow: http.HTTPFlow, st: FlowState, max_body: int) -> bytes | None:
         )
         return None
     # (several Content-Encoding fields are joined by ", ", as mitmproxy's get() does)
-    coding = req.headers.get("content-encoding", "") if header(req.headers, b"content-encoding") else ""
+    coding = data.headers.get("content-encoding", "") if header(data.headers, b"content-encoding") else ""
     body = read_body(raw, coding, max_body)
     if body.data is None:
         if st.kind == state.BRIDGE:
@@ -42,6 +42,10 @@ class Rewriter:
 
     def __init__(self, conf: settings.Settings) -> None:
         self.settings = conf
+        self.revertible = False  # whether flows are shown where they can be reverted (flows.revertible)
+
+    def running(self) -> None:
+        self.revertible = revertible()
 
     @staticmethod
     def acts_on(hook: str, kind: str, redirected: bool) -> bool:
@@ -63,7 +67,8 @@ class Rewriter:
         elif result.body is not None:
             st.original = body
             if not st.dry_run:
-                backup(flow)
+                if self.revertible:
+                    flow.backup()
                 set_body(flow.request, result.body)
 
 

@@ -46,19 +46,28 @@ def test_the_api_addon_uses_is_there():
 def test_a_request_is_parsed_once_and_written_once(monkeypatch):
     rules = builtin()
     decodes, writes = [], []
-    loads = jsonio._loads
+    scan, decoder, strict_text, real_dumps = jsonio._SCAN, jsonio._DECODER, jsonio._STRICT_TEXT, jsonio.dumps
 
-    def counting_loads(text):
+    class CountingDecoder:
+        def decode(self, text):
+            decodes.append(text)
+            return decoder.decode(text)
+
+    def counting_scan(text, pos):
         decodes.append(text)
-        return loads(text)
+        return scan(text, pos)
 
-    real_dumps = jsonio.dumps
+    def counting_text(value):
+        writes.append(value)
+        return strict_text(value)
 
     def counting_dumps(value, **kw):
         writes.append(value)
         return real_dumps(value, **kw)
 
-    monkeypatch.setattr(jsonio, "_loads", counting_loads)
+    monkeypatch.setattr(jsonio, "_SCAN", counting_scan)
+    monkeypatch.setattr(jsonio, "_DECODER", CountingDecoder())
+    monkeypatch.setattr(jsonio, "_STRICT_TEXT", counting_text)
     monkeypatch.setattr(jsonio, "dumps", counting_dumps)
     monkeypatch.setattr(json, "loads", lambda *a, **k: pytest.fail("a second parse"))
     bridged = responses.bridge_request(rules, RAW)
