@@ -31,7 +31,11 @@ def _head(endpoint: str, client: str, dry_run: bool) -> str:
 
 
 def log_line(endpoint: str, client: str, changes: list[Change], dry_run: bool = False) -> str:
-    head = _head(endpoint, client, dry_run)
+    # (_head, with printable's common case inline: this runs for every changed request)
+    prefix = "mistral-compat (dry run, not applied)" if dry_run else "mistral-compat"
+    endpoint = endpoint if len(endpoint) <= 200 and endpoint.isprintable() else printable(endpoint)
+    client = client if len(client) <= 200 and client.isprintable() else printable(client)
+    head = f"{prefix} {endpoint} [{client}]: "
     return head + summarize(changes, LINE_LIMIT - len(head))
 
 
@@ -203,7 +207,7 @@ class Summary:
         return s
 
     def matched(self, client: str) -> None:
-        self._stats(client).matched += 1
+        (self.clients.get(client) or self._stats(client)).matched += 1
 
     def rejected(self, client: str) -> None:
         self._stats(client).rejected += 1
@@ -228,7 +232,7 @@ class Summary:
                 fields[OTHER_FIELDS] += 1
 
     def changed(self, client: str, changes: list[Change]) -> None:
-        s = self._stats(client)
+        s = self.clients.get(client) or self._stats(client)
         s.changed += 1
         self._count(s, field_labels(changes))
 

@@ -132,6 +132,7 @@ class ObjectNode(Node):
         self.required: frozenset = frozenset()
         self.closed = False
         self.before: translate.Fixup | None = None
+        self.before_keys: frozenset[str] | None = None  # before runs only on an object with one of these keys
         self.after: translate.ConversationRule | None = None
         self.renames: dict[str, str] = {}  # OpenAI key -> the Mistral key of this object it is renamed to
         self.targets: frozenset[str] = frozenset()  # the Mistral keys renames lead to
@@ -157,15 +158,20 @@ class ObjectNode(Node):
     def plan(self) -> dict[str, Any]:
         """What fix() does with each key it knows, in one lookup (a key it does not know is kept or, in a closed
         object, dropped): True, its value is kept as it is unless null (a trivial child); (min, xmin, max, xmax,
-        child), a number within the limits is kept, anything else is the child's to repair (bounds()); a str,
-        the key is renamed to it (renames); a Node, its value is that child's to repair. Made on first use,
-        when every node is compiled."""
+        child), a number within the limits is kept, anything else is the child's to repair (bounds()); a
+        frozenset, a string of that enum is kept, anything else is the child's (a ScalarNode's) to repair; a
+        str, the key is renamed to it (renames); a Node, its value is that child's to repair (an AnyOfNode's
+        only when its branches may repair a value of that type). Made on first use, when every node is
+        compiled."""
         if self._plan is None:
             bounds = self.bounds()
             out: dict[str, Any] = {}
             for key, child in self.props.items():
+                enum = child.enum if child.__class__ is ScalarNode else None
                 if key in bounds:
                     out[key] = (*bounds[key], child)
+                elif enum is not None and all(e.__class__ is str for e in enum):
+                    out[key] = frozenset(enum)
                 else:
                     out[key] = True if child.trivial else child
             out.update(self.renames)
@@ -177,6 +183,7 @@ class ObjectNode(Node):
         self.required = frozenset(spec.get("required", ()))
         self.closed = bool(spec.get("closed"))
         self.before = translate.BEFORE.get(name or "")
+        self.before_keys = translate.BEFORE_KEYS.get(name or "")
         self.after = translate.AFTER.get(name or "")
         for key, rule in translate.AFTER_KEY.get(name or "", {}).items():
             if key in self.props:
@@ -210,7 +217,7 @@ class ObjectNode(Node):
     def fix(self, value: Any, fx, path: tuple) -> Any:
         if not isinstance(value, dict) or len(path) > MAX_DEPTH:
             return value
-        if self.before is not None:
+        if self.before is not None and (self.before_keys is None or not value.keys().isdisjoint(self.before_keys)):
             self.before(value, fx, path)
         renames = self.renames
         plan = self._plan if self._plan is not None else self.plan()
@@ -231,14 +238,21 @@ class ObjectNode(Node):
             if done is not None and key in self.targets:
                 done.add(key)
             v = value[key]
+            cls = p.__class__
             if p is True:  # a trivial child takes any value but null
                 if v is not None:
                     continue
                 p = self.props[key]
-            elif p.__class__ is tuple:
+            elif cls is tuple:
                 if (v.__class__ is float or v.__class__ is int) and p[0] <= v <= p[2] and p[1] < v < p[3]:
                     continue  # a number within its limits
                 p = p[4]
+            elif cls is frozenset:
+                if v.__class__ is str and v in p:
+                    continue  # one of the enum's strings
+                p = self.props[key]
+            elif cls is AnyOfNode and v is not None and p.by_type.get(v.__class__, _UNSEEN) is None:
+                continue  # a type no branch repairs (AnyOfNode.fix would return it as it is)
             self._fix_key(value, key, p, fx, path)
         if self.after is not None and fx.conversation:
             reason = self.after(value)
@@ -276,7 +290,7 @@ class ObjectNode(Node):
             self._fix_key(value, target, child, fx, path)
         v = value.pop(key)
         old = value.get(target)
-        if old is not None and kind_of(old) in child.kinds:
+        if old is not None and (KINDS.get(old.__class__) or kind_of(old)) in child.kinds:
             fx.add(DROPPED, path + (key,), f"{target} also sent")
             return
         if v is None:
@@ -286,11 +300,20 @@ class ObjectNode(Node):
                 value[target] = None
                 fx.add(RENAMED, path + (key,), target)
             return
-        if kind_of(v) not in child.kinds:
+        if (KINDS.get(v.__class__) or kind_of(v)) not in child.kinds:
             fx.add(DROPPED, path + (key,), f"not a valid {target}")
             return
         mark = len(fx.changes)
-        new = v if child.trivial else child.fix(v, fx, path + (target,))
+        p = (self._plan or self.plan())[target]
+        if child.trivial or (
+            p.__class__ is tuple
+            and (v.__class__ is float or v.__class__ is int)
+            and p[0] <= v <= p[2]
+            and p[1] < v < p[3]
+        ):
+            new = v  # (a number within its limits, as in fix())
+        else:
+            new = child.fix(v, fx, path + (target,))
         repairs = fx.changes[mark:]  # recorded after the renaming, or not at all when the value is dropped
         del fx.changes[mark:]
         if isinstance(new, Drop):

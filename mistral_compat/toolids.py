@@ -59,8 +59,13 @@ def repair(messages: Any, fx, path: tuple) -> None:
     calls and tool results; fx collects the changes (changes.Collector)."""
     if messages.__class__ is not list:
         return
+    for msg in messages:  # most requests: no tool calls at all (found here without the call to _references)
+        if msg.__class__ is dict and (msg.get("role") == "tool" or msg.get("tool_calls")):
+            break
+    else:
+        return
     refs = _references(messages)
-    if not refs:  # most requests: no tool calls at all
+    if not refs:
         return
     fullmatch = VALID.fullmatch  # (the ids found are all strings)
     valid = [fullmatch(c[k]) is not None for c, k, _ in refs]

@@ -139,6 +139,16 @@ BEFORE: dict[str, Fixup] = {
     "ChatCompletionRequest": _legacy_functions,
     "AgentsCompletionRequest": _legacy_functions,
 }
+# The keys without which a fixup of BEFORE does nothing: it is run only on an object that has one of them (one
+# look instead of a call per object). A fixup not named here always runs.
+BEFORE_KEYS: dict[str, frozenset[str]] = {
+    "AudioChunk": frozenset({"input_audio"}),
+    "FileChunk": frozenset({"file"}),
+    "Prediction": frozenset({"content"}),
+    "AssistantMessage": frozenset({"refusal"}),
+    "ChatCompletionRequest": frozenset({"functions", "function_call"}),
+    "AgentsCompletionRequest": frozenset({"functions", "function_call"}),
+}
 
 
 def assistant_said_nothing(obj: dict) -> bool:

@@ -32,8 +32,9 @@ class Answers:
         kind = st.answers
         if kind is None or flow.error or not flow.live or resp is None:
             return
-        ok = 200 <= resp.status_code < 300
-        if not header(resp.headers, b"content-type").startswith("text/event-stream"):
+        data = resp.data  # (what Response.status_code and .headers read, without a call each)
+        ok = 200 <= data.status_code < 300
+        if not header(data.headers, b"content-type").startswith("text/event-stream"):
             if kind == state.CHAT_ANSWERS or not ok:
                 resp.stream = False  # translated whole in `response` (even where stream_large_bodies would stream it)
             return
@@ -97,13 +98,14 @@ class Answers:
             if translator is not None and translator.notes:
                 st.answer_notes = translator.notes.list()
             return
-        if kind == state.ERROR_ANSWERS and resp.status_code < 400:
+        data = resp.data  # (what Response.status_code, .headers and .raw_content read, without a call each)
+        if kind == state.ERROR_ANSWERS and data.status_code < 400:
             return
         try:
             content = (
-                resp.get_content(strict=False) if header(resp.headers, b"content-encoding") else resp.raw_content
+                resp.get_content(strict=False) if header(data.headers, b"content-encoding") else data.content
             ) or b""
-            new, notes = answers.translate_json(resp.status_code, content)
+            new, notes = answers.translate_json(data.status_code, content)
         except Exception as e:  # a safety net: the answer is passed on as it came
             logger.warning(f"mistral-compat: an answer could not be translated ({type(e).__name__}: {e})")
             return

@@ -29,11 +29,12 @@ class Cors:
         resp = flow.response
         if flow.error or not flow.live or resp is None:
             return
-        headers = flow.request.headers
         preflight = None
         if st.kind == state.PREFLIGHT:
+            asked = flow.request.headers
             preflight = (
-                header(headers, b"access-control-request-method"),
-                header(headers, b"access-control-request-headers"),
+                header(asked, b"access-control-request-method"),
+                header(asked, b"access-control-request-headers"),
             )
-        resp.headers.fields = self.settings.cors.answer_fields(resp.headers.fields, st.origin, preflight)
+        headers = resp.data.headers  # (what Response.headers reads, without the call)
+        headers.fields = self.settings.cors.answer_fields(headers.fields, st.origin, preflight)

@@ -24,7 +24,8 @@ class Matcher:
         if flow.response or flow.error or not flow.live:
             return
         data = flow.request.data  # (what Request.host, .method, .path and .headers read, without a call each)
-        if isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode) or data.host in self.settings.hosts:
+        # (mitmproxy makes each mode of its own class, so the class says it: no isinstance, an ABC's slow path)
+        if flow.client_conn.proxy_mode.__class__ is mode_specs.ReverseMode or data.host in self.settings.hosts:
             conf = self.settings
             method = data.method.decode("utf-8", "surrogateescape").upper()
             kind, endpoint = state.classify(method, data.path.decode("utf-8", "surrogateescape"), conf.rules)

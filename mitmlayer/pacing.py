@@ -81,7 +81,7 @@ class Pacing:
 
     def responseheaders(self, flow: http.HTTPFlow, st: FlowState) -> None:
         resp = flow.response
-        if resp is None or resp.status_code != 429 or not flow.live or st.rejected:
+        if resp is None or resp.data.status_code != 429 or not flow.live or st.rejected:
             return  # (not Mistral's 429: the proxy's own answers are marked rejected)
         if st.key is None:
             st.key = pacing.key_from_headers(flow.request.headers)

@@ -205,7 +205,8 @@ class _RedactingWriter:
         self._inner = inner
 
     def write(self, text: str) -> int:
-        return self._inner.write(redact(text))
+        # (print() writes the line's "\n" on its own: nothing to redact there, and no call to find that out)
+        return self._inner.write(redact(text) if len(text) > 2 else text)
 
     def __getattr__(self, name):
         value = getattr(self._inner, name)

@@ -28,6 +28,8 @@ def _body(flow: http.HTTPFlow, st: FlowState, max_body: int) -> bytes | None:
         return None
     # (several Content-Encoding fields are joined by ", ", as mitmproxy's get() does)
     coding = data.headers.get("content-encoding", "") if header(data.headers, b"content-encoding") else ""
+    if not coding and len(raw) <= max_body:
+        return raw  # (read_body's common case, without the call)
     body = read_body(raw, coding, max_body)
     if body.data is None:
         if st.kind == state.BRIDGE:
