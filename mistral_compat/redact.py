@@ -128,6 +128,8 @@ def redact_text(text: str) -> str:
         return text
     if "\x1b" in text:
         return _redact_coloured(text)
+    if "=" not in text and not any(map(text.lower().__contains__, _TRIGGERS)):
+        return text  # _redact_plain would find nothing to look at (most lines: no call to find that out)
     return _redact_plain(text)
 
 
