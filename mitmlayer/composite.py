@@ -71,7 +71,8 @@ class MistralCompat:
         self.matcher.requestheaders(flow)
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            for hook in self._for("requestheaders", st):
+            hooks = self.flow_hooks.get(("requestheaders", st.kind, st.redirected))  # (_for, once made: no call)
+            for hook in self._for("requestheaders", st) if hooks is None else hooks:
                 hook(flow, st)
 
     def request(self, flow: http.HTTPFlow):
@@ -79,7 +80,9 @@ class MistralCompat:
         coroutine, which mitmproxy awaits, and the parts after it run when it is done."""
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            hooks = self._for("request", st)
+            hooks = self.flow_hooks.get(("request", st.kind, st.redirected))  # (_for, once made: no call)
+            if hooks is None:
+                hooks = self._for("request", st)
             for i, hook in enumerate(hooks):
                 waiting = hook(flow, st)
                 if waiting is not None:
@@ -105,17 +108,20 @@ class MistralCompat:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            for hook in self._for("responseheaders", st):
+            hooks = self.flow_hooks.get(("responseheaders", st.kind, st.redirected))  # (_for, once made: no call)
+            for hook in self._for("responseheaders", st) if hooks is None else hooks:
                 hook(flow, st)
 
     def response(self, flow: http.HTTPFlow) -> None:
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            for hook in self._for("response", st):
+            hooks = self.flow_hooks.get(("response", st.kind, st.redirected))  # (_for, once made: no call)
+            for hook in self._for("response", st) if hooks is None else hooks:
                 hook(flow, st)
 
     def error(self, flow: http.HTTPFlow) -> None:
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            for hook in self._for("error", st):
+            hooks = self.flow_hooks.get(("error", st.kind, st.redirected))  # (_for, once made: no call)
+            for hook in self._for("error", st) if hooks is None else hooks:
                 hook(flow, st)
