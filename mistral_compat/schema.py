@@ -303,7 +303,6 @@ class ObjectNode(Node):
         if (KINDS.get(v.__class__) or kind_of(v)) not in child.kinds:
             fx.add(DROPPED, path + (key,), f"not a valid {target}")
             return
-        mark = len(fx.changes)
         p = (self._plan or self.plan())[target]
         if child.trivial or (
             p.__class__ is tuple
@@ -311,18 +310,21 @@ class ObjectNode(Node):
             and p[0] <= v <= p[2]
             and p[1] < v < p[3]
         ):
-            new = v  # (a number within its limits, as in fix())
+            repairs: list = []  # nothing to repair (a number within its limits, as in fix()): the common case
+            new = v
         else:
+            mark = len(fx.changes)
             new = child.fix(v, fx, path + (target,))
-        repairs = fx.changes[mark:]  # recorded after the renaming, or not at all when the value is dropped
-        del fx.changes[mark:]
-        if isinstance(new, Drop):
-            fx.add(DROPPED, path + (key,), new.reason)
-            return
+            repairs = fx.changes[mark:]  # recorded after the renaming, or not at all when the value is dropped
+            del fx.changes[mark:]
+            if isinstance(new, Drop):
+                fx.add(DROPPED, path + (key,), new.reason)
+                return
         if old is not None:  # sent under Mistral's name too, as a type Mistral does not take there
             fx.add(DROPPED, path + (target,), f"not valid; {key} used instead")
         fx.add(RENAMED, path + (key,), target)
-        fx.changes.extend(repairs)
+        if repairs:
+            fx.changes.extend(repairs)
         value[target] = new
         done.add(target)
 
