@@ -71,6 +71,7 @@ _HEADER_LINE = re.compile(r"(?i)\b" + _HEADER + r"([^\r\n]*)")
 # "    x-goog-api-key: ..." at the start of a line (mitmdump's header tables): a line whose name (the part
 # before its first colon) names a secret; the name is judged in Python
 _TABLE_LINE = re.compile(r"(?m)^([ \t]*([\w.-]+)[ \t]*:[ \t]*)([^\r\n]*)")
+_NEXT_TABLE_LINE = re.compile(r"\n([ \t]*([\w.-]+)[ \t]*:[ \t]*)([^\r\n]*)")  # the same, after its newline
 # The same two for text holding escaped bytes (proxy_debug prints raw requests so: a header follows the
 # two characters \r\n): a line also starts after a literal \r or \n, and its value ends before one.
 # Table lines are tried only at line starts, and their name class holds no line break, so each character
@@ -159,17 +160,26 @@ def _mask_scheme(m: re.Match) -> str:
 
 
 def _mask_table_lines(text: str) -> str:
-    """'    x-api-key: sk-...' -> '    x-api-key: [REDACTED]', for every line whose name names a secret."""
-    if "\n" in text:
-        return _TABLE_LINE.sub(_mask_table_line, text)
-    m = _TABLE_LINE.match(text)  # one line: one look
-    return text if m is None else _mask_table_line(m) + text[m.end() :]
+    """'    x-api-key: sk-...' -> '    x-api-key: [REDACTED]', for every line whose name names a secret. The first
+    line is looked at where it starts, every other one from the newline before it: a pattern that starts with
+    a newline is only tried at newlines, where `(?m)^` is tried at every character (a batch of log lines is
+    many kilobytes)."""
+    m = _TABLE_LINE.match(text)
+    if m is not None:
+        text = _mask_table_line(m) + text[m.end() :]
+    return _NEXT_TABLE_LINE.sub(_mask_next_table_line, text) if "\n" in text else text
 
 
 def _mask_table_line(m: re.Match) -> str:
     if not m.group(3).strip() or not secret_name(m.group(2)):
         return m.group(0)
     return m.group(1) + MASK
+
+
+def _mask_next_table_line(m: re.Match) -> str:
+    if not m.group(3).strip() or not secret_name(m.group(2)):
+        return m.group(0)
+    return "\n" + m.group(1) + MASK
 
 
 def _redact_coloured(text: str) -> str:

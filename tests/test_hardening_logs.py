@@ -388,6 +388,20 @@ def test_redact_text_escaped_bytes_and_percent_encoded_names():
     assert redact.redact_text('"max_tokens": 100, "author": "me"') == '"max_tokens": 100, "author": "me"'
 
 
+def test_table_lines_are_masked_on_every_line_as_a_multiline_pattern_would():
+    """_mask_table_lines looks for a line's name from the newline before it (fast on kilobytes of log lines):
+    the same result as `(?m)^name: value` on every line, in texts made of header-like pieces."""
+    import random
+
+    reference = re.compile(r"(?m)^([ \t]*([\w.-]+)[ \t]*:[ \t]*)([^\r\n]*)")
+    rng = random.Random(5)
+    pieces = ["x-api-key: abc", "  Authorization : Bearer x", "foo: bar", "\n", "\r\n", "token: ", "api_key:\tv"]
+    pieces += [" : x", "a", ":", "\n\n", "key:", "Cookie: a=b", "\t\tsecret-thing: 5", "max_tokens: 5"]
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        assert redact._mask_table_lines(text) == reference.sub(redact._mask_table_line, text), repr(text)
+
+
 def test_redact_json_masks_any_value_under_a_key_like_name():
     body = {
         "api_key": ["s1"],
