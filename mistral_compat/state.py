@@ -48,7 +48,6 @@ class FlowState:
     redirected: bool = False  # bound for api.openai.com, sent to Mistral (mistral_redirect_openai)
     user_agent: str = ""  # as the client sent it (client: escaped and cut, for people)
     origin: str | None = None  # the Origin header as the client sent it (a web page's), if any
-    head: Any = None  # what the mitmproxy layer read of the request's header fields in one pass (its own)
 
     SAVED = (
         "client",

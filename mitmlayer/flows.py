@@ -30,51 +30,42 @@ def header(headers: http.Headers, name: bytes, default: str | None = "") -> str 
     return default
 
 
-_LENGTH = b"content-length"
-_CODINGS = (b"content-encoding", b"transfer-encoding")
-
-
-def read_head(headers: http.Headers) -> tuple[tuple, str, str | None, int]:
-    """What the hooks of a matched request need from its header fields, in one pass: (the fields as read, the
-    User-Agent ("" if none), the Origin (None if none), where the body's length is: the index of the one
-    Content-Length field, -1 without one, -2 with several or with a Content-Encoding or Transfer-Encoding).
-    A change to the headers makes a new fields tuple, so `fields is head[0]` says the rest still holds."""
-    fields = headers.fields
+def user_agent_and_origin(headers: http.Headers) -> tuple[str, str | None]:
+    """header(headers, b"user-agent") and header(headers, b"origin", None), in one pass (every matched request
+    asks for both)."""
     ua = origin = None
-    at = -1
-    for i, (key, value) in enumerate(fields):
+    for key, value in headers.fields:
         size = len(key)
         if size == 10:
             if ua is None and (key == b"user-agent" or key.lower() == b"user-agent"):
                 ua = value.decode("utf-8", "surrogateescape")
-        elif size == 6:
-            if origin is None and (key == b"origin" or key.lower() == b"origin"):
-                origin = value.decode("utf-8", "surrogateescape")
-        elif size == 14:
-            if at != -2 and (key == _LENGTH or key.lower() == _LENGTH):
+                if origin is not None:
+                    break
+        elif size == 6 and origin is None and (key == b"origin" or key.lower() == b"origin"):
+            origin = value.decode("utf-8", "surrogateescape")
+            if ua is not None:
+                break
+    return ua or "", origin
+
+
+_LENGTH = b"content-length"
+_CODINGS = (b"content-encoding", b"transfer-encoding")
+
+
+def set_body(req: http.Request, body: bytes) -> None:
+    """req.content = body, with the common case (no Content-Encoding or Transfer-Encoding, one Content-Length)
+    done in one pass over the header fields."""
+    data = req.data  # (what raw_content and headers read and write, without a call each)
+    fields = data.headers.fields
+    at = -1  # the Content-Length field's index; -2: mitmproxy's own way is needed
+    for i, (key, _) in enumerate(fields):
+        size = len(key)
+        if size == 14:
+            if key == _LENGTH or key.lower() == _LENGTH:
                 at = i if at == -1 else -2
         elif (size == 16 or size == 17) and key.lower() in _CODINGS:
             at = -2
-    return fields, ua or "", origin, at
-
-
-def set_body(req: http.Request, body: bytes, head: tuple | None = None) -> None:
-    """req.content = body, with the common case (no Content-Encoding or Transfer-Encoding, one Content-Length)
-    done in one pass over the header fields (none, when head, from read_head, is of these very fields)."""
-    data = req.data  # (what raw_content and headers read and write, without a call each)
-    fields = data.headers.fields
-    if head is not None and head[0] is fields:
-        at = head[3]
-    else:
-        at = -1  # the Content-Length field's index; -2: mitmproxy's own way is needed
-        for i, (key, _) in enumerate(fields):
-            size = len(key)
-            if size == 14:
-                if key == _LENGTH or key.lower() == _LENGTH:
-                    at = i if at == -1 else -2
-            elif (size == 16 or size == 17) and key.lower() in _CODINGS:
-                at = -2
-                break
+            break
     if at < 0:
         req.content = body  # mitmproxy's own way: re-encodes, sets the length as needed
         return

@@ -11,7 +11,7 @@ from mistral_compat.hosts import allow_patterns
 from mistral_compat.state import FlowState
 
 from . import logger
-from .flows import META, read_head
+from .flows import META, user_agent_and_origin
 
 
 class Matcher:
@@ -29,8 +29,7 @@ class Matcher:
             conf = self.settings
             method = data.method.decode("utf-8", "surrogateescape").upper()
             kind, endpoint = state.classify(method, data.path.decode("utf-8", "surrogateescape"), conf.rules)
-            head = read_head(data.headers)
-            ua = head[1]
+            ua, origin = user_agent_and_origin(data.headers)
             st = flow.metadata[META] = FlowState(
                 (ua if len(ua) <= 80 and ua.isprintable() else report.printable(ua, 80)) if ua else "(no user-agent)",
                 kind,
@@ -38,8 +37,7 @@ class Matcher:
                 conf.dry_run,
                 answers=answers.answers_for(kind, endpoint, ua, conf.answer_mode, conf.native_clients),
                 user_agent=ua,
-                origin=head[2],
-                head=head,
+                origin=origin,
             )
             if conf.redirect_openai and data.host == redirect.OPENAI_HOST:
                 st.redirected = True

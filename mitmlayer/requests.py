@@ -26,13 +26,8 @@ def _body(flow: http.HTTPFlow, st: FlowState, max_body: int) -> bytes | None:
             f"so it could not be {'translated' if st.kind == state.BRIDGE else 'rewritten'}"
         )
         return None
-    # (several Content-Encoding fields are joined by ", ", as mitmproxy's get() does; the Matcher's one pass over
-    # these very fields found none, or a plain Content-Length: then there is none)
-    head = st.head
-    if head is not None and head[0] is data.headers.fields and head[3] != -2:
-        coding = ""
-    else:
-        coding = data.headers.get("content-encoding", "") if header(data.headers, b"content-encoding") else ""
+    # (several Content-Encoding fields are joined by ", ", as mitmproxy's get() does)
+    coding = data.headers.get("content-encoding", "") if header(data.headers, b"content-encoding") else ""
     if not coding and len(raw) <= max_body:
         return raw  # (read_body's common case, without the call)
     body = read_body(raw, coding, max_body)
@@ -76,7 +71,7 @@ class Rewriter:
             if not st.dry_run:
                 if self.revertible:
                     flow.backup()
-                set_body(flow.request, result.body, st.head)
+                set_body(flow.request, result.body)
 
 
 class ResponsesBridge:

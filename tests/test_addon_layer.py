@@ -188,39 +188,6 @@ def test_set_body_keeps_chunked_framing_and_adds_a_missing_length():
     assert h.request.headers.get_all("content-length") == ["2"]
 
 
-def test_read_head_reads_the_fields_once_and_set_body_trusts_it_only_for_those_very_fields():
-    from mitmlayer.flows import read_head
-
-    h = http.Headers([(b"User-Agent", b"a"), (b"user-agent", b"b"), (b"Content-Length", b"9"), (b"Origin", b"o")])
-    fields, ua, origin, at = read_head(h)
-    assert fields is h.fields and (ua, origin, at) == ("a", "o", 2)
-    assert read_head(http.Headers([]))[1:] == ("", None, -1)
-    assert read_head(http.Headers([(b"content-length", b"1"), (b"content-length", b"1")]))[3] == -2
-    assert read_head(http.Headers([(b"content-length", b"1"), (b"Transfer-Encoding", b"chunked")]))[3] == -2
-    assert read_head(http.Headers([(b"Content-Encoding", b"gzip"), (b"content-length", b"1")]))[3] == -2
-    f = chat_flow({})
-    head = read_head(f.request.headers)
-    addon.set_body(f.request, b'{"a":1}', head)
-    assert f.request.raw_content == b'{"a":1}' and f.request.headers.get_all("content-length") == ["7"]
-    g = chat_flow({})
-    head = read_head(g.request.headers)
-    g.request.headers["content-encoding"] = "gzip"  # changed after the look (another addon): the look is stale
-    addon.set_body(g.request, b'{"b":2}', head)
-    assert g.request.content == b'{"b":2}' and g.request.raw_content != b'{"b":2}'  # gzip-compressed
-
-
-def test_a_body_compressed_after_the_headers_were_read_is_still_decoded():
-    mc = fresh()
-    with taddons.context(mc):
-        f = chat_flow({})
-        mc.requestheaders(f)
-        f.request.headers["content-encoding"] = "gzip"  # (another addon, between the two hooks)
-        f.request.content = json.dumps(DIRTY).encode()  # gzip-compressed by mitmproxy
-        mc.request(f)
-        assert f.request.headers["content-encoding"] == "gzip"
-        assert json.loads(f.request.content)["random_seed"] == 1
-
-
 def test_compressed_bodies_keep_mitmproxys_own_handling():
     mc = fresh()
     with taddons.context(mc):
