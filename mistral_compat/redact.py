@@ -167,19 +167,13 @@ def _mask_table_lines(text: str) -> str:
     m = _TABLE_LINE.match(text)
     if m is not None:
         text = _mask_table_line(m) + text[m.end() :]
-    return _NEXT_TABLE_LINE.sub(_mask_next_table_line, text) if "\n" in text else text
+    return _NEXT_TABLE_LINE.sub(_mask_table_line, text) if "\n" in text else text
 
 
 def _mask_table_line(m: re.Match) -> str:
     if not m.group(3).strip() or not secret_name(m.group(2)):
         return m.group(0)
-    return m.group(1) + MASK
-
-
-def _mask_next_table_line(m: re.Match) -> str:
-    if not m.group(3).strip() or not secret_name(m.group(2)):
-        return m.group(0)
-    return "\n" + m.group(1) + MASK
+    return m.group(0)[: m.start(1) - m.start()] + m.group(1) + MASK  # (what comes before the name: a newline)
 
 
 def _redact_coloured(text: str) -> str:

@@ -27,15 +27,14 @@ MAX_FIELDS = 200  # distinct fields counted apart per client in the summary
 
 def _head(endpoint: str, client: str, dry_run: bool) -> str:
     prefix = "mistral-compat (dry run, not applied)" if dry_run else "mistral-compat"
-    return f"{prefix} {printable(endpoint)} [{printable(client)}]: "
+    # (printable's common case inline: this runs for every changed request)
+    endpoint = endpoint if len(endpoint) <= 200 and endpoint.isprintable() else printable(endpoint)
+    client = client if len(client) <= 200 and client.isprintable() else printable(client)
+    return f"{prefix} {endpoint} [{client}]: "
 
 
 def log_line(endpoint: str, client: str, changes: list[Change], dry_run: bool = False) -> str:
-    # (_head, with printable's common case inline: this runs for every changed request)
-    prefix = "mistral-compat (dry run, not applied)" if dry_run else "mistral-compat"
-    endpoint = endpoint if len(endpoint) <= 200 and endpoint.isprintable() else printable(endpoint)
-    client = client if len(client) <= 200 and client.isprintable() else printable(client)
-    head = f"{prefix} {endpoint} [{client}]: "
+    head = _head(endpoint, client, dry_run)
     return head + summarize(changes, LINE_LIMIT - len(head))
 
 

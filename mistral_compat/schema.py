@@ -136,42 +136,35 @@ class ObjectNode(Node):
         self.after: translate.ConversationRule | None = None
         self.renames: dict[str, str] = {}  # OpenAI key -> the Mistral key of this object it is renamed to
         self.targets: frozenset[str] = frozenset()  # the Mistral keys renames lead to
-        self._bounds: dict[str, tuple] | None = None  # see bounds()
         self._plan: dict[str, Any] | None = None  # see plan()
 
-    def bounds(self) -> dict[str, tuple]:
-        """{key: (min, xmin, max, xmax)} of the keys whose value is a number with limits (or null): a number
-        within them needs no repair, so fix() checks it in place instead of handing it down two nodes. Made
-        on first use, when every node is compiled."""
-        if self._bounds is None:
-            out = {}
+    def plan(self) -> dict[str, Any]:
+        """What fix() does with each key it knows, in one lookup (a key it does not know is kept or, in a closed
+        object, dropped):
+        - True: the value is kept as it is unless null (a trivial child);
+        - (min, xmin, max, xmax, child): a number within the limits (the child is a number with limits, or null)
+          is kept, so fix() checks it in place instead of handing it down two nodes; anything else is the
+          child's to repair;
+        - a frozenset: a string of that enum is kept; anything else is the child's (a ScalarNode's) to repair;
+        - a str: the key is renamed to it (renames);
+        - a Node: the value is that child's to repair (an AnyOfNode's only when its branches may repair a value
+          of that type).
+        Made on first use, when every node is compiled."""
+        if self._plan is None:
+            out: dict[str, Any] = {}
             for key, child in self.props.items():
                 node = child
                 if isinstance(node, AnyOfNode):
                     others = [o for o in node.options if not (isinstance(o, ScalarNode) and o.type == "null")]
                     node = others[0] if len(others) == 1 else node
                 if isinstance(node, ScalarNode) and node.ranged and node.enum is None:
-                    out[key] = node.bounds
-            self._bounds = out
-        return self._bounds
-
-    def plan(self) -> dict[str, Any]:
-        """What fix() does with each key it knows, in one lookup (a key it does not know is kept or, in a closed
-        object, dropped): True, its value is kept as it is unless null (a trivial child); (min, xmin, max, xmax,
-        child), a number within the limits is kept, anything else is the child's to repair (bounds()); a
-        frozenset, a string of that enum is kept, anything else is the child's (a ScalarNode's) to repair; a
-        str, the key is renamed to it (renames); a Node, its value is that child's to repair (an AnyOfNode's
-        only when its branches may repair a value of that type). Made on first use, when every node is
-        compiled."""
-        if self._plan is None:
-            bounds = self.bounds()
-            out: dict[str, Any] = {}
-            for key, child in self.props.items():
-                enum = child.enum if child.__class__ is ScalarNode else None
-                if key in bounds:
-                    out[key] = (*bounds[key], child)
-                elif enum is not None and all(e.__class__ is str for e in enum):
-                    out[key] = frozenset(enum)
+                    out[key] = (*node.bounds, child)
+                elif (
+                    child.__class__ is ScalarNode
+                    and child.enum is not None
+                    and all(e.__class__ is str for e in child.enum)
+                ):
+                    out[key] = frozenset(child.enum)
                 else:
                     out[key] = True if child.trivial else child
             out.update(self.renames)
