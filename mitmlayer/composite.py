@@ -30,7 +30,7 @@ class MistralCompat:
         self.matcher = matcher
         self.parts = (matcher, *parts)
         self.hooks: dict[str, list] = {}
-        self.flow_hooks: dict[tuple[str, str, bool], list] = {}  # (hook, kind, redirected) -> part hooks
+        self.flow_hooks = _FlowHooks(self.parts[1:])  # (hook, kind, redirected) -> part hooks
 
     def _each(self, hook: str) -> list:
         """Every part's lifecycle `hook` (load, configure, running, done)."""
@@ -40,16 +40,7 @@ class MistralCompat:
 
     def _for(self, hook: str, st: FlowState) -> list:
         """The part flow hooks (FLOW_HOOKS) that act on this flow's kind (the matcher's own is called first)."""
-        key = (hook, st.kind, st.redirected)
-        hooks = self.flow_hooks.get(key)
-        if hooks is None:
-            hooks = self.flow_hooks[key] = [
-                getattr(p, hook)
-                for p in self.parts[1:]
-                if callable(getattr(p, hook, None))
-                and (not hasattr(p, "acts_on") or p.acts_on(hook, st.kind, st.redirected))
-            ]
-        return hooks
+        return self.flow_hooks[(hook, st.kind, st.redirected)]
 
     def load(self, loader) -> None:
         for hook in self._each("load"):
@@ -71,8 +62,7 @@ class MistralCompat:
         self.matcher.requestheaders(flow)
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            hooks = self.flow_hooks.get(("requestheaders", st.kind, st.redirected))  # (_for, once made: no call)
-            for hook in self._for("requestheaders", st) if hooks is None else hooks:
+            for hook in self.flow_hooks[("requestheaders", st.kind, st.redirected)]:  # (_for, without the call)
                 hook(flow, st)
 
     def request(self, flow: http.HTTPFlow):
@@ -80,9 +70,7 @@ class MistralCompat:
         coroutine, which mitmproxy awaits, and the parts after it run when it is done."""
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            hooks = self.flow_hooks.get(("request", st.kind, st.redirected))  # (_for, once made: no call)
-            if hooks is None:
-                hooks = self._for("request", st)
+            hooks = self.flow_hooks[("request", st.kind, st.redirected)]  # (_for, without the call)
             for i, hook in enumerate(hooks):
                 waiting = hook(flow, st)
                 if waiting is not None:
@@ -108,20 +96,36 @@ class MistralCompat:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            hooks = self.flow_hooks.get(("responseheaders", st.kind, st.redirected))  # (_for, once made: no call)
-            for hook in self._for("responseheaders", st) if hooks is None else hooks:
+            for hook in self.flow_hooks[("responseheaders", st.kind, st.redirected)]:  # (_for, without the call)
                 hook(flow, st)
 
     def response(self, flow: http.HTTPFlow) -> None:
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            hooks = self.flow_hooks.get(("response", st.kind, st.redirected))  # (_for, once made: no call)
-            for hook in self._for("response", st) if hooks is None else hooks:
+            for hook in self.flow_hooks[("response", st.kind, st.redirected)]:  # (_for, without the call)
                 hook(flow, st)
 
     def error(self, flow: http.HTTPFlow) -> None:
         st = flow.metadata.get(META)
         if st.__class__ is FlowState:
-            hooks = self.flow_hooks.get(("error", st.kind, st.redirected))  # (_for, once made: no call)
-            for hook in self._for("error", st) if hooks is None else hooks:
+            for hook in self.flow_hooks[("error", st.kind, st.redirected)]:  # (_for, without the call)
                 hook(flow, st)
+
+
+class _FlowHooks(dict):
+    """(hook, kind, redirected) -> the part hooks that act on such a flow, in order: made on first use (after any
+    instrumentation of the parts), from each part's `acts_on(hook, kind, redirected)` if it has one; then a
+    plain dict lookup per hook."""
+
+    def __init__(self, parts: tuple) -> None:
+        super().__init__()
+        self.parts = parts
+
+    def __missing__(self, key: tuple[str, str, bool]) -> list:
+        hook, kind, redirected = key
+        hooks = self[key] = [
+            getattr(p, hook)
+            for p in self.parts
+            if callable(getattr(p, hook, None)) and (not hasattr(p, "acts_on") or p.acts_on(hook, kind, redirected))
+        ]
+        return hooks

@@ -206,9 +206,7 @@ class _RedactingWriter:
 
     def write(self, text: str) -> int:
         # (print() writes the line's "\n" on its own: nothing to redact there, and no call to find that out)
-        if len(text) > 2:
-            text = redact(text) if Redaction.secrets else redact_text(text)
-        return self._inner.write(text)
+        return self._inner.write(redact(text) if len(text) > 2 else text)
 
     def __getattr__(self, name):
         value = getattr(self._inner, name)
