@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import translate
-from .changes import DROPPED, REMOVED, RENAMED, VALUE
+from .changes import DROPPED, REMOVED, RENAMED, VALUE, Change
 from .jsonio import KINDS, kind_of
 
 # Objects and arrays at a path longer than this are left untouched (only a recursive schema goes this deep;
@@ -22,6 +22,7 @@ from .jsonio import KINDS, kind_of
 # RootNode catches what rules with long chains of anyOf schemas could still cause.
 MAX_DEPTH = 100
 TOO_DEEP = "the body is nested too deep for mistral-compat's rules"
+_change = tuple.__new__  # Change(...) without the NamedTuple's Python-level __new__ (for the commonest changes)
 
 
 class Drop:
@@ -223,7 +224,10 @@ class ObjectNode(Node):
             if p is None:
                 if self.closed:
                     del value[key]
-                    fx.add(DROPPED, path + (key,))
+                    if path or key.__class__ is not str or not key:
+                        fx.add(DROPPED, path + (key,))
+                    else:  # a top-level key, most drops: fx.add's common case, without the call
+                        fx.changes.append(_change(Change, (DROPPED, key, "")))
                 continue
             if p.__class__ is str:
                 self._rename(value, key, p, fx, path, done)  # type: ignore[arg-type]
@@ -315,7 +319,10 @@ class ObjectNode(Node):
                 return
         if old is not None:  # sent under Mistral's name too, as a type Mistral does not take there
             fx.add(DROPPED, path + (target,), f"not valid; {key} used instead")
-        fx.add(RENAMED, path + (key,), target)
+        if path:
+            fx.add(RENAMED, path + (key,), target)
+        else:  # a top-level key (keys are strings, renamed ones never empty): fx.add's common case, without the call
+            fx.changes.append(_change(Change, (RENAMED, key, target)))
         if repairs:
             fx.changes.extend(repairs)
         value[target] = new

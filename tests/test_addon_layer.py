@@ -576,3 +576,43 @@ async def test_comments_written_only_where_flows_are_kept():
         mc.request(h)
         assert "dropped user" in h.comment
         mc.done()
+
+
+def test_a_changed_requests_line_and_counts_are_made_when_the_batch_is_written(caplog):
+    """Report.request leaves a changed request's log line and summary counts to the next flush
+    (RequestLog.later): nothing is made in the hook, and everything is there once the batch is written."""
+
+    async def go():
+        mc = fresh()
+        with taddons.context(mc):
+            mc.running()
+            report = part(mc, addon.Report)
+            f = chat_flow(DIRTY)
+            mc.requestheaders(f)
+            mc.request(f)
+            assert f.marked  # the flow is marked at once
+            assert not report.summary.clients  # counted with the batch
+            assert len(report.log.pending) == 1 and len(report.log.pending[0]) == 3
+            await asyncio.sleep(report.log.FLUSH_DELAY + 0.1)
+            lines = [r.getMessage() for r in caplog.records if r.name == addon.logger.name]
+            stats = next(iter(report.summary.clients.values()))
+            mc.done()
+            return lines, stats
+
+    caplog.set_level(logging.INFO, logger=addon.logger.name)
+    lines, stats = asyncio.run(go())
+    assert any("renamed seed -> random_seed" in line for line in lines)
+    assert stats.matched == 1 and stats.changed == 1 and stats.fields["seed -> random_seed"] == 1
+
+
+def test_lines_made_later_keep_their_place_and_level(caplog):
+    caplog.set_level(logging.DEBUG, logger=addon.logger.name)
+    log = addon.RequestLog()
+    log.pending.append((logging.INFO, "first"))
+    log.pending.append((logging.INFO, str.upper, ("second",)))
+    log.pending.append((logging.WARNING, "third"))
+    log.later(logging.WARNING, "{} and {}".format, ("fourth", "fifth"))  # no event loop: written at once
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == addon.logger.name] == [
+        (logging.INFO, "first\nSECOND"),
+        (logging.WARNING, "third\nfourth and fifth"),
+    ]
