@@ -116,10 +116,16 @@ _ENCODERS = {
 
 
 def _c_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
-    """encoder.encode, done by the C encoder made once: JSONEncoder.encode makes a new one on every call,
-    which costs about as much as writing a small body. Without a check for circular references: what is
-    written is parsed JSON, and a cycle still ends in RecursionError. encoder.encode itself where the C
-    encoder is missing or takes other arguments (another Python)."""
+    """encoder.encode, done by the C encoder made once (_c_make); encoder.encode itself where there is none."""
+    c = _c_make(encoder)
+    return encoder.encode if c is None else lambda value: "".join(c(value, 0))
+
+
+def _c_make(encoder: json.JSONEncoder) -> Callable[[Any, int], list[str]] | None:
+    """The C encoder that does what encoder.encode does, made once: JSONEncoder.encode makes a new one on every
+    call, which costs about as much as writing a small body. It takes (value, 0) and returns the pieces of the
+    text. Without a check for circular references: what is written is parsed JSON, and a cycle still ends in
+    RecursionError. None where the C encoder is missing or takes other arguments (another Python)."""
     make = getattr(json.encoder, "c_make_encoder", None)
     try:
         c = make(  # type: ignore[misc]
@@ -137,12 +143,12 @@ def _c_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
         if "".join(c(sample, 0)) != encoder.encode(sample):
             raise ValueError("not the same")
     except Exception:  # noqa: BLE001 - any doubt: the encoder's own way
-        return encoder.encode
-    return lambda value: "".join(c(value, 0))
+        return None
+    return c
 
 
 _ENCODE = {strict: (_c_encoder(text), _c_encoder(ascii_text)) for strict, (text, ascii_text) in _ENCODERS.items()}
-_STRICT_TEXT = _ENCODE[True][0]  # request bodies: strict, non-ASCII kept as text
+_STRICT_PIECES = _c_make(_ENCODERS[True][0])  # request bodies (strict, non-ASCII kept as text): pieces of the text
 
 
 def dumps(value: Any, *, raw: bool = False, strict: bool = False) -> bytes:
@@ -189,9 +195,9 @@ class Document:
         try:
             if self.text is not None and len(self.text) >= SPLICE_MIN:
                 return splice(self.data, self.text, self._raw, self.source)
-            if not self._raw:  # (dumps' common case, without its two Python frames)
+            if not self._raw and _STRICT_PIECES is not None:  # (dumps' common case, without its Python frames)
                 try:
-                    return _STRICT_TEXT(self.data).encode("utf-8")
+                    return "".join(_STRICT_PIECES(self.data, 0)).encode("utf-8")
                 except UnicodeEncodeError:
                     pass
             return dumps(self.data, raw=self._raw, strict=True)

@@ -101,7 +101,7 @@ class ModelMap:
     def __init__(self, entries: Iterable[Entry] = (), *, _layers: tuple[_Layer, ...] | None = None) -> None:
         self._layers = _layers if _layers is not None else (_Layer(tuple(entries)),)
         self._cache: dict[str, str | None] = {}
-        self._size = sum(len(layer.entries) for layer in self._layers)  # (asked for on every request: bool())
+        self.size = sum(len(layer.entries) for layer in self._layers)  # (asked for on every request)
 
     @property
     def entries(self) -> tuple[Entry, ...]:
@@ -109,10 +109,10 @@ class ModelMap:
         return tuple(e for layer in self._layers for e in layer.entries)
 
     def __len__(self) -> int:
-        return self._size
+        return self.size
 
     def __bool__(self) -> bool:
-        return self._size > 0
+        return self.size > 0
 
     def __repr__(self) -> str:
         return f"ModelMap({len(self)} entries)"

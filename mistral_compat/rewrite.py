@@ -12,7 +12,7 @@ from .changes import VALUE, Change
 from .jsonio import BodyError, Document, parse
 from .models import ModelMap, rename_model
 from .rules import Rules
-from .schema import Drop
+from .schema import TOO_DEEP, Drop
 from .translate import CONVERSATION_ENDPOINTS, Fixer
 
 
@@ -38,11 +38,14 @@ def rewrite_doc(
     write: then it is the body's bytes in any case (a body that was never sent as it is). model_map: the
     model names to replace (mistral_model_map), first of all."""
     fx = Fixer(conversation=endpoint in CONVERSATION_ENDPOINTS)
-    if model_map:
+    if model_map is not None and model_map.size:  # (not bool(): a call)
         renamed = rename_model(doc.data, model_map)
         if renamed is not None:
             fx.add(VALUE, ("model",), f"{renamed[0]} -> {renamed[1]}")
-    out = rules.endpoints[endpoint].fix(doc.data, fx, ())
+    try:
+        out = rules.endpoints[endpoint].fix(doc.data, fx, ())
+    except RecursionError:  # a last safety net: rules that chain hundreds of schemas per level of the body
+        return Result(None, fx.changes, TOO_DEEP)
     if isinstance(out, Drop):  # pragma: no cover - a request object is never dropped
         return Result(None, fx.changes, out.reason)
     if not fx.changes and not write:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import spec
-from .schema import AnyNode, AnyOfNode, ArrayNode, Node, ObjectNode, RootNode, ScalarNode, UnionNode
+from .schema import AnyNode, AnyOfNode, ArrayNode, Node, ObjectNode, ScalarNode, UnionNode
 
 BUILTIN = Path(__file__).with_name("rules.json")
 
@@ -269,7 +269,7 @@ def compile_rules(rules: dict) -> dict[str, Node]:
 
     roots = {suffix: compile_(spec, None) for suffix, spec in rules.get("endpoints", {}).items()}
     _refuse_cycles(branching, {id(node): ref for ref, node in named.items()})
-    return {suffix: RootNode(node) for suffix, node in roots.items()}
+    return roots
 
 
 def _same_value_steps(node: Node) -> tuple:

@@ -19,7 +19,7 @@ from .jsonio import KINDS, kind_of
 
 # Objects and arrays at a path longer than this are left untouched (only a recursive schema goes this deep;
 # Mistral's own reach 9 levels). A level costs the walk 2-4 Python frames, far from Python's limit of 1000;
-# RootNode catches what rules with long chains of anyOf schemas could still cause.
+# rewrite_doc catches what rules with long chains of anyOf schemas could still cause.
 MAX_DEPTH = 100
 TOO_DEEP = "the body is nested too deep for mistral-compat's rules"
 _change = tuple.__new__  # Change(...) without the NamedTuple's Python-level __new__ (for the commonest changes)
@@ -352,10 +352,12 @@ class ArrayNode(Node):
 
     def __init__(self) -> None:
         self.items: Node = AnyNode()
+        self.union: UnionNode | None = None  # items, when they are a union (messages): chosen here, one call less
 
     def setup(self, spec: dict, compile_) -> None:
         self.items = compile_(spec["array"], None)
         self.trivial = self.items.trivial
+        self.union = self.items if isinstance(self.items, UnionNode) else None
 
     def score(self, value: Any) -> int:
         if not isinstance(value, list):
@@ -369,8 +371,14 @@ class ArrayNode(Node):
         if items.trivial or len(path) > MAX_DEPTH:
             return value
         kept: list | None = None  # the items kept, from the first removal on (a del per removal is quadratic)
+        union = self.union
         for i, v in enumerate(value):
-            new = items.fix(v, fx, path + (i,))
+            if union is not None and v.__class__ is dict:  # UnionNode.fix's common case: a known tag
+                tag = v.get(union.by)
+                node = union.map.get(tag) if tag.__class__ is str else None
+                new = (items if node is None else node).fix(v, fx, path + (i,))
+            else:
+                new = items.fix(v, fx, path + (i,))
             if isinstance(new, Drop):
                 if kept is None:
                     kept = value[:i]
@@ -468,20 +476,3 @@ class AnyOfNode(Node):
             if s > best_score:
                 best, best_score = o, s
         return best
-
-
-class RootNode(Node):
-    """The node of a request body: its schema's node, with a last safety net. A walk that still runs out of
-    stack (rules that chain hundreds of schemas per level) answers Drop, so the request gets a 400 saying
-    so, rather than an exception in the proxy."""
-
-    __slots__ = ("node",)
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    def fix(self, value: Any, fx, path: tuple) -> Any:
-        try:
-            return self.node.fix(value, fx, path)
-        except RecursionError:
-            return Drop(TOO_DEEP)

@@ -46,7 +46,7 @@ def test_the_api_addon_uses_is_there():
 def test_a_request_is_parsed_once_and_written_once(monkeypatch):
     rules = builtin()
     decodes, writes = [], []
-    scan, decoder, strict_text, real_dumps = jsonio._SCAN, jsonio._DECODER, jsonio._STRICT_TEXT, jsonio.dumps
+    scan, decoder, strict_pieces, real_dumps = jsonio._SCAN, jsonio._DECODER, jsonio._STRICT_PIECES, jsonio.dumps
 
     class CountingDecoder:
         def decode(self, text):
@@ -57,9 +57,9 @@ def test_a_request_is_parsed_once_and_written_once(monkeypatch):
         decodes.append(text)
         return scan(text, pos)
 
-    def counting_text(value):
+    def counting_pieces(value, indent):
         writes.append(value)
-        return strict_text(value)
+        return strict_pieces(value, indent)
 
     def counting_dumps(value, **kw):
         writes.append(value)
@@ -67,7 +67,7 @@ def test_a_request_is_parsed_once_and_written_once(monkeypatch):
 
     monkeypatch.setattr(jsonio, "_SCAN", counting_scan)
     monkeypatch.setattr(jsonio, "_DECODER", CountingDecoder())
-    monkeypatch.setattr(jsonio, "_STRICT_TEXT", counting_text)
+    monkeypatch.setattr(jsonio, "_STRICT_PIECES", counting_pieces)
     monkeypatch.setattr(jsonio, "dumps", counting_dumps)
     monkeypatch.setattr(json, "loads", lambda *a, **k: pytest.fail("a second parse"))
     bridged = responses.bridge_request(rules, RAW)
