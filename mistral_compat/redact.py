@@ -139,7 +139,7 @@ def _redact_plain(text: str) -> str:
     if any(map(lowered.__contains__, _TRIGGERS)):  # each pattern only where its words occur (speed)
         if '"' in text and ":" in text:
             text = _mask_json_pairs(text)
-        escaped = "\\n" in text or "\\r" in text
+        escaped = "\\" in text and ("\\n" in text or "\\r" in text)  # (one character is found faster than two)
         if "authorization" in lowered or "api-key" in lowered or "cookie" in lowered:
             text = (_HEADER_LINE_ESCAPED if escaped else _HEADER_LINE).sub(_mask_header, text)
         if ":" in text:
