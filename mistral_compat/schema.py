@@ -230,7 +230,24 @@ class ObjectNode(Node):
                         fx.changes.append(_change(Change, (DROPPED, key, "")))
                 continue
             if p.__class__ is str:
-                self._rename(value, key, p, fx, path, done)  # type: ignore[arg-type]
+                v, t = value[key], plan[p]  # (t: the target's plan, its child last when it is a number with limits)
+                if (  # _rename's common case, without the call: an integer within the limits, the target not sent
+                    v.__class__ is int
+                    and t.__class__ is tuple
+                    and p not in value
+                    and t[0] <= v <= t[2]
+                    and t[1] < v < t[3]
+                    and "integer" in t[4].kinds
+                ):
+                    del value[key]
+                    value[p] = v
+                    if path:
+                        fx.add(RENAMED, path + (key,), p)
+                    else:
+                        fx.changes.append(_change(Change, (RENAMED, key, p)))
+                    done.add(p)  # type: ignore[union-attr]
+                else:
+                    self._rename(value, key, p, fx, path, done)  # type: ignore[arg-type]
                 continue
             if done is not None and key in self.targets:
                 done.add(key)

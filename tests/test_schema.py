@@ -128,6 +128,28 @@ def test_closed_objects_drop_unknown_keys_and_nulls_unless_required():
     assert changes == [(DROPPED, "messages[0].name", ""), (DROPPED, "stream_options", ""), (DROPPED, "top_p", "null")]
 
 
+def test_a_rename_gives_the_same_as_the_walks_general_case_whatever_the_value():
+    """The walk renames an integer within the target's limits itself (the common case) and hands every other value
+    to _rename: both give the same body, changes and key order as _rename alone."""
+    import json
+
+    values = [9, 0, -1, -2, 2**40, 9.0, 9.5, True, None, "9", [9], {"a": 9}]
+    for value in values:
+        for extra in ({}, {"max_tokens": 5}, {"max_tokens": None}, {"max_tokens": "x"}):
+            body = chat(max_completion_tokens=value, **extra)
+            fast = fix(json.loads(json.dumps(body)))
+            node = NODES["chat/completions"]
+            saved = dict(node.plan())
+            try:  # the plan without number limits for the target: every rename goes to _rename
+                node._plan["max_tokens"] = node.props["max_tokens"]
+                slow = fix(json.loads(json.dumps(body)))
+            finally:
+                node._plan.clear()
+                node._plan.update(saved)
+            assert fast == slow and list(fast[0]) == list(slow[0]), (value, extra)
+    assert isinstance(NODES["chat/completions"].plan()["max_tokens"], tuple)  # (so the fast case was taken above)
+
+
 def test_openai_keys_are_renamed_and_mistral_keys_win():
     body, changes = fix(chat(seed=3, max_completion_tokens=9))
     assert body["random_seed"] == 3 and body["max_tokens"] == 9 and "seed" not in body
