@@ -26,6 +26,10 @@ Measured:
   3. requests per second with 8 concurrent clients, bare mitmdump vs mitmdump -s addon.py, median of
      alternating rounds, with each one's whole-process CPU per request.
 
+Each kind of mitmdump (bare, -s addon.py, the hook timer) runs as several processes (--processes, default
+3) and the rounds of 2. and 3. are spread over them: two processes of the same code measure 5-15% apart
+(see servers()), so one process of each would make every figure that much a draw.
+
 Prints a table, the addon's CPU per hook region (every part of the addon, found by bench/hook_timer.py)
 and the targets block (issue 14's targets, each figure beside its target), and writes it all as JSON to
 bench/results/latest.json and bench/results/mitmproxy-<version>.json (mitmdump logs in
@@ -598,6 +602,7 @@ class Plan(NamedTuple):
     fe_runs: int  # first-event runs each way
     big_n: int  # 8 MiB requests per measurement
     flow_detail: int
+    processes: int  # mitmdump processes of each kind (the rounds are spread over them)
 
 
 def plan(args) -> Plan:
@@ -605,6 +610,7 @@ def plan(args) -> Plan:
     if not Path(mitmdump).exists():
         raise SystemExit(f"no mitmdump beside {args.python}")
     rounds = args.rounds or (3 if args.quick else 6)
+    processes = args.processes or (2 if args.quick else 3)
     return Plan(
         args.python,
         mitmdump,
@@ -612,10 +618,11 @@ def plan(args) -> Plan:
         args.clients,
         rounds,
         seconds=args.seconds or (1.0 if args.quick else 3.0),
-        hook_rounds=max(2, rounds - 2),
+        hook_rounds=-(-max(2, rounds - 2) // processes) * processes,  # as many on each timer process
         fe_runs=args.first_event_runs or (5 if args.quick else 15),
         big_n=args.image_requests or (3 if args.quick else 7),
         flow_detail=args.flow_detail,
+        processes=processes,
     )
 
 
@@ -698,21 +705,40 @@ def in_process(python: str, quick: bool) -> dict:
 
 class Servers(NamedTuple):
     fake: Fake
-    bare: Mitmdump
-    addon: Mitmdump
-    timer: Mitmdump
+    bares: list[Mitmdump]  # `processes` of each kind (see servers())
+    addons: list[Mitmdump]
+    timers: list[Mitmdump]
     start: Callable[..., Mitmdump]  # start(name, script=None, env=None): one more mitmdump like these
+
+    @property
+    def bare(self) -> Mitmdump:
+        return self.bares[0]
+
+    @property
+    def addon(self) -> Mitmdump:
+        return self.addons[0]
+
+    @property
+    def timer(self) -> Mitmdump:
+        return self.timers[0]
 
 
 @contextlib.contextmanager
-def servers(python: str, mitmdump: str, flow_detail: int, logdir: Path) -> Iterator[Servers]:
-    """The fake upstream and three mitmdumps in front of it (bare, -s addon.py, -s bench/hook_timer.py),
-    each stopped on the way out, with any started later by Servers.start."""
+def servers(python: str, mitmdump: str, flow_detail: int, logdir: Path, processes: int = 1) -> Iterator[Servers]:
+    """The fake upstream and, `processes` times each, three mitmdumps in front of it (bare, -s addon.py,
+    -s bench/hook_timer.py), each stopped on the way out, with any started later by Servers.start.
+
+    Several processes of each, because two processes of the same code measure differently: in alternating
+    rounds, two bare mitmdumps, or two hook timers of the same addon, differ by 5-15% per request, the same
+    one ahead in (nearly) every round (how each process's memory happens to be laid out). A figure from one
+    process of each kind is that much a draw; the rounds are spread over the processes instead."""
     tmp = Path(tempfile.mkdtemp(prefix="mistral-compat-bench-"))  # confdirs (mitmproxy's CA)
     procs: list = []
     try:
         print(
-            "starting the fake upstream and three mitmdumps (bare, -s addon.py, -s bench/hook_timer.py) ...", flush=True
+            f"starting the fake upstream and {processes} x three mitmdumps (bare, -s addon.py, "
+            "-s bench/hook_timer.py) ...",
+            flush=True,
         )
         fake = Fake(python)
         procs.append(fake)
@@ -721,11 +747,16 @@ def servers(python: str, mitmdump: str, flow_detail: int, logdir: Path) -> Itera
             procs.append(Mitmdump(name, mitmdump, fake.port, tmp, logdir, flow_detail, script=script, env=env))
             return procs[-1]
 
-        bare, addon = start("bare"), start("addon", str(ROOT / "addon.py"))
-        timer = start("hooktimer", HOOK_TIMER, env={"BENCH_HOOK_STATS": str(logdir / "hook_stats_at_exit.json")})
-        for p in (bare, addon, timer):
+        bares, addons, timers = [], [], []
+        for i in range(processes):
+            n = "" if i == 0 else str(i + 1)  # bare, bare2, ...: the first ones keep their names (and logs)
+            bares.append(start(f"bare{n}"))
+            addons.append(start(f"addon{n}", str(ROOT / "addon.py")))
+            stats = logdir / f"hook_stats_at_exit{n}.json"
+            timers.append(start(f"hooktimer{n}", HOOK_TIMER, env={"BENCH_HOOK_STATS": str(stats)}))
+        for p in (*bares, *addons, *timers):
             p.wait_ready()
-        yield Servers(fake, bare, addon, timer, start)
+        yield Servers(fake, bares, addons, timers, start)
     finally:
         for p in reversed(procs):
             p.stop()
@@ -784,7 +815,7 @@ def first_event(upstream_port: int, addon_port: int, b: dict, runs: int) -> dict
 
 
 def throughput(
-    proxies: tuple[Mitmdump, Mitmdump],
+    pairs: list[tuple[Mitmdump, Mitmdump]],
     requests: dict[str, bytes],
     fake: Fake,
     clients: int,
@@ -792,35 +823,38 @@ def throughput(
     seconds: float,
 ) -> dict[str, list]:
     """2. Requests per second and whole-process CPU, small request, `clients` clients: alternating rounds
-    for each of `proxies` (bare, addon.py); each one's load_round results."""
+    for bare and addon.py, round r on pairs[r % len(pairs)] (one process of each); each kind's load_round
+    results, under "bare" and "addon"."""
     print(f"throughput: {rounds} rounds x {seconds:g} s each for bare and addon, {clients} clients ...", flush=True)
-    out: dict[str, list] = {p.name: [] for p in proxies}
+    out: dict[str, list] = {"bare": [], "addon": []}
     for r in range(rounds):
-        for p in proxies if r % 2 == 0 else proxies[::-1]:
-            out[p.name].append(
+        pair = pairs[r % len(pairs)]
+        for p in pair if r % 2 == 0 else pair[::-1]:
+            out["bare" if p is pair[0] else "addon"].append(
                 load_round(p.port, requests[p.name], clients, seconds, warmup=0.3, cpu=cpu_meters(p, fake))
             )
     return out
 
 
 def small_hooks(
-    timer: Mitmdump, request: bytes, fake: Fake, clients: int, rounds: int, seconds: float
+    timers: list[Mitmdump], requests: dict[str, bytes], fake: Fake, clients: int, rounds: int, seconds: float
 ) -> tuple[list[dict], list[dict], dict]:
     """3. The addon's own CPU in its hooks under the same load: `rounds` load_round results timing only the
     outermost regions (the total: nested=0), and as many, alternating with them, timing every part's hooks
-    too (the rows by hook: nested=1); each with the hook stats in "end". Then one more round with
-    json.loads+json.dumps of the body inside the mitmdump (alternately before and after the addon's hooks),
-    whose hook stats come third."""
+    too (the rows by hook: nested=1); each with the hook stats in "end". Each pair of rounds on the next of
+    `timers`. Then one more round, on the first, with json.loads+json.dumps of the body inside the mitmdump
+    (alternately before and after the addon's hooks), whose hook stats come third."""
     print(f"hook timings, small request: 2 x {rounds} rounds x {seconds:g} s ...", flush=True)
     outer: list[dict] = []
     nested: list[dict] = []
     for r in range(2 * rounds):
+        timer = timers[(r // 2) % len(timers)]
         flag = (r + 1) % 2  # nested first, then outer only, ...
         timer.stats(extra=f"&nested={flag}")
         (nested if flag else outer).append(
             load_round(
                 timer.port,
-                request,
+                requests[timer.name],
                 clients,
                 seconds,
                 warmup=0.3,
@@ -829,10 +863,11 @@ def small_hooks(
                 at_end=timer.stats,
             )
         )
+    timer = timers[0]
     timer.stats(extra="&nested=1&insitu=1")
     insitu = load_round(
         timer.port,
-        request,
+        requests[timer.name],
         clients,
         seconds,
         warmup=0.3,
@@ -944,6 +979,7 @@ def config_figures(pl: Plan, timer_bias_ns: int | None) -> dict:
         "rounds": pl.rounds,
         "round_seconds": pl.seconds,
         "hook_rounds": pl.hook_rounds,
+        "processes_of_each_kind": pl.processes,
         "image_requests": pl.big_n,
         "flow_detail": pl.flow_detail,
         "mode": "reverse:http://127.0.0.1:<fake>, connection_strategy=lazy",
@@ -1101,15 +1137,17 @@ def run(args) -> dict:
     logdir = RESULTS / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
     profiles = None
-    with servers(pl.python, pl.mitmdump, pl.flow_detail, logdir) as sv:
-        small = {p.name: http_request(p.port, CHAT, b["small"]) for p in (sv.bare, sv.addon, sv.timer)}
+    with servers(pl.python, pl.mitmdump, pl.flow_detail, logdir, pl.processes) as sv:
+        every = (*sv.bares, *sv.addons, *sv.timers)
+        small = {p.name: http_request(p.port, CHAT, b["small"]) for p in every}
         big = {p.name: http_request(p.port, CHAT, b["image_8mb"]) for p in (sv.bare, sv.timer)}
-        check_statuses(small, ((sv.bare, 422), (sv.addon, 200), (sv.timer, 200)))
+        check_statuses(small, [(p, 422) for p in sv.bares] + [(p, 200) for p in (*sv.addons, *sv.timers)])
         fe = first_event(sv.fake.port, sv.addon.port, b, pl.fe_runs)
-        pin((sv.bare, sv.addon, sv.timer), sv.fake)
-        rps_rounds = throughput((sv.bare, sv.addon), small, sv.fake, pl.clients, pl.rounds, pl.seconds)
+        pin(every, sv.fake)
+        pairs = list(zip(sv.bares, sv.addons))
+        rps_rounds = throughput(pairs, small, sv.fake, pl.clients, pl.rounds, pl.seconds)
         outer_rounds, nested_rounds, small_insitu = small_hooks(
-            sv.timer, small["hooktimer"], sv.fake, pl.clients, pl.hook_rounds, pl.seconds
+            sv.timers, small, sv.fake, pl.clients, pl.hook_rounds, pl.seconds
         )
         image = image_8mb(sv.bare, sv.timer, big, pl.big_n)
         if args.profile:
@@ -1229,6 +1267,7 @@ def table(r: dict) -> str:
             if r["config"]["pinning"]
             else ""
         )
+        + f"{r['config'].get('processes_of_each_kind', 1)} processes of each mitmdump, the rounds spread over them; "
         + f"{'quick run' if r['config']['quick'] else 'full run'}, {r['seconds']:g} s",
         "",
     ]
@@ -1317,6 +1356,12 @@ def main(argv=None) -> int:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--rounds", type=int, help="throughput rounds per proxy (default 6, quick 3)")
     ap.add_argument("--seconds", type=float, help="seconds per round (default 3, quick 1)")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        help="mitmdump processes of each kind (bare, addon, hook timer), the rounds spread over them (default 3, "
+        "quick 2)",
+    )
     ap.add_argument("--first-event-runs", type=int, help="runs per side (default 15, quick 5)")
     ap.add_argument("--image-requests", type=int, help="8 MiB requests per measurement (default 7, quick 3)")
     ap.add_argument("--flow-detail", type=int, default=1, help="mitmdump's flow_detail for every proxy (default 1)")
