@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """mistral-compat benchmark: the proxy's latency, CPU and throughput cost, side by side in one run.
 
-    .venv/bin/python bench/run.py                       # full run, about 65 s
-    .venv/bin/python bench/run.py --quick               # a short run, about 20 s
+    .venv/bin/python bench/run.py                       # full run, about 105 s
+    .venv/bin/python bench/run.py --quick               # a short run, about 25 s
     python3 bench/run.py --venv .venv-3.12              # another mitmproxy (that venv's python and mitmdump)
     .venv/bin/python bench/run.py --quick --profile     # also cProfile inside the addon's hooks
 
