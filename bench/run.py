@@ -27,8 +27,9 @@ Measured:
      alternating rounds, with each one's whole-process CPU per request.
 
 Each kind of mitmdump (bare, -s addon.py, the hook timer) runs as several processes (--processes, default
-3) and the rounds of 2. and 3. are spread over them: two processes of the same code measure 5-15% apart
-(see servers()), so one process of each would make every figure that much a draw.
+3) and the small request's throughput and hook-timer rounds are spread over them: two processes of the same
+code measure up to 15% apart (see servers()), so one process of each would make those figures that much a
+draw. The 8 MiB request, the in-situ floor and the first-event test use the first process of each kind.
 
 Prints a table, the addon's CPU per hook region (every part of the addon, found by bench/hook_timer.py)
 and the targets block (issue 14's targets, each figure beside its target), and writes it all as JSON to
@@ -609,8 +610,11 @@ def plan(args) -> Plan:
     mitmdump = str(Path(args.python).with_name("mitmdump"))
     if not Path(mitmdump).exists():
         raise SystemExit(f"no mitmdump beside {args.python}")
-    rounds = args.rounds or (3 if args.quick else 6)
-    processes = args.processes or (2 if args.quick else 3)
+    processes = args.processes if args.processes is not None else (2 if args.quick else 3)
+    if processes < 1:
+        raise SystemExit("--processes: at least 1")
+    rounds = args.rounds or (4 if args.quick else 6)
+    rounds = -(-rounds // processes) * processes  # as many on each pair of processes
     return Plan(
         args.python,
         mitmdump,
@@ -729,9 +733,10 @@ def servers(python: str, mitmdump: str, flow_detail: int, logdir: Path, processe
     -s bench/hook_timer.py), each stopped on the way out, with any started later by Servers.start.
 
     Several processes of each, because two processes of the same code measure differently: in alternating
-    rounds, two bare mitmdumps, or two hook timers of the same addon, differ by 5-15% per request, the same
-    one ahead in (nearly) every round (how each process's memory happens to be laid out). A figure from one
-    process of each kind is that much a draw; the rounds are spread over the processes instead."""
+    rounds, two hook timers of the same addon differed by 8-15% per request and three bare mitmdumps by up to
+    7% in requests per second, the same one ahead in (nearly) every round (how each process's memory happens
+    to be laid out). A figure from one process of each kind is that much a draw; the rounds are spread over
+    the processes instead."""
     tmp = Path(tempfile.mkdtemp(prefix="mistral-compat-bench-"))  # confdirs (mitmproxy's CA)
     procs: list = []
     try:
@@ -822,14 +827,14 @@ def throughput(
     rounds: int,
     seconds: float,
 ) -> dict[str, list]:
-    """2. Requests per second and whole-process CPU, small request, `clients` clients: alternating rounds
-    for bare and addon.py, round r on pairs[r % len(pairs)] (one process of each); each kind's load_round
-    results, under "bare" and "addon"."""
+    """2. Requests per second and whole-process CPU, small request, `clients` clients: a round of bare and one of
+    addon.py, round r on pairs[r % len(pairs)] (one process of each), which goes first alternating on each
+    visit to a pair; each kind's load_round results, under "bare" and "addon"."""
     print(f"throughput: {rounds} rounds x {seconds:g} s each for bare and addon, {clients} clients ...", flush=True)
     out: dict[str, list] = {"bare": [], "addon": []}
     for r in range(rounds):
         pair = pairs[r % len(pairs)]
-        for p in pair if r % 2 == 0 else pair[::-1]:
+        for p in pair if (r // len(pairs)) % 2 == 0 else pair[::-1]:
             out["bare" if p is pair[0] else "addon"].append(
                 load_round(p.port, requests[p.name], clients, seconds, warmup=0.3, cpu=cpu_meters(p, fake))
             )
@@ -939,7 +944,7 @@ def profile(sv: Servers, version: str, b: dict, clients: int, logdir: Path) -> d
     a mitmdump of its own with the others stopped: where its time goes. Timings under the profiler are
     inflated; only the attribution counts."""
     print("profiling inside the addon's hooks (cProfile) ...", flush=True)
-    for p in (sv.bare, sv.addon, sv.timer):
+    for p in (*sv.bares, *sv.addons, *sv.timers):
         p.stop()
     prof = sv.start("profile", HOOK_TIMER, env={"BENCH_PROFILE": str(logdir / "profile-at-exit.pstats")})
     small_path = RESULTS / f"profile-small-mitmproxy-{version}.pstats"
@@ -1354,7 +1359,9 @@ def main(argv=None) -> int:
     g.add_argument("--python", help="the python whose mitmdump (beside it) to use")
     ap.add_argument("--json", help="where to write the results (default: bench/results/latest.json)")
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--rounds", type=int, help="throughput rounds per proxy (default 6, quick 3)")
+    ap.add_argument(
+        "--rounds", type=int, help="throughput rounds per proxy, a multiple of --processes (default 6, quick 4)"
+    )
     ap.add_argument("--seconds", type=float, help="seconds per round (default 3, quick 1)")
     ap.add_argument(
         "--processes",

@@ -115,9 +115,8 @@ _ENCODERS = {
 }
 
 
-def _c_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
-    """encoder.encode, done by the C encoder made once (_c_make); encoder.encode itself where there is none."""
-    c = _c_make(encoder)
+def _c_encoder(encoder: json.JSONEncoder, c: Callable[[Any, int], list[str]] | None) -> Callable[[Any], str]:
+    """encoder.encode, done by c, its C encoder made once (_c_make); encoder.encode itself where there is none."""
     return encoder.encode if c is None else lambda value: "".join(c(value, 0))
 
 
@@ -147,8 +146,12 @@ def _c_make(encoder: json.JSONEncoder) -> Callable[[Any, int], list[str]] | None
     return c
 
 
-_ENCODE = {strict: (_c_encoder(text), _c_encoder(ascii_text)) for strict, (text, ascii_text) in _ENCODERS.items()}
-_STRICT_PIECES = _c_make(_ENCODERS[True][0])  # request bodies (strict, non-ASCII kept as text): pieces of the text
+_PIECES = {strict: (_c_make(text), _c_make(ascii_text)) for strict, (text, ascii_text) in _ENCODERS.items()}
+_ENCODE = {
+    strict: (_c_encoder(text, _PIECES[strict][0]), _c_encoder(ascii_text, _PIECES[strict][1]))
+    for strict, (text, ascii_text) in _ENCODERS.items()
+}
+_STRICT_PIECES = _PIECES[True][0]  # request bodies (strict, non-ASCII kept as text): the pieces of the text
 
 
 def dumps(value: Any, *, raw: bool = False, strict: bool = False) -> bytes:

@@ -101,7 +101,7 @@ class ModelMap:
     def __init__(self, entries: Iterable[Entry] = (), *, _layers: tuple[_Layer, ...] | None = None) -> None:
         self._layers = _layers if _layers is not None else (_Layer(tuple(entries)),)
         self._cache: dict[str, str | None] = {}
-        self.size = sum(len(layer.entries) for layer in self._layers)  # (asked for on every request)
+        self.size = sum(len(layer.entries) for layer in self._layers)  # read-only; asked for on every request
 
     @property
     def entries(self) -> tuple[Entry, ...]:

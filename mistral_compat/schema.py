@@ -297,7 +297,8 @@ class ObjectNode(Node):
     def _rename(self, value: dict, key: str, target: str, fx, path: tuple, done: set) -> None:
         """An OpenAI key whose Mistral name is target. The value the client sent under target wins when Mistral
         takes it (after its own repair); otherwise (absent, null, dropped or of a type Mistral does not take
-        there) the renamed value takes its place if it is valid. The same in any key order; never raises."""
+        there) the renamed value takes its place if it is valid. The same in any key order; never raises.
+        (fix() does the common case itself, an integer within the target's limits: keep the two alike.)"""
         child = self.props[target]
         if target in value and target not in done:
             done.add(target)  # repair the target first, whichever key comes first
@@ -426,6 +427,7 @@ class UnionNode(Node):
         return 20 if isinstance(tag, str) and (tag in self.map or tag in self.aliases) else 1
 
     def fix(self, value: Any, fx, path: tuple) -> Any:
+        # (ArrayNode.fix does the common case itself, a known tag, for the items of an array: keep the two alike)
         if not isinstance(value, dict):
             return value
         tag = value.get(self.by)

@@ -21,17 +21,19 @@ API_KEY_ENV = "MISTRAL_API_KEY"
 
 
 class RequestLog:
-    """The per-request log lines, written in batches: one log record per FLUSH_DELAY at most, holding
-    every line since the last one (each line still one request). A log record costs far more than its
-    text: mitmproxy formats it for each of its handlers and dispatches a legacy add_log event to every
-    addon; one record per request alone would cost about 5% of a proxied request. A line can also be
-    made when the batch is written (`later`): work done for many requests in one loop costs a fraction
-    of the same work done in each request's hook, between which mitmproxy's own work empties the caches."""
+    """The per-request log lines, written in batches: one log record per FLUSH_DELAY at most for each run of
+    lines at the same level (each line still one request). A log record costs far more than its text:
+    mitmproxy formats it for each of its handlers and dispatches a legacy add_log event to every addon; one
+    record per request alone would cost about 5% of a proxied request. A line can also be made when the
+    batch is written (`later`), with the summary counts that go with it: work done for many requests in one
+    loop costs a fraction of the same work done in each request's hook, between which mitmproxy's own work
+    empties the CPU caches."""
 
     FLUSH_DELAY = 0.2  # seconds a line may wait for others
 
     def __init__(self) -> None:
-        # (level, line), or (level, make, args): the line is make(*args), made when the batch is written
+        # (level, line), or (level, make, args): make(*args) is called when the batch is written, in this order,
+        # and returns the line (None: no line)
         self.pending: list[tuple] = []
         self.timer: asyncio.TimerHandle | None = None
 
@@ -40,8 +42,9 @@ class RequestLog:
         if self.timer is None:
             self._arm()
 
-    def later(self, level: int, make: Callable[..., str], args: tuple) -> None:
-        """A line that make(*args) writes when the batch is (make may count what it writes, too)."""
+    def later(self, level: int, make: Callable[..., str | None], args: tuple) -> None:
+        """make(*args) when the batch is written, in its turn among the lines: the line it returns (None: none).
+        make may count what it writes too; what it raises costs only its own line."""
         self.pending.append((level, make, args))
         if self.timer is None:
             self._arm()
@@ -57,7 +60,21 @@ class RequestLog:
             self.timer.cancel()
             self.timer = None
         pending, self.pending = self.pending, []
-        lines = [(e[0], e[1] if len(e) == 2 else e[1](*e[2])) for e in pending]
+        lines: list[tuple[int, str]] = []
+        for entry in pending:
+            if len(entry) == 2:
+                lines.append(entry)
+                continue
+            level, make, args = entry
+            try:
+                line = make(*args)
+            except Exception as e:  # a safety net: one line lost, never the batch (this runs in a timer)
+                level, line = (
+                    logging.WARNING,
+                    (f"mistral-compat: a log line could not be made ({type(e).__name__}: {report.printable(str(e))})"),
+                )
+            if line is not None:
+                lines.append((level, line))
         start = 0
         for i in range(1, len(lines) + 1):  # one record per run of lines at the same level
             if i == len(lines) or lines[i][0] != lines[start][0]:
@@ -100,8 +117,9 @@ class Report:
             return
         client = st.client
         endpoint = st.endpoint
+        # Every summary count is made with the next batch of lines (RequestLog.later), in the order the hooks
+        # ran, so the summary is the same as if each was counted at once; so is a changed request's line.
         if st.changes and endpoint is not None and not st.rejected and not st.gone:  # a changed request
-            # counted and written with the next batch of lines (RequestLog.later)
             self.log.later(
                 logging.INFO, self._changed, (endpoint, client, st.changes, st.dry_run, st.wait_note, st.waited)
             )
@@ -114,30 +132,42 @@ class Report:
                     report.before_after(st.original, None if st.dry_run else flow.request.content, st.changes),
                 )
             return
-        self.summary.matched(client)
-        if st.waited:
-            self.summary.waited(client, st.waited)
+        self.log.later(logging.INFO, self._matched, (client, st.waited))
         if endpoint is None or st.gone:
             if st.wait_note or st.gone or st.rejected:  # a paced request to another path (GET /v1/models)
                 self._paced(flow, st, endpoint or flow.request.path.partition("?")[0])
             return
         if st.rejected:
-            self.summary.rejected(client)
-            if st.rejected[0] == 429:
-                self.summary.limited(client)
-            self.log.add(logging.WARNING, report.rejected_line(endpoint, client, *st.rejected, st.dry_run))
+            self.log.later(logging.WARNING, self._rejected, (endpoint, client, st.rejected, st.dry_run, True))
             return
         self._paced(flow, st, endpoint, rejected_logged=True)
 
+    # -- made when the batch of lines is written (RequestLog.later), in the order the hooks ran
+
+    def _matched(self, client: str, waited: float) -> None:
+        self.summary.matched(client)
+        if waited:
+            self.summary.waited(client, waited)
+
     def _changed(self, endpoint: str, client: str, changes: list, dry_run: bool, wait_note: str, waited: float) -> str:
         """A changed request, counted in the summary: its log line."""
-        summary = self.summary
-        summary.matched(client)
-        if waited:
-            summary.waited(client, waited)
-        summary.changed(client, changes)
+        self._matched(client, waited)
+        self.summary.changed(client, changes)
         line = report.log_line(endpoint, client, changes, dry_run)
         return f"{line}; {wait_note}" if wait_note else line
+
+    def _rejected(self, endpoint: str, client: str, rejected: tuple[int, str], dry_run: bool, counted: bool) -> str:
+        """A request the proxy answered itself (counted: as refused; a 429 in any case): its log line."""
+        if counted:
+            self.summary.rejected(client)
+        if rejected[0] == 429:
+            self.summary.limited(client)
+        return report.rejected_line(endpoint, client, *rejected, dry_run)
+
+    def _answered(self, endpoint: str, client: str, notes: list[str], dry_run: bool) -> str:
+        """A translated answer, counted in the summary: its log line."""
+        self.summary.answered(client, notes)
+        return report.answer_line(endpoint, client, notes, dry_run)
 
     def _paced(self, flow: http.HTTPFlow, st: FlowState, endpoint: str, rejected_logged: bool = False) -> None:
         """The log line and comment of a request that waited, left while waiting, or was refused for a full
@@ -150,9 +180,7 @@ class Report:
                 ),
             )
         elif st.rejected and not rejected_logged:
-            if st.rejected[0] == 429:
-                self.summary.limited(st.client)
-            self.log.add(logging.WARNING, report.rejected_line(endpoint, st.client, *st.rejected, st.dry_run))
+            self.log.later(logging.WARNING, self._rejected, (endpoint, st.client, st.rejected, st.dry_run, False))
         elif st.wait_note and not st.rejected:
             self.log.add(logging.INFO, report.wait_line(endpoint, st.client, st.wait_note))
             if self.comments:
@@ -160,13 +188,12 @@ class Report:
 
     def response(self, flow: http.HTTPFlow, st: FlowState) -> None:
         if st.limited:
-            self.summary.limited(st.client)
+            self.log.later(logging.INFO, self.summary.limited, (st.client,))
         notes = st.answer_notes
         if not notes or not flow.live:
             return
         endpoint = st.endpoint or flow.request.path.partition("?")[0]
-        self.summary.answered(st.client, notes)
-        self.log.add(logging.INFO, report.answer_line(endpoint, st.client, notes, st.dry_run))
+        self.log.later(logging.INFO, self._answered, (endpoint, st.client, notes, st.dry_run))
         if self.comments:
             note = report.answer_comment(notes, st.dry_run)
             flow.comment = f"{flow.comment}\n\n{note}" if flow.comment else note

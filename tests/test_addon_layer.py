@@ -616,3 +616,75 @@ def test_lines_made_later_keep_their_place_and_level(caplog):
         (logging.INFO, "first\nSECOND"),
         (logging.WARNING, "third\nfourth and fifth"),
     ]
+
+
+def _report_sequence(report: addon.Report) -> None:
+    """Report's hooks for a run of flows of several clients: changed, refused (400 and a full queue's 429),
+    waited, an answer translated, Mistral's 429, unchanged."""
+    from mistral_compat.changes import DROPPED, RENAMED, Change
+
+    def state(client: str, **kw) -> FlowState:
+        st = FlowState(client, "rewrite", "chat/completions", False)
+        for k, v in kw.items():
+            setattr(st, k, v)
+        return st
+
+    for st, notes in [
+        (state("A", changes=[Change(DROPPED, "user")]), []),
+        (state("B", rejected=(400, "the body is not JSON")), []),
+        (state("A", changes=[Change(RENAMED, "seed", "random_seed")]), ["content chunks -> text"]),
+        (state("C", waited=1.5, wait_note="waited 1.5 s"), []),
+        (state("B", rejected=(429, "queue full")), []),
+        (state("A", changes=[Change(DROPPED, "user")], limited=True), []),
+        (state("D"), ["tool calls -> index"]),
+        (state("C", endpoint=None, rejected=(429, "queue full"), wait_note="held"), []),
+    ]:
+        f = tflow.tflow(resp=True)
+        report.request(f, st)
+        st.answer_notes = notes
+        report.response(f, st)
+
+
+def test_the_summary_and_lines_made_in_batches_are_those_made_at_once(caplog):
+    """Counts and lines left to the batch (RequestLog.later) come out as if each was made in its hook: the same
+    summary (clients and fields in the same order) and the same log lines."""
+    caplog.set_level(logging.DEBUG, logger=addon.logger.name)
+
+    def at_once() -> tuple[str, list]:  # no event loop: every line is written (and counted) when added
+        report = addon.Report(Settings())
+        _report_sequence(report)
+        return report.summary.table(), [r.getMessage() for r in caplog.records if r.name == addon.logger.name]
+
+    async def batched() -> tuple[str, list]:
+        report = addon.Report(Settings())
+        _report_sequence(report)
+        assert len(report.log.pending) > 5 and not report.summary.clients  # nothing counted yet
+        await asyncio.sleep(report.log.FLUSH_DELAY + 0.1)
+        return report.summary.table(), [r.getMessage() for r in caplog.records if r.name == addon.logger.name]
+
+    table, lines = at_once()
+    caplog.clear()
+    table2, lines2 = asyncio.run(batched())
+    assert table2 == table and "\n".join(lines2) == "\n".join(lines)
+    rows = table.splitlines()
+    assert [row.split()[0] for row in rows[2:] if not row.startswith(" ")] == ["A", "B", "C", "D"]
+    assert [row.split("x  ")[1] for row in rows[3:6]] == [
+        "dropped user",
+        "seed -> random_seed",
+        "answer: content chunks -> text",
+    ]
+
+
+def test_a_line_that_cannot_be_made_costs_only_itself(caplog):
+    caplog.set_level(logging.INFO, logger=addon.logger.name)
+    log = addon.RequestLog()
+    log.pending.append((logging.INFO, "before"))
+    log.pending.append((logging.INFO, lambda: 1 / 0, ()))
+    log.pending.append((logging.INFO, lambda: None, ()))  # a count without a line
+    log.later(logging.INFO, str, ("after",))
+    got = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == addon.logger.name]
+    assert got == [
+        (logging.INFO, "before"),
+        (logging.WARNING, "mistral-compat: a log line could not be made (ZeroDivisionError: division by zero)"),
+        (logging.INFO, "after"),
+    ]

@@ -150,6 +150,37 @@ def test_a_rename_gives_the_same_as_the_walks_general_case_whatever_the_value():
     assert isinstance(NODES["chat/completions"].plan()["max_tokens"], tuple)  # (so the fast case was taken above)
 
 
+def test_an_array_chooses_a_union_branch_as_the_union_itself_would():
+    """ArrayNode.fix picks a union item's branch by its tag itself (UnionNode.fix's common case): the same body and
+    changes as UnionNode.fix for known tags, aliases (developer -> system), unknown tags and items of other
+    types."""
+    import json
+
+    messages = [
+        {"role": "user", "content": "hi", "name": "x"},
+        {"role": "developer", "content": "be brief", "name": "y"},
+        {"role": "system", "content": 3},
+        {"role": "robot", "content": "?", "extra": 1},
+        {"role": 7, "content": "?"},
+        {"content": "no role"},
+        "a string",
+        None,
+        {"role": "assistant", "content": "", "tool_calls": []},
+        {"role": "tool", "content": "42", "tool_call_id": "call_abcdefghijklmnop", "name": "f"},
+    ]
+    array = NODES["chat/completions"].props["messages"]
+    array = getattr(array, "node", array)  # (under a conversation rule's wrapper, if any)
+    assert array.union is not None
+    fast = fix(chat(messages=json.loads(json.dumps(messages))))
+    union, array.union = array.union, None  # every item to UnionNode.fix
+    try:
+        slow = fix(chat(messages=json.loads(json.dumps(messages))))
+    finally:
+        array.union = union
+    assert fast == slow
+    assert fast[0]["messages"][1] == {"role": "system", "content": "be brief"}
+
+
 def test_openai_keys_are_renamed_and_mistral_keys_win():
     body, changes = fix(chat(seed=3, max_completion_tokens=9))
     assert body["random_seed"] == 3 and body["max_tokens"] == 9 and "seed" not in body
