@@ -80,7 +80,7 @@ def worker(root: str, flows: int) -> float:
     clock = time.process_time_ns
     # The batched log lines (RequestLog, on the part that has one): written here every BATCH flows and timed
     # with the hooks, as mitmdump's timer would every 0.2 s (about 100 requests at this benchmark's rate).
-    log = next((p.log for p in mc.parts if hasattr(getattr(p, "log", None), "flush")), None)
+    log = next((p.log for p in getattr(mc, "parts", ()) if hasattr(getattr(p, "log", None), "flush")), None)
 
     async def run() -> float:
         with taddons.context(mc):
