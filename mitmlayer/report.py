@@ -69,10 +69,8 @@ class RequestLog:
             try:
                 line = make(*args)
             except Exception as e:  # a safety net: one line lost, never the batch (this runs in a timer)
-                level, line = (
-                    logging.WARNING,
-                    (f"mistral-compat: a log line could not be made ({type(e).__name__}: {report.printable(str(e))})"),
-                )
+                level = logging.WARNING
+                line = f"mistral-compat: a log line could not be made ({type(e).__name__}: {report.printable(str(e))})"
             if line is not None:
                 lines.append((level, line))
         start = 0
